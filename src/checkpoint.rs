@@ -1,0 +1,266 @@
+//! When a STATE may go out: only once every record read before it is acknowledged by the broker.
+//!
+//! Records are grouped into segments, one per gap between two STATEs. A segment counts its records still in
+//! flight; a STATE closes the open segment. The oldest closed segment whose count reached zero releases its
+//! STATE, in input order. A failed delivery poisons its segment: neither its STATE nor any later one is released.
+
+use crate::error::Error;
+use crate::protocol::Scope;
+use std::collections::VecDeque;
+
+/// Identifies the segment a record belongs to; handed to librdkafka as the delivery opaque.
+pub type SegmentId = usize;
+
+#[derive(Default)]
+pub struct Checkpoints {
+    /// Id of `segments[0]`.
+    base: SegmentId,
+    /// Closed segments (with their STATE) followed by the one open segment.
+    segments: VecDeque<Segment>,
+    in_flight: u64,
+    acknowledged: u64,
+    /// First segment with a failed record, and why.
+    failure: Option<(SegmentId, Error)>,
+}
+
+#[derive(Default)]
+struct Segment {
+    in_flight: u64,
+    state: Option<String>,
+}
+
+impl Checkpoints {
+    pub fn new() -> Checkpoints {
+        Checkpoints {
+            segments: VecDeque::from([Segment::default()]),
+            ..Default::default()
+        }
+    }
+
+    /// A record was handed to the producer; its delivery report will name the returned segment.
+    pub fn sent(&mut self) -> SegmentId {
+        self.in_flight += 1;
+        self.segments.back_mut().expect("an open segment").in_flight += 1;
+        self.base + self.segments.len() - 1
+    }
+
+    /// The producer did not take a record after all: forget it.
+    pub fn unsent(&mut self) {
+        self.in_flight -= 1;
+        self.segments.back_mut().expect("an open segment").in_flight -= 1;
+    }
+
+    pub fn acknowledged(&mut self, segment: SegmentId) {
+        self.in_flight -= 1;
+        self.acknowledged += 1;
+        self.segments[segment - self.base].in_flight -= 1;
+    }
+
+    pub fn failed(&mut self, segment: SegmentId, error: Error) {
+        self.in_flight -= 1;
+        self.segments[segment - self.base].in_flight -= 1;
+        // Keep the earliest: it is where the promise broke, and its cause is the one to report.
+        if self
+            .failure
+            .as_ref()
+            .is_none_or(|(first, _)| segment < *first)
+        {
+            self.failure = Some((segment, error));
+        }
+    }
+
+    /// A STATE arrived: it waits for every record sent so far.
+    pub fn close(&mut self, rendered_state: String) {
+        self.segments.back_mut().expect("an open segment").state = Some(rendered_state);
+        self.segments.push_back(Segment::default());
+    }
+
+    /// STATEs whose records are all acknowledged, oldest first, removed from the tracker.
+    pub fn take_due(&mut self, mut emit: impl FnMut(String)) {
+        while self.segments.len() > 1 && self.segments[0].in_flight == 0 {
+            if self
+                .failure
+                .as_ref()
+                .is_some_and(|(failed, _)| *failed <= self.base)
+            {
+                return;
+            }
+            let segment = self.segments.pop_front().expect("len > 1");
+            self.base += 1;
+            emit(segment.state.expect("closed segments hold a state"));
+        }
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    pub fn acknowledged_count(&self) -> u64 {
+        self.acknowledged
+    }
+
+    /// STATEs read but not yet released.
+    pub fn pending_states(&self) -> usize {
+        self.segments.len() - 1
+    }
+
+    pub fn has_failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    pub fn take_failure(&mut self) -> Option<Error> {
+        self.failure.take().map(|(_, e)| e)
+    }
+}
+
+/// Records per STATE, as the platform counts them: per stream since that stream's last STREAM state, and
+/// since the last GLOBAL/LEGACY state for those.
+pub struct RecordCounts {
+    since_global: u64,
+    per_stream: Vec<u64>,
+}
+
+impl RecordCounts {
+    pub fn new(streams: usize) -> RecordCounts {
+        RecordCounts {
+            since_global: 0,
+            per_stream: vec![0; streams],
+        }
+    }
+
+    pub fn record(&mut self, stream: usize) {
+        self.since_global += 1;
+        self.per_stream[stream] += 1;
+    }
+
+    /// The count a STATE of this scope carries, which then starts again from zero. `stream` is the catalog
+    /// index of a STREAM state's stream, if the catalog has it.
+    pub fn take(&mut self, scope: &Scope, stream: Option<usize>) -> u64 {
+        match scope {
+            Scope::Global => std::mem::take(&mut self.since_global),
+            Scope::Stream { .. } => stream.map_or(0, |i| std::mem::take(&mut self.per_stream[i])),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due(c: &mut Checkpoints) -> Vec<String> {
+        let mut out = vec![];
+        c.take_due(|s| out.push(s));
+        out
+    }
+
+    #[test]
+    fn state_waits_for_every_earlier_record() {
+        let mut c = Checkpoints::new();
+        let a = c.sent();
+        let b = c.sent();
+        c.close("s1".into());
+        let d = c.sent();
+        c.close("s2".into());
+        assert!(due(&mut c).is_empty());
+        c.acknowledged(d); // a later record acknowledged first releases nothing
+        assert!(due(&mut c).is_empty());
+        c.acknowledged(a);
+        assert!(due(&mut c).is_empty());
+        c.acknowledged(b);
+        assert_eq!(due(&mut c), vec!["s1", "s2"]);
+        assert_eq!(
+            (c.in_flight(), c.acknowledged_count(), c.pending_states()),
+            (0, 3, 0)
+        );
+    }
+
+    #[test]
+    fn states_without_records_between_them_go_out_in_order() {
+        let mut c = Checkpoints::new();
+        c.close("s1".into());
+        c.close("s2".into());
+        let r = c.sent();
+        c.close("s3".into());
+        assert_eq!(due(&mut c), vec!["s1", "s2"]);
+        c.acknowledged(r);
+        assert_eq!(due(&mut c), vec!["s3"]);
+    }
+
+    #[test]
+    fn failure_stops_every_later_state() {
+        let mut c = Checkpoints::new();
+        let a = c.sent();
+        c.close("s1".into());
+        let b = c.sent();
+        c.close("s2".into());
+        let d = c.sent();
+        c.close("s3".into());
+        c.acknowledged(d);
+        c.failed(b, Error::Transient("down".into()));
+        assert!(due(&mut c).is_empty());
+        c.acknowledged(a);
+        assert_eq!(due(&mut c), vec!["s1"]);
+        assert!(due(&mut c).is_empty());
+        assert!(c.has_failed());
+        assert_eq!(c.take_failure().unwrap().to_string(), "down");
+    }
+
+    #[test]
+    fn earliest_failure_wins() {
+        let mut c = Checkpoints::new();
+        let a = c.sent();
+        c.close("s1".into());
+        let b = c.sent();
+        c.failed(b, Error::Transient("late".into()));
+        c.failed(a, Error::Config("early".into()));
+        assert!(due(&mut c).is_empty());
+        assert_eq!(c.take_failure().unwrap().to_string(), "early");
+    }
+
+    #[test]
+    fn unsent_records_do_not_hold_states() {
+        let mut c = Checkpoints::new();
+        c.sent();
+        c.unsent();
+        c.close("s1".into());
+        assert_eq!(due(&mut c), vec!["s1"]);
+    }
+
+    #[test]
+    fn counts_legacy_global_and_stream_states() {
+        let mut n = RecordCounts::new(2);
+        n.record(0);
+        n.record(1);
+        n.record(0);
+        let s0 = Scope::Stream {
+            name: "a".into(),
+            namespace: None,
+        };
+        assert_eq!(n.take(&s0, Some(0)), 2);
+        assert_eq!(n.take(&s0, Some(0)), 0);
+        n.record(0);
+        // LEGACY and GLOBAL count every record since the previous such state.
+        assert_eq!(n.take(&Scope::Global, None), 4);
+        assert_eq!(n.take(&Scope::Global, None), 0);
+        assert_eq!(
+            n.take(
+                &Scope::Stream {
+                    name: "b".into(),
+                    namespace: None
+                },
+                Some(1)
+            ),
+            1
+        );
+        assert_eq!(
+            n.take(
+                &Scope::Stream {
+                    name: "zz".into(),
+                    namespace: None
+                },
+                None
+            ),
+            0
+        );
+    }
+}

@@ -1,0 +1,43 @@
+//! `discover`: the topics a sync can append to, each with the schema of the messages we write.
+
+use crate::config::Settings;
+use crate::error::Result;
+use crate::kafka;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub fn run(settings: &Settings) -> Result<Vec<Value>> {
+    let admin = kafka::admin(settings)?;
+    let timeout = Duration::from_millis(settings.max_block_ms.max(10_000) as u64);
+    let metadata = kafka::metadata(
+        admin.inner(),
+        &admin.inner().context().diagnostics,
+        settings,
+        timeout,
+    )?;
+    let mut topics: Vec<&str> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|name| !name.starts_with("__"))
+        .collect();
+    topics.sort_unstable();
+    Ok(topics
+        .into_iter()
+        .map(|topic| json!({"object_name": topic, "sync_mode": "append", "json_schema": envelope_schema()}))
+        .collect())
+}
+
+/// JSON schema of the value of every message the connector writes.
+fn envelope_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["_airbyte_ab_id", "_airbyte_stream", "_airbyte_emitted_at", "_airbyte_data"],
+        "properties": {
+            "_airbyte_ab_id": {"type": "string", "format": "uuid", "description": "Random UUIDv4, also the message key"},
+            "_airbyte_stream": {"type": "string", "description": "Name of the Airbyte stream"},
+            "_airbyte_emitted_at": {"type": "integer", "description": "When the source emitted the record, epoch ms"},
+            "_airbyte_data": {"type": "object", "description": "The record, as the source emitted it"}
+        }
+    })
+}

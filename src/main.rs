@@ -1,0 +1,79 @@
+use clap::{Parser, Subcommand};
+use destination_kafka::config::Settings;
+use destination_kafka::error::{Error, FailureType};
+use destination_kafka::{check, discover, logging, output, protocol, spec, write};
+
+/// Airbyte destination for Apache Kafka.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the connector specification.
+    Spec,
+    /// Check that the config can reach the cluster (and write to `test_topic`).
+    Check {
+        #[arg(long)]
+        config: String,
+    },
+    /// List the topics a sync can write to.
+    Discover {
+        #[arg(long)]
+        config: String,
+    },
+    /// Write Airbyte messages from stdin to Kafka.
+    Write {
+        #[arg(long)]
+        config: String,
+        #[arg(long)]
+        catalog: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    logging::init();
+    // A panic is a bug, but the platform still deserves a TRACE that says so.
+    std::panic::set_hook(Box::new(|info| {
+        let _ = output::emit(&protocol::trace_error(
+            FailureType::SystemError,
+            &format!("internal error: {info}"),
+        ));
+    }));
+    let result = match cli.command {
+        Command::Spec => output::emit(&protocol::spec_message(spec::spec())).map_err(stdout_error),
+        Command::Check { config } => {
+            let outcome = Settings::load(&config).and_then(|settings| check::run(&settings));
+            if let Err(e) = &outcome {
+                tracing::warn!("check failed ({:?}): {e}", e.failure_type());
+            }
+            output::emit(&protocol::connection_status(
+                outcome.map_err(|e| e.to_string()),
+            ))
+            .map_err(stdout_error)
+        }
+        Command::Discover { config } => Settings::load(&config)
+            .and_then(|settings| discover::run(&settings))
+            .and_then(|operations| {
+                output::emit(&protocol::destination_catalog(operations)).map_err(stdout_error)
+            }),
+        Command::Write { config, catalog } => {
+            Settings::load(&config).and_then(|settings| write::run(&settings, &catalog))
+        }
+    };
+    if let Err(error) = result {
+        let _ = output::emit(&protocol::trace_error(
+            error.failure_type(),
+            &error.to_string(),
+        ));
+        std::process::exit(1);
+    }
+}
+
+fn stdout_error(e: std::io::Error) -> Error {
+    Error::System(format!("cannot write to stdout: {e}"))
+}
