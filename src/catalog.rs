@@ -20,53 +20,31 @@ impl Routes {
     pub fn load(path: &str, topic_pattern: &str) -> Result<Routes> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("cannot read the catalog file {path}: {e}")))?;
-        let catalog: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::Config(format!("the catalog file {path} is not valid JSON: {e}"))
-        })?;
+        let catalog: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Config(format!("the catalog file {path} is not valid JSON: {e}")))?;
         Routes::from_catalog(&catalog, topic_pattern)
     }
 
     /// Accepts a ConfiguredAirbyteCatalog, and also a plain AirbyteCatalog (streams without the `stream` wrapper).
     pub fn from_catalog(catalog: &Value, topic_pattern: &str) -> Result<Routes> {
-        let streams = catalog["streams"]
-            .as_array()
-            .ok_or_else(|| Error::Config("the catalog has no `streams` array".into()))?;
-        let mut routes = Routes {
-            routes: Vec::new(),
-            by_stream: HashMap::new(),
-        };
+        let streams =
+            catalog["streams"].as_array().ok_or_else(|| Error::Config("the catalog has no `streams` array".into()))?;
+        let mut routes = Routes { routes: Vec::new(), by_stream: HashMap::new() };
         for (i, entry) in streams.iter().enumerate() {
-            let stream = if entry["stream"].is_object() {
-                &entry["stream"]
-            } else {
-                entry
-            };
-            let name = stream["name"]
-                .as_str()
-                .ok_or_else(|| Error::Config(format!("catalog stream #{i} has no `name`")))?;
+            let stream = if entry["stream"].is_object() { &entry["stream"] } else { entry };
+            let name =
+                stream["name"].as_str().ok_or_else(|| Error::Config(format!("catalog stream #{i} has no `name`")))?;
             let namespace = stream["namespace"].as_str().filter(|n| !n.is_empty());
-            if let Some(mode) = entry["destination_sync_mode"]
-                .as_str()
-                .filter(|m| *m != "append")
-            {
+            if let Some(mode) = entry["destination_sync_mode"].as_str().filter(|m| *m != "append") {
                 tracing::warn!("stream `{name}` asks for destination_sync_mode `{mode}`; Kafka topics are append-only, records are appended");
             }
             if routes.find(namespace, name).is_some() {
                 continue;
             }
             let topic = naming::topic_name(topic_pattern, namespace, name);
-            naming::check_topic(&topic, &format!("stream `{}`", describe(namespace, name)))
-                .map_err(Error::Config)?;
-            routes
-                .by_stream
-                .entry(name.to_string())
-                .or_default()
-                .push(routes.routes.len());
-            routes.routes.push(Route {
-                namespace: namespace.map(str::to_string),
-                stream: name.to_string(),
-                topic,
-            });
+            naming::check_topic(&topic, &format!("stream `{}`", describe(namespace, name))).map_err(Error::Config)?;
+            routes.by_stream.entry(name.to_string()).or_default().push(routes.routes.len());
+            routes.routes.push(Route { namespace: namespace.map(str::to_string), stream: name.to_string(), topic });
         }
         Ok(routes)
     }
@@ -74,11 +52,7 @@ impl Routes {
     /// The route of a record; an empty namespace counts as none.
     pub fn find(&self, namespace: Option<&str>, stream: &str) -> Option<usize> {
         let namespace = namespace.filter(|n| !n.is_empty());
-        self.by_stream
-            .get(stream)?
-            .iter()
-            .copied()
-            .find(|&i| self.routes[i].namespace.as_deref() == namespace)
+        self.by_stream.get(stream)?.iter().copied().find(|&i| self.routes[i].namespace.as_deref() == namespace)
     }
 
     /// Distinct topics, in catalog order.
@@ -128,26 +102,16 @@ mod tests {
     #[test]
     fn shared_topics_are_listed_once() {
         let c = json!({"streams": [{"name": "a"}, {"name": "b"}]});
-        assert_eq!(
-            Routes::from_catalog(&c, "all.records").unwrap().topics(),
-            vec!["all_records"]
-        );
+        assert_eq!(Routes::from_catalog(&c, "all.records").unwrap().topics(), vec!["all_records"]);
     }
 
     #[test]
     fn bad_topic_names_name_the_stream() {
         let c = json!({"streams": [{"name": "x", "namespace": "ns"}]});
         let err = Routes::from_catalog(&c, "").err().unwrap().to_string();
-        assert!(
-            err.contains("stream `ns.x`") && err.contains("empty"),
-            "{err}"
-        );
+        assert!(err.contains("stream `ns.x`") && err.contains("empty"), "{err}");
         let c = json!({"streams": [{"name": "y".repeat(300)}]});
-        assert!(Routes::from_catalog(&c, "{stream}")
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("over Kafka's limit"));
+        assert!(Routes::from_catalog(&c, "{stream}").err().unwrap().to_string().contains("over Kafka's limit"));
         assert!(Routes::from_catalog(&json!({}), "{stream}").is_err());
     }
 }

@@ -3,7 +3,7 @@
 use crate::config::Settings;
 use crate::envelope::{Encoder, StreamPart};
 use crate::error::{Error, Result};
-use crate::kafka::{self, Producer, Sent};
+use crate::kafka::{Producer, Sent};
 use std::time::{Duration, Instant};
 
 /// How long check waits for the cluster to answer, so the UI never hangs on a dead address.
@@ -11,35 +11,21 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Ok, or the reason in words a user can act on.
 pub fn run(settings: &Settings) -> Result<()> {
-    let admin = kafka::admin(settings)?;
-    kafka::metadata(
-        admin.inner(),
-        &admin.inner().context().diagnostics,
-        settings,
-        CHECK_TIMEOUT,
-    )?;
+    let producer = Producer::new(settings)?;
+    producer.metadata(settings, CHECK_TIMEOUT)?;
     let Some(topic) = settings.test_topic() else {
         return Ok(());
     };
-    kafka::ensure_topics(settings, &[&topic], CHECK_TIMEOUT).map_err(|e| match e {
+    producer.ensure_topics(settings, &[&topic], CHECK_TIMEOUT).map_err(|e| match e {
         Error::Config(m) => Error::Config(format!("test topic: {m}")),
         other => other,
     })?;
     // Java's test message, so whatever watches the test topic sees what it always saw.
-    let producer = Producer::new(settings)?;
     let mut encoder = Encoder::default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let (key, value) = encoder.encode(
-        &StreamPart::new("test-topic-stream"),
-        now,
-        r#"{"test-key":"test-value"}"#,
-    );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let (key, value) = encoder.encode(&StreamPart::new("test-topic-stream"), now, r#"{"test-key":"test-value"}"#);
     if let Sent::QueueFull = producer.send(&topic, key, value)? {
-        return Err(Error::System(
-            "the producer queue is full before the first record".into(),
-        ));
+        return Err(Error::System("the producer queue is full before the first record".into()));
     }
     let deadline = Instant::now() + CHECK_TIMEOUT;
     let settled = producer.wait_settled(deadline, |_| Ok(()))?;
@@ -49,10 +35,7 @@ pub fn run(settings: &Settings) -> Result<()> {
     if !settled {
         return Err(producer.diagnostics().explain(
             settings,
-            &format!(
-                "the test message to topic `{topic}` was not acknowledged within {} s",
-                CHECK_TIMEOUT.as_secs()
-            ),
+            &format!("the test message to topic `{topic}` was not acknowledged within {} s", CHECK_TIMEOUT.as_secs()),
         ));
     }
     Ok(())

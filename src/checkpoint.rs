@@ -31,10 +31,7 @@ struct Segment {
 
 impl Checkpoints {
     pub fn new() -> Checkpoints {
-        Checkpoints {
-            segments: VecDeque::from([Segment::default()]),
-            ..Default::default()
-        }
+        Checkpoints { segments: VecDeque::from([Segment::default()]), ..Default::default() }
     }
 
     /// A record was handed to the producer; its delivery report will name the returned segment.
@@ -60,11 +57,7 @@ impl Checkpoints {
         self.in_flight -= 1;
         self.segments[segment - self.base].in_flight -= 1;
         // Keep the earliest: it is where the promise broke, and its cause is the one to report.
-        if self
-            .failure
-            .as_ref()
-            .is_none_or(|(first, _)| segment < *first)
-        {
+        if self.failure.as_ref().is_none_or(|(first, _)| segment < *first) {
             self.failure = Some((segment, error));
         }
     }
@@ -78,11 +71,7 @@ impl Checkpoints {
     /// STATEs whose records are all acknowledged, oldest first, removed from the tracker.
     pub fn take_due(&mut self, mut emit: impl FnMut(String)) {
         while self.segments.len() > 1 && self.segments[0].in_flight == 0 {
-            if self
-                .failure
-                .as_ref()
-                .is_some_and(|(failed, _)| *failed <= self.base)
-            {
+            if self.failure.as_ref().is_some_and(|(failed, _)| *failed <= self.base) {
                 return;
             }
             let segment = self.segments.pop_front().expect("len > 1");
@@ -122,10 +111,7 @@ pub struct RecordCounts {
 
 impl RecordCounts {
     pub fn new(streams: usize) -> RecordCounts {
-        RecordCounts {
-            since_global: 0,
-            per_stream: vec![0; streams],
-        }
+        RecordCounts { since_global: 0, per_stream: vec![0; streams] }
     }
 
     pub fn record(&mut self, stream: usize) {
@@ -168,10 +154,7 @@ mod tests {
         assert!(due(&mut c).is_empty());
         c.acknowledged(b);
         assert_eq!(due(&mut c), vec!["s1", "s2"]);
-        assert_eq!(
-            (c.in_flight(), c.acknowledged_count(), c.pending_states()),
-            (0, 3, 0)
-        );
+        assert_eq!((c.in_flight(), c.acknowledged_count(), c.pending_states()), (0, 3, 0));
     }
 
     #[test]
@@ -232,35 +215,14 @@ mod tests {
         n.record(0);
         n.record(1);
         n.record(0);
-        let s0 = Scope::Stream {
-            name: "a".into(),
-            namespace: None,
-        };
+        let s0 = Scope::Stream { name: "a".into(), namespace: None };
         assert_eq!(n.take(&s0, Some(0)), 2);
         assert_eq!(n.take(&s0, Some(0)), 0);
         n.record(0);
         // LEGACY and GLOBAL count every record since the previous such state.
         assert_eq!(n.take(&Scope::Global, None), 4);
         assert_eq!(n.take(&Scope::Global, None), 0);
-        assert_eq!(
-            n.take(
-                &Scope::Stream {
-                    name: "b".into(),
-                    namespace: None
-                },
-                Some(1)
-            ),
-            1
-        );
-        assert_eq!(
-            n.take(
-                &Scope::Stream {
-                    name: "zz".into(),
-                    namespace: None
-                },
-                None
-            ),
-            0
-        );
+        assert_eq!(n.take(&Scope::Stream { name: "b".into(), namespace: None }, Some(1)), 1);
+        assert_eq!(n.take(&Scope::Stream { name: "zz".into(), namespace: None }, None), 0);
     }
 }

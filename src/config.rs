@@ -104,21 +104,14 @@ impl std::fmt::Debug for Secret {
 /// A whole number given as a JSON number (`5`, `5.0`) or a numeric string (`"5"`).
 fn number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let value = Value::deserialize(d)?;
-    as_whole_number(&value).ok_or_else(|| {
-        serde::de::Error::custom(format!(
-            "expected a whole number or a numeric string, got {value}"
-        ))
-    })
+    as_whole_number(&value)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number or a numeric string, got {value}")))
 }
 
 fn as_whole_number(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| whole(n.as_f64()?)),
-        Value::String(s) => s
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .or_else(|| whole(s.trim().parse().ok()?)),
+        Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| whole(s.trim().parse().ok()?)),
         _ => None,
     }
 }
@@ -134,9 +127,7 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
         Value::Null => Ok(false),
-        other => Err(serde::de::Error::custom(format!(
-            "expected true or false, got {other}"
-        ))),
+        other => Err(serde::de::Error::custom(format!("expected true or false, got {other}"))),
     }
 }
 
@@ -164,24 +155,18 @@ impl Settings {
     fn validate(&self) -> Result<()> {
         let config = |m: String| Err(Error::Config(m));
         if self.bootstrap_servers.trim().is_empty() {
-            return config(
-                "config field `bootstrap_servers` is empty: give host:port[,host:port...]".into(),
-            );
+            return config("config field `bootstrap_servers` is empty: give host:port[,host:port...]".into());
         }
-        if self.topic_partitions == 0
-            || self.topic_partitions < -1
-            || self.topic_partitions > i32::MAX as i64
-        {
-            return config(
-                "config field `topic_partitions` must be -1 (broker default) or a positive number"
-                    .into(),
-            );
+        if self.topic_partitions == 0 || self.topic_partitions < -1 || self.topic_partitions > i32::MAX as i64 {
+            return config("config field `topic_partitions` must be -1 (broker default) or a positive number".into());
         }
         if self.topic_replication_factor == 0
             || self.topic_replication_factor < -1
             || self.topic_replication_factor > 32767
         {
-            return config("config field `topic_replication_factor` must be -1 (broker default) or a positive number".into());
+            return config(
+                "config field `topic_replication_factor` must be -1 (broker default) or a positive number".into(),
+            );
         }
         if self.max_block_ms < 0 {
             return config("config field `max_block_ms` must not be negative".into());
@@ -195,31 +180,16 @@ impl Settings {
 
     /// The sanitised test topic, when one is configured (blank counts as none, as in Java).
     pub fn test_topic(&self) -> Option<String> {
-        self.test_topic
-            .as_deref()
-            .filter(|t| !t.trim().is_empty())
-            .map(naming::sanitize)
+        self.test_topic.as_deref().filter(|t| !t.trim().is_empty()).map(naming::sanitize)
     }
 
     /// librdkafka properties, each with the config field it came from (to name it when librdkafka refuses it).
     pub fn properties(&self) -> Result<Vec<Property>> {
         let mut props = vec![
-            Property::new(
-                "bootstrap.servers",
-                &self.bootstrap_servers,
-                "bootstrap_servers",
-            ),
+            Property::new("bootstrap.servers", &self.bootstrap_servers, "bootstrap_servers"),
             Property::new("acks", &self.acks, "acks"),
-            Property::new(
-                "enable.idempotence",
-                self.enable_idempotence,
-                "enable_idempotence",
-            ),
-            Property::new(
-                "compression.type",
-                &self.compression_type,
-                "compression_type",
-            ),
+            Property::new("enable.idempotence", self.enable_idempotence, "enable_idempotence"),
+            Property::new("compression.type", &self.compression_type, "compression_type"),
             Property::new("batch.size", self.batch_size, "batch_size"),
             Property::new("linger.ms", self.linger_ms, "linger_ms"),
             Property::new(
@@ -227,57 +197,24 @@ impl Settings {
                 self.max_in_flight_requests_per_connection,
                 "max_in_flight_requests_per_connection",
             ),
-            Property::new(
-                "client.dns.lookup",
-                dns_lookup(&self.client_dns_lookup),
-                "client_dns_lookup",
-            ),
-            Property::new(
-                "queue.buffering.max.kbytes",
-                (self.buffer_memory / 1024).max(1),
-                "buffer_memory",
-            ),
-            Property::new(
-                "message.max.bytes",
-                self.max_request_size,
-                "max_request_size",
-            ),
+            Property::new("client.dns.lookup", dns_lookup(&self.client_dns_lookup), "client_dns_lookup"),
+            Property::new("queue.buffering.max.kbytes", (self.buffer_memory / 1024).max(1), "buffer_memory"),
+            Property::new("message.max.bytes", self.max_request_size, "max_request_size"),
             Property::new("retries", self.retries, "retries"),
             Property::new(
                 "socket.connection.setup.timeout.ms",
                 self.socket_connection_setup_timeout_ms,
                 "socket_connection_setup_timeout_ms",
             ),
-            Property::new(
-                "request.timeout.ms",
-                self.request_timeout_ms,
-                "request_timeout_ms",
-            ),
-            Property::new(
-                "message.timeout.ms",
-                self.delivery_timeout_ms,
-                "delivery_timeout_ms",
-            ),
+            Property::new("request.timeout.ms", self.request_timeout_ms, "request_timeout_ms"),
+            Property::new("message.timeout.ms", self.delivery_timeout_ms, "delivery_timeout_ms"),
             // Java's -1 means "OS default", which librdkafka spells 0.
-            Property::new(
-                "socket.send.buffer.bytes",
-                self.send_buffer_bytes.max(0),
-                "send_buffer_bytes",
-            ),
-            Property::new(
-                "socket.receive.buffer.bytes",
-                self.receive_buffer_bytes.max(0),
-                "receive_buffer_bytes",
-            ),
+            Property::new("socket.send.buffer.bytes", self.send_buffer_bytes.max(0), "send_buffer_bytes"),
+            Property::new("socket.receive.buffer.bytes", self.receive_buffer_bytes.max(0), "receive_buffer_bytes"),
             // Java's default partitioner hashes the key with murmur2: keep records on the same partitions.
             Property::new("partitioner", "murmur2_random", "partitioner"),
         ];
-        if let Some(client_id) = self
-            .client_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-        {
+        if let Some(client_id) = self.client_id.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
             props.push(Property::new("client.id", client_id, "client_id"));
         }
         let (security, sasl) = match &self.protocol {
@@ -285,32 +222,21 @@ impl Settings {
             Protocol::SaslPlaintext(sasl) => ("SASL_PLAINTEXT", Some(sasl)),
             Protocol::SaslSsl(sasl) => ("SASL_SSL", Some(sasl)),
         };
-        props.push(Property::new(
-            "security.protocol",
-            security,
-            "protocol.security_protocol",
-        ));
+        props.push(Property::new("security.protocol", security, "protocol.security_protocol"));
         if let Some(sasl) = sasl {
-            props.push(Property::new(
-                "sasl.mechanism",
-                &sasl.sasl_mechanism,
-                "protocol.sasl_mechanism",
-            ));
-            let bad_jaas =
-                |m: String| Error::Config(format!("config field `protocol.sasl_jaas_config` {m}"));
+            props.push(Property::new("sasl.mechanism", &sasl.sasl_mechanism, "protocol.sasl_mechanism"));
+            let bad_jaas = |m: String| Error::Config(format!("config field `protocol.sasl_jaas_config` {m}"));
             let jaas = jaas::parse(sasl.sasl_jaas_config.expose()).map_err(bad_jaas)?;
-            for (key, value) in
-                jaas::sasl_properties(&sasl.sasl_mechanism, &jaas).map_err(bad_jaas)?
-            {
+            for (key, value) in jaas::sasl_properties(&sasl.sasl_mechanism, &jaas).map_err(bad_jaas)? {
                 props.push(Property::new(key, value, "protocol.sasl_jaas_config"));
             }
         }
         Ok(props)
     }
 
-    /// A librdkafka client (producer or admin) with these settings plus `overrides`. librdkafka checks ranges
+    /// A librdkafka client (producer or admin) with these settings. librdkafka checks ranges
     /// and combinations here; its complaint is turned into a config error naming the user's field.
-    pub fn client<C, T>(&self, context: C, overrides: &[(&str, &str)]) -> Result<T>
+    pub fn client<C, T>(&self, context: C) -> Result<T>
     where
         C: ClientContext,
         T: FromClientConfigAndContext<C>,
@@ -320,12 +246,7 @@ impl Settings {
         for p in &props {
             config.set(p.key, &p.value);
         }
-        for (key, value) in overrides {
-            config.set(*key, *value);
-        }
-        config
-            .create_with_context(context)
-            .map_err(|e| Error::Config(explain_rejection(&e.to_string(), &props)))
+        config.create_with_context(context).map_err(|e| Error::Config(explain_rejection(&e.to_string(), &props)))
     }
 }
 
@@ -338,24 +259,16 @@ pub struct Property {
 
 impl Property {
     fn new(key: &'static str, value: impl ToString, field: &'static str) -> Property {
-        Property {
-            key,
-            value: value.to_string(),
-            field,
-        }
+        Property { key, value: value.to_string(), field }
     }
 }
 
 /// Turns librdkafka's complaint about `some.property` into one about the user's field.
 fn explain_rejection(message: &str, props: &[Property]) -> String {
-    let culprit = props.iter().find(|p| {
-        message.contains(&format!("\"{}\"", p.key)) || message.contains(&format!("`{}`", p.key))
-    });
+    let culprit =
+        props.iter().find(|p| message.contains(&format!("\"{}\"", p.key)) || message.contains(&format!("`{}`", p.key)));
     match culprit {
-        Some(p) => format!(
-            "config field `{}` (librdkafka `{}`) is refused: {message}",
-            p.field, p.key
-        ),
+        Some(p) => format!("config field `{}` (librdkafka `{}`) is refused: {message}", p.field, p.key),
         None => format!("the producer settings are refused by librdkafka: {message}"),
     }
 }
@@ -373,8 +286,7 @@ fn dns_lookup(value: &str) -> &str {
 /// `0` → `"0"` where it says string. Saved configs hold both shapes; anything not convertible is left for the
 /// validator to name.
 fn coerce_scalars(schema: &Value, config: &mut Value) {
-    let (Some(props), Some(obj)) = (schema["properties"].as_object(), config.as_object_mut())
-    else {
+    let (Some(props), Some(obj)) = (schema["properties"].as_object(), config.as_object_mut()) else {
         return;
     };
     for (key, value) in obj.iter_mut() {
@@ -425,5 +337,167 @@ fn validate(schema: &Value, config: &Value) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Config(problems.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A config as Airbyte's UI saves it for the Java connector 0.1.11.
+    fn java_config() -> Value {
+        json!({
+            "bootstrap_servers": "kafka-broker1:9092,kafka-broker2:9092",
+            "topic_pattern": "{namespace}.{stream}.sample",
+            "protocol": {"security_protocol": "PLAINTEXT"},
+            "acks": "all", "enable_idempotence": true, "compression_type": "zstd",
+            "batch_size": 16384, "linger_ms": "5", "max_in_flight_requests_per_connection": 5,
+            "client_dns_lookup": "use_all_dns_ips", "buffer_memory": "33554432", "max_request_size": 1048576,
+            "retries": 2147483647, "socket_connection_setup_timeout_ms": "10000",
+            "socket_connection_setup_timeout_max_ms": "30000", "max_block_ms": "60000",
+            "request_timeout_ms": 30000, "delivery_timeout_ms": 120000,
+            "send_buffer_bytes": -1, "receive_buffer_bytes": 32768
+        })
+    }
+
+    fn with(mut config: Value, key: &str, value: Value) -> Value {
+        config[key] = value;
+        config
+    }
+
+    fn prop<'a>(props: &'a [Property], key: &str) -> Option<&'a str> {
+        props.iter().find(|p| p.key == key).map(|p| p.value.as_str())
+    }
+
+    #[test]
+    fn java_shape_maps_to_librdkafka() {
+        let s = Settings::from_value(java_config()).unwrap();
+        assert!(!s.sync_producer && s.test_topic().is_none() && s.client_id.is_none());
+        let props = s.properties().unwrap();
+        assert_eq!(prop(&props, "queue.buffering.max.kbytes"), Some("32768"));
+        assert_eq!(prop(&props, "linger.ms"), Some("5"));
+        assert_eq!(prop(&props, "socket.send.buffer.bytes"), Some("0"));
+        assert_eq!(prop(&props, "socket.receive.buffer.bytes"), Some("32768"));
+        assert_eq!(prop(&props, "message.timeout.ms"), Some("120000"));
+        assert_eq!(prop(&props, "message.max.bytes"), Some("1048576"));
+        assert_eq!(prop(&props, "partitioner"), Some("murmur2_random"));
+        assert_eq!(prop(&props, "security.protocol"), Some("PLAINTEXT"));
+        assert_eq!(prop(&props, "client.id"), None);
+        assert_eq!((s.topic_partitions, s.topic_replication_factor), (-1, -1));
+    }
+
+    #[test]
+    fn numbers_as_strings_and_strings_as_numbers() {
+        // Java's own acceptance-test config: integers as strings.
+        let mut c = java_config();
+        for key in ["batch_size", "max_in_flight_requests_per_connection", "retries", "request_timeout_ms"] {
+            let n = c[key].as_i64().unwrap();
+            c[key] = json!(n.to_string());
+        }
+        // 0.1.0 configs: the string-typed fields as numbers.
+        for key in ["linger_ms", "buffer_memory", "socket_connection_setup_timeout_ms", "max_block_ms"] {
+            let n: i64 = c[key].as_str().unwrap().parse().unwrap();
+            c[key] = json!(n);
+        }
+        c["sync_producer"] = json!(true);
+        c["test_topic"] = json!("test.topic");
+        c["client_id"] = json!("  ");
+        let s = Settings::from_value(c).unwrap();
+        assert_eq!((s.batch_size, s.linger_ms, s.buffer_memory, s.retries), (16384, 5, 33554432, 2147483647));
+        assert!(s.sync_producer);
+        assert_eq!(s.test_topic().as_deref(), Some("test_topic"));
+        assert_eq!(prop(&s.properties().unwrap(), "client.id"), None);
+    }
+
+    #[test]
+    fn non_numbers_are_named() {
+        for (key, value) in [("batch_size", json!("lots")), ("linger_ms", json!("soon")), ("retries", json!(1.5))] {
+            let err = Settings::from_value(with(java_config(), key, value)).err().unwrap();
+            assert!(matches!(err, Error::Config(_)));
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
+        let err = Settings::from_value(with(java_config(), "acks", json!("2"))).err().unwrap().to_string();
+        assert!(err.contains("`acks`"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_keys_are_named() {
+        let mut c = java_config();
+        c.as_object_mut().unwrap().remove("max_block_ms");
+        let err = Settings::from_value(c).err().unwrap().to_string();
+        assert!(err.contains("max_block_ms"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_accepted() {
+        assert!(Settings::from_value(with(java_config(), "something_new", json!({"x": 1}))).is_ok());
+    }
+
+    #[test]
+    fn sasl_branches() {
+        let jaas =
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="hunter2";"#;
+        for protocol in ["SASL_PLAINTEXT", "SASL_SSL"] {
+            let c = with(
+                java_config(),
+                "protocol",
+                json!({"security_protocol": protocol, "sasl_mechanism": "SCRAM-SHA-512", "sasl_jaas_config": jaas}),
+            );
+            let s = Settings::from_value(c).unwrap();
+            let props = s.properties().unwrap();
+            assert_eq!(prop(&props, "security.protocol"), Some(protocol));
+            assert_eq!(prop(&props, "sasl.mechanism"), Some("SCRAM-SHA-512"));
+            assert_eq!(prop(&props, "sasl.username"), Some("u"));
+            assert_eq!(prop(&props, "sasl.password"), Some("hunter2"));
+            assert!(!format!("{s:?}").contains("hunter2"), "Debug must redact the JAAS string");
+        }
+    }
+
+    #[test]
+    fn bad_protocols_are_config_errors_without_the_secret() {
+        let bad_jaas = json!({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
+            "sasl_jaas_config": "username=\"u\" password=\"hunter2\""});
+        let err = Settings::from_value(with(java_config(), "protocol", bad_jaas)).err().unwrap().to_string();
+        assert!(err.contains("sasl_jaas_config") && !err.contains("hunter2"), "{err}");
+
+        let no_password = json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+            "sasl_jaas_config": "x.PlainLoginModule required username=\"u\";"});
+        let err = Settings::from_value(with(java_config(), "protocol", no_password)).err().unwrap().to_string();
+        assert!(err.contains("`password`"), "{err}");
+
+        let ssl_only = json!({"security_protocol": "SSL", "sasl_jaas_config": "hunter2"});
+        let err = Settings::from_value(with(java_config(), "protocol", ssl_only)).err().unwrap().to_string();
+        assert!(err.contains("`protocol`") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn librdkafka_refusals_name_the_field() {
+        let s = Settings::from_value(with(java_config(), "batch_size", json!(-5))).unwrap();
+        let err = s.client::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
+        let err = err.err().unwrap().to_string();
+        assert!(err.contains("`batch_size`") && err.contains("batch.size"), "{err}");
+
+        // Idempotence needs acks=all, in Java and in librdkafka alike.
+        let s = Settings::from_value(with(java_config(), "acks", json!("1"))).unwrap();
+        let err = s.client::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
+        assert!(matches!(err, Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn dns_lookup_default_and_new_keys() {
+        let c = with(java_config(), "client_dns_lookup", json!("default"));
+        let c = with(c, "topic_partitions", json!("3"));
+        let s = Settings::from_value(c).unwrap();
+        assert_eq!(prop(&s.properties().unwrap(), "client.dns.lookup"), Some("use_all_dns_ips"));
+        assert_eq!(s.topic_partitions, 3);
+        let err = Settings::from_value(with(java_config(), "topic_partitions", json!(0))).err().unwrap().to_string();
+        assert!(err.contains("topic_partitions"), "{err}");
+    }
+
+    #[test]
+    fn bad_test_topic_is_named() {
+        let err = Settings::from_value(with(java_config(), "test_topic", json!("x".repeat(300)))).err().unwrap();
+        assert!(err.to_string().contains("test_topic"), "{err}");
     }
 }

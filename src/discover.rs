@@ -2,25 +2,15 @@
 
 use crate::config::Settings;
 use crate::error::Result;
-use crate::kafka;
+use crate::kafka::Producer;
 use serde_json::{json, Value};
 use std::time::Duration;
 
 pub fn run(settings: &Settings) -> Result<Vec<Value>> {
-    let admin = kafka::admin(settings)?;
     let timeout = Duration::from_millis(settings.max_block_ms.max(10_000) as u64);
-    let metadata = kafka::metadata(
-        admin.inner(),
-        &admin.inner().context().diagnostics,
-        settings,
-        timeout,
-    )?;
-    let mut topics: Vec<&str> = metadata
-        .topics()
-        .iter()
-        .map(|t| t.name())
-        .filter(|name| !name.starts_with("__"))
-        .collect();
+    let metadata = Producer::new(settings)?.metadata(settings, timeout)?;
+    let mut topics: Vec<&str> =
+        metadata.topics().iter().map(|t| t.name()).filter(|name| !name.starts_with("__")).collect();
     topics.sort_unstable();
     Ok(topics
         .into_iter()

@@ -24,10 +24,7 @@ impl StreamPart {
 
 impl Default for Encoder {
     fn default() -> Self {
-        Encoder {
-            key: [0; 36],
-            value: Vec::with_capacity(4096),
-        }
+        Encoder { key: [0; 36], value: Vec::with_capacity(4096) }
     }
 }
 
@@ -74,10 +71,7 @@ mod tests {
         let mut enc = Encoder::default();
         let (_, value) = enc.encode(&StreamPart::new("a\"b\\c\nd/é\u{1}"), -5, "{}");
         let text = std::str::from_utf8(value).unwrap();
-        assert!(
-            text.contains(r#""_airbyte_stream":"a\"b\\c\nd/é\u0001","_airbyte_emitted_at":-5,"#),
-            "{text}"
-        );
+        assert!(text.contains(r#""_airbyte_stream":"a\"b\\c\nd/é\u0001","_airbyte_emitted_at":-5,"#), "{text}");
         let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(parsed["_airbyte_stream"], "a\"b\\c\nd/é\u{1}");
     }

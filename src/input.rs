@@ -50,11 +50,7 @@ impl Input {
     }
 }
 
-fn read_chunks(
-    mut source: impl Read,
-    tx: SyncSender<std::io::Result<Vec<u8>>>,
-    spare: Receiver<Vec<u8>>,
-) {
+fn read_chunks(mut source: impl Read, tx: SyncSender<std::io::Result<Vec<u8>>>, spare: Receiver<Vec<u8>>) {
     // Reads land in one buffer zeroed once; chunks get only the bytes read, so a trickling pipe stays cheap.
     let mut scratch = vec![0u8; CHUNK];
     let mut pending: Vec<u8> = Vec::new();
@@ -78,9 +74,7 @@ fn read_chunks(
             pending.extend_from_slice(&scratch[..read]);
             continue;
         };
-        let mut chunk = spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let mut chunk = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
         chunk.clear();
         chunk.append(&mut pending);
         chunk.extend_from_slice(&scratch[..=last_newline]);
@@ -115,27 +109,15 @@ mod tests {
             }
         }
         let (_, whole) = chunks.split_last().unwrap();
-        assert!(
-            whole.iter().all(|c| c.ends_with(b"\n")),
-            "every chunk but the last ends a line"
-        );
+        assert!(whole.iter().all(|c| c.ends_with(b"\n")), "every chunk but the last ends a line");
         chunks.concat()
     }
 
     #[test]
     fn chunks_are_whole_lines_and_nothing_is_lost() {
-        let text: Vec<u8> = (0..10_000)
-            .flat_map(|i| format!("line {i}\n").into_bytes())
-            .chain(*b"last")
-            .collect();
-        assert_eq!(
-            collect(Input::spawn(Trickle(std::io::Cursor::new(text.clone()), 7))),
-            text
-        );
-        assert_eq!(
-            collect(Input::spawn(std::io::Cursor::new(text.clone()))),
-            text
-        );
+        let text: Vec<u8> = (0..10_000).flat_map(|i| format!("line {i}\n").into_bytes()).chain(*b"last").collect();
+        assert_eq!(collect(Input::spawn(Trickle(std::io::Cursor::new(text.clone()), 7))), text);
+        assert_eq!(collect(Input::spawn(std::io::Cursor::new(text.clone()))), text);
     }
 
     #[test]
@@ -143,9 +125,6 @@ mod tests {
         let mut text = vec![b'x'; 3 * CHUNK + 5];
         text.push(b'\n');
         text.extend_from_slice(b"y\n");
-        assert_eq!(
-            collect(Input::spawn(std::io::Cursor::new(text.clone()))),
-            text
-        );
+        assert_eq!(collect(Input::spawn(std::io::Cursor::new(text.clone()))), text);
     }
 }

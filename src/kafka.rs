@@ -5,7 +5,7 @@ use crate::checkpoint::{Checkpoints, SegmentId};
 use crate::config::Settings;
 use crate::error::{describe, Error, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::ClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -23,30 +23,26 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
-    fn push(&self, error: &KafkaError, reason: &str) {
+    /// Keeps one entry per error code (the newest), so a flood of "brokers are down" cannot push out the cause.
+    fn push(&self, code: Option<RDKafkaErrorCode>, reason: &str) {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.retain(|(c, r)| *c != code || (code.is_none() && r != reason));
         if recent.len() == 16 {
             recent.pop_front();
         }
-        recent.push_back((error.rdkafka_error_code(), reason.to_string()));
+        recent.push_back((code, reason.to_string()));
     }
 
     /// The most telling error seen: an authentication or resolution problem outranks "all brokers down".
     pub fn cause(&self) -> Option<(Option<RDKafkaErrorCode>, String)> {
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let rank = |code: &Option<RDKafkaErrorCode>| match code {
-            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => {
-                0
-            }
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => 0,
             Some(RDKafkaErrorCode::SSL | RDKafkaErrorCode::Resolve) => 1,
             Some(RDKafkaErrorCode::AllBrokersDown) => 3,
             _ => 2,
         };
-        recent
-            .iter()
-            .rev()
-            .min_by_key(|(code, _)| rank(code))
-            .cloned()
+        recent.iter().rev().min_by_key(|(code, _)| rank(code)).cloned()
     }
 
     /// Whether waiting longer cannot help: credentials or names are wrong, or nothing answers at all.
@@ -69,18 +65,18 @@ impl Diagnostics {
     pub fn explain(&self, settings: &Settings, fallback: &str) -> Error {
         let servers = &settings.bootstrap_servers;
         let Some((code, reason)) = self.cause() else {
-            return Error::Transient(format!(
-                "no answer from the brokers at {servers}: {fallback}"
-            ));
+            return Error::Transient(format!("no answer from the brokers at {servers}: {fallback}"));
         };
         match code {
-            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => Error::Config(format!(
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => {
+                Error::Config(format!(
                 "authentication failed at {servers}: {reason}; check `protocol.sasl_mechanism` and the username and \
                  password in `protocol.sasl_jaas_config`"
-            )),
-            Some(RDKafkaErrorCode::Resolve) => Error::Config(format!(
-                "cannot resolve the broker address in `bootstrap_servers` ({servers}): {reason}"
-            )),
+            ))
+            }
+            Some(RDKafkaErrorCode::Resolve) => {
+                Error::Config(format!("cannot resolve the broker address in `bootstrap_servers` ({servers}): {reason}"))
+            }
             Some(RDKafkaErrorCode::SSL) => Error::Config(format!("TLS handshake with {servers} failed: {reason}")),
             _ => Error::Transient(format!(
                 "cannot reach the brokers at {servers}: {reason}; check `bootstrap_servers`, the network path and \
@@ -92,10 +88,7 @@ impl Diagnostics {
 
 fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
     match level {
-        RDKafkaLogLevel::Emerg
-        | RDKafkaLogLevel::Alert
-        | RDKafkaLogLevel::Critical
-        | RDKafkaLogLevel::Error => {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
             tracing::error!("librdkafka {facility}: {message}")
         }
         RDKafkaLogLevel::Warning => tracing::warn!("librdkafka {facility}: {message}"),
@@ -103,22 +96,6 @@ fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
             tracing::info!("librdkafka {facility}: {message}")
         }
         RDKafkaLogLevel::Debug => tracing::debug!("librdkafka {facility}: {message}"),
-    }
-}
-
-/// Context of the admin client used for metadata and topic creation.
-#[derive(Default)]
-pub struct AdminContext {
-    pub diagnostics: Diagnostics,
-}
-
-impl ClientContext for AdminContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        log_to_tracing(level, facility, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.diagnostics.push(&error, reason);
     }
 }
 
@@ -131,11 +108,16 @@ pub struct DeliveryContext {
 impl ClientContext for DeliveryContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         log_to_tracing(level, facility, message);
+        // Error logs carry the concrete cause ("Connection refused") that error events summarise.
+        if (level as i32) <= (RDKafkaLogLevel::Error as i32) {
+            let reason = message.split_once("]: ").map_or(message, |(_, rest)| rest);
+            self.diagnostics.push(None, reason);
+        }
     }
 
+    /// librdkafka also logs these; they are kept to explain a later timeout.
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!("kafka client error: {reason}");
-        self.diagnostics.push(&error, reason);
+        self.diagnostics.push(error.rdkafka_error_code(), reason);
     }
 }
 
@@ -171,21 +153,13 @@ pub enum Sent {
 
 impl Producer {
     pub fn new(settings: &Settings) -> Result<Producer> {
-        let context = DeliveryContext {
-            checkpoints: Mutex::new(Checkpoints::new()),
-            diagnostics: Diagnostics::default(),
-        };
-        Ok(Producer {
-            inner: settings.client(context, &[])?,
-        })
+        let context =
+            DeliveryContext { checkpoints: Mutex::new(Checkpoints::new()), diagnostics: Diagnostics::default() };
+        Ok(Producer { inner: settings.client(context)? })
     }
 
     pub fn checkpoints(&self) -> MutexGuard<'_, Checkpoints> {
-        self.inner
-            .context()
-            .checkpoints
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.inner.context().checkpoints.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn diagnostics(&self) -> &Diagnostics {
@@ -195,19 +169,14 @@ impl Producer {
     /// Hands one record to librdkafka, which copies it. Never blocks.
     pub fn send(&self, topic: &str, key: &[u8], value: &[u8]) -> Result<Sent> {
         let segment = self.checkpoints().sent();
-        let record = BaseRecord::with_opaque_to(topic, segment)
-            .key(key)
-            .payload(value);
+        let record = BaseRecord::with_opaque_to(topic, segment).key(key).payload(value);
         match self.inner.send(record) {
             Ok(()) => Ok(Sent::Queued),
             Err((error, _)) => {
                 self.checkpoints().unsent();
                 match error.rdkafka_error_code() {
                     Some(RDKafkaErrorCode::QueueFull) => Ok(Sent::QueueFull),
-                    _ => Err(Error::kafka(
-                        format!("cannot produce to topic `{topic}`"),
-                        &error,
-                    )),
+                    _ => Err(Error::kafka(format!("cannot produce to topic `{topic}`"), &error)),
                 }
             }
         }
@@ -238,110 +207,79 @@ impl Producer {
     }
 }
 
-/// The cluster's metadata, trying again until `timeout` unless librdkafka already said why it cannot connect.
-pub fn metadata(
-    client: &rdkafka::client::Client<impl ClientContext>,
-    diagnostics: &Diagnostics,
-    settings: &Settings,
-    timeout: Duration,
-) -> Result<Metadata> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let attempt = deadline
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_secs(1));
-        match client.fetch_metadata(None, attempt) {
-            Ok(metadata) => return Ok(metadata),
-            Err(error) => {
-                if Instant::now() >= deadline || diagnostics.is_hopeless() {
-                    return Err(diagnostics.explain(settings, &describe(&error)));
+impl Producer {
+    /// The cluster's metadata, trying again until `timeout` unless librdkafka already said why it cannot connect.
+    pub fn metadata(&self, settings: &Settings, timeout: Duration) -> Result<Metadata> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let attempt = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
+            match self.inner.client().fetch_metadata(None, attempt) {
+                Ok(metadata) => return Ok(metadata),
+                Err(error) => {
+                    // Serves librdkafka's error and log events, which say why.
+                    self.poll(Duration::from_millis(100));
+                    if Instant::now() >= deadline || self.diagnostics().is_hopeless() {
+                        return Err(self.diagnostics().explain(settings, &describe(&error)));
+                    }
                 }
             }
         }
     }
-}
 
-/// An admin client for metadata and topic creation.
-pub fn admin(settings: &Settings) -> Result<AdminClient<AdminContext>> {
-    settings.client(AdminContext::default(), &[])
-}
-
-/// Creates the topics that do not exist yet. Topics that exist are used as they are.
-pub fn ensure_topics(settings: &Settings, topics: &[&str], timeout: Duration) -> Result<()> {
-    let admin = admin(settings)?;
-    let metadata = metadata(
-        admin.inner(),
-        &admin.inner().context().diagnostics,
-        settings,
-        timeout,
-    )?;
-    let existing: HashSet<&str> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| t.name())
-        .collect();
-    let missing: Vec<&str> = topics
-        .iter()
-        .copied()
-        .filter(|t| !existing.contains(t))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let new_topics: Vec<NewTopic> = missing
-        .iter()
-        .map(|t| {
-            NewTopic::new(
-                t,
-                settings.topic_partitions as i32,
-                TopicReplication::Fixed(settings.topic_replication_factor as i32),
-            )
-        })
-        .collect();
-    let options = AdminOptions::new()
-        .operation_timeout(Some(timeout))
-        .request_timeout(Some(timeout));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::System(format!("cannot start the admin runtime: {e}")))?;
-    let results = runtime
-        .block_on(admin.create_topics(&new_topics, &options))
-        .map_err(|e| {
-            admin
-                .inner()
-                .context()
-                .diagnostics
-                .explain(settings, &describe(&e))
-        })?;
-    for result in results {
-        match result {
-            Ok(topic) => tracing::info!(
-                "created topic `{topic}` ({} partitions, replication factor {}; -1 = broker default)",
-                settings.topic_partitions,
-                settings.topic_replication_factor
-            ),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(topic_creation_error(&topic, code)),
+    /// Creates the topics that do not exist yet. Topics that exist are used as they are.
+    pub fn ensure_topics(&self, settings: &Settings, topics: &[&str], timeout: Duration) -> Result<()> {
+        let metadata = self.metadata(settings, timeout)?;
+        let existing: HashSet<&str> =
+            metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
+        let missing: Vec<&str> = topics.iter().copied().filter(|t| !existing.contains(t)).collect();
+        if missing.is_empty() {
+            return Ok(());
         }
+        let new_topics: Vec<NewTopic> = missing
+            .iter()
+            .map(|t| {
+                let replication = TopicReplication::Fixed(settings.topic_replication_factor as i32);
+                NewTopic::new(t, settings.topic_partitions as i32, replication)
+            })
+            .collect();
+        let admin: AdminClient<DefaultClientContext> = settings.client(DefaultClientContext)?;
+        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::System(format!("cannot start the admin runtime: {e}")))?;
+        let results = runtime
+            .block_on(admin.create_topics(&new_topics, &options))
+            .map_err(|e| Error::kafka("cannot create topics", &e))?;
+        for result in results {
+            match result {
+                Ok(topic) => tracing::info!(
+                    "created topic `{topic}` (partitions {}, replication factor {}; -1 = broker default)",
+                    settings.topic_partitions,
+                    settings.topic_replication_factor
+                ),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(topic_creation_error(&topic, code)),
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn topic_creation_error(topic: &str, code: RDKafkaErrorCode) -> Error {
     match code {
-        RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed => Error::Config(format!(
+        RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed => {
+            Error::Config(format!(
             "topic `{topic}` does not exist and the connector is not allowed to create it ({code}): grant the CREATE \
              permission on the topic (or the cluster) to this user, or create the topic beforehand"
-        )),
+        ))
+        }
         RDKafkaErrorCode::InvalidReplicationFactor | RDKafkaErrorCode::InvalidPartitions => Error::Config(format!(
             "topic `{topic}` does not exist and cannot be created: {code}; check `topic_partitions` and \
              `topic_replication_factor`"
         )),
-        code => Error::kafka(
-            format!("topic `{topic}` does not exist and cannot be created"),
-            &KafkaError::AdminOp(code),
-        ),
+        code => {
+            Error::kafka(format!("topic `{topic}` does not exist and cannot be created"), &KafkaError::AdminOp(code))
+        }
     }
 }

@@ -50,8 +50,5 @@ impl<S: Subscriber> Layer<S> for AirbyteLog {
 /// Installs the LOG layer; `RUST_LOG` can raise or lower the level (default `info`).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(AirbyteLog)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(filter).with(AirbyteLog).try_init();
 }

@@ -39,10 +39,7 @@ fn main() {
     logging::init();
     // A panic is a bug, but the platform still deserves a TRACE that says so.
     std::panic::set_hook(Box::new(|info| {
-        let _ = output::emit(&protocol::trace_error(
-            FailureType::SystemError,
-            &format!("internal error: {info}"),
-        ));
+        let _ = output::emit(&protocol::trace_error(FailureType::SystemError, &format!("internal error: {info}")));
     }));
     let result = match cli.command {
         Command::Spec => output::emit(&protocol::spec_message(spec::spec())).map_err(stdout_error),
@@ -51,25 +48,17 @@ fn main() {
             if let Err(e) = &outcome {
                 tracing::warn!("check failed ({:?}): {e}", e.failure_type());
             }
-            output::emit(&protocol::connection_status(
-                outcome.map_err(|e| e.to_string()),
-            ))
-            .map_err(stdout_error)
+            output::emit(&protocol::connection_status(outcome.map_err(|e| e.to_string()))).map_err(stdout_error)
         }
         Command::Discover { config } => Settings::load(&config)
             .and_then(|settings| discover::run(&settings))
-            .and_then(|operations| {
-                output::emit(&protocol::destination_catalog(operations)).map_err(stdout_error)
-            }),
+            .and_then(|operations| output::emit(&protocol::destination_catalog(operations)).map_err(stdout_error)),
         Command::Write { config, catalog } => {
             Settings::load(&config).and_then(|settings| write::run(&settings, &catalog))
         }
     };
     if let Err(error) = result {
-        let _ = output::emit(&protocol::trace_error(
-            error.failure_type(),
-            &error.to_string(),
-        ));
+        let _ = output::emit(&protocol::trace_error(error.failure_type(), &error.to_string()));
         std::process::exit(1);
     }
 }

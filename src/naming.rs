@@ -7,9 +7,7 @@ pub const MAX_TOPIC_LEN: usize = 249;
 
 /// Fills `{namespace}` then `{stream}` into the pattern (absent → ""), then sanitises the whole string.
 pub fn topic_name(pattern: &str, namespace: Option<&str>, stream: &str) -> String {
-    let filled = pattern
-        .replace("{namespace}", namespace.unwrap_or(""))
-        .replace("{stream}", stream);
+    let filled = pattern.replace("{namespace}", namespace.unwrap_or("")).replace("{stream}", stream);
     sanitize(&filled)
 }
 
@@ -28,11 +26,7 @@ pub fn sanitize(name: &str) -> String {
             continue;
         }
         in_whitespace = false;
-        out.push(if c.is_ascii_alphanumeric() || c == '_' {
-            c
-        } else {
-            '_'
-        });
+        out.push(if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' });
     }
     out
 }
@@ -40,9 +34,7 @@ pub fn sanitize(name: &str) -> String {
 /// Kafka rejects empty and over-long names; say which stream produced one, before anything is written.
 pub fn check_topic(topic: &str, what: &str) -> Result<(), String> {
     if topic.is_empty() {
-        return Err(format!(
-            "{what} gives an empty topic name: change `topic_pattern`"
-        ));
+        return Err(format!("{what} gives an empty topic name: change `topic_pattern`"));
     }
     if topic.len() > MAX_TOPIC_LEN {
         return Err(format!(
@@ -65,35 +57,18 @@ mod tests {
             ("test-topic", "test_topic"),
             ("{namespace}", "public"),
             ("{stream}", "id_and_name"),
-            (
-                "{namespace}.{stream}.test.topic",
-                "public_id_and_name_test_topic",
-            ),
-            (
-                "{namespace}-{stream}-test.topic",
-                "public_id_and_name_test_topic",
-            ),
+            ("{namespace}.{stream}.test.topic", "public_id_and_name_test_topic"),
+            ("{namespace}-{stream}-test.topic", "public_id_and_name_test_topic"),
             ("topic with spaces", "topic_with_spaces"),
         ];
         for (pattern, expected) in cases {
-            assert_eq!(
-                topic_name(pattern, Some("public"), "id_and_name"),
-                expected,
-                "{pattern}"
-            );
+            assert_eq!(topic_name(pattern, Some("public"), "id_and_name"), expected, "{pattern}");
         }
         assert_eq!(
-            topic_name(
-                "{namespace}.{stream}.test.topic",
-                None,
-                "stream-with:spécial:character_names"
-            ),
+            topic_name("{namespace}.{stream}.test.topic", None, "stream-with:spécial:character_names"),
             "_stream_with_special_character_names_test_topic"
         );
-        assert_eq!(
-            topic_name("airbyte_syncs/{namespace}/{stream}", Some("n1"), "s1"),
-            "airbyte_syncs_n1_s1"
-        );
+        assert_eq!(topic_name("airbyte_syncs/{namespace}/{stream}", Some("n1"), "s1"), "airbyte_syncs_n1_s1");
     }
 
     #[test]
@@ -121,19 +96,13 @@ mod tests {
         // Hangul syllables decompose into jamo, which are letters (not marks): one `_` per jamo.
         assert_eq!(sanitize("한"), "___");
         assert_eq!(sanitize("😀"), "_");
-        assert_eq!(
-            sanitize("namespace_with_spécial_character"),
-            "namespace_with_special_character"
-        );
+        assert_eq!(sanitize("namespace_with_spécial_character"), "namespace_with_special_character");
     }
 
     #[test]
     fn no_case_change_or_digit_rule() {
         assert_eq!(sanitize("99Namespace"), "99Namespace");
-        assert_eq!(
-            topic_name("{stream}", None, "STREAM_WITH_ALL_CAPS"),
-            "STREAM_WITH_ALL_CAPS"
-        );
+        assert_eq!(topic_name("{stream}", None, "STREAM_WITH_ALL_CAPS"), "STREAM_WITH_ALL_CAPS");
     }
 
     #[test]

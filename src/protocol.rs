@@ -55,33 +55,24 @@ pub struct ParseError(pub String);
 
 impl<'a> Message<'a> {
     pub fn parse(line: &'a [u8]) -> Result<Message<'a>, ParseError> {
-        let line: Line<'a> = serde_json::from_slice(line)
-            .map_err(|e| ParseError(format!("not an Airbyte message: {e}")))?;
+        let line: Line<'a> =
+            serde_json::from_slice(line).map_err(|e| ParseError(format!("not an Airbyte message: {e}")))?;
         match line.kind.as_deref() {
             Some("RECORD") => {
-                let record = line
-                    .record
-                    .ok_or_else(|| ParseError("RECORD message without `record`".into()))?;
-                let stream = record
-                    .stream
-                    .ok_or_else(|| ParseError("RECORD without `stream`".into()))?;
+                let record = line.record.ok_or_else(|| ParseError("RECORD message without `record`".into()))?;
+                let stream = record.stream.ok_or_else(|| ParseError("RECORD without `stream`".into()))?;
                 let data = record.data.filter(|d| d.get() != "null");
-                let data = data.ok_or_else(|| {
-                    ParseError(format!("RECORD of stream `{stream}` without `data`"))
-                })?;
+                let data = data.ok_or_else(|| ParseError(format!("RECORD of stream `{stream}` without `data`")))?;
                 Ok(Message::Record(Record {
                     namespace: record.namespace.filter(|n| !n.is_empty()),
-                    emitted_at: record
-                        .emitted_at
-                        .and_then(|n| n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))),
+                    emitted_at: record.emitted_at.and_then(|n| n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))),
                     stream,
                     data,
                 }))
             }
-            Some("STATE") => line
-                .state
-                .map(Message::State)
-                .ok_or_else(|| ParseError("STATE message without `state`".into())),
+            Some("STATE") => {
+                line.state.map(Message::State).ok_or_else(|| ParseError("STATE message without `state`".into()))
+            }
             _ => Ok(Message::Other),
         }
     }
@@ -102,10 +93,7 @@ pub fn excerpt(line: &[u8]) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Scope {
     Global,
-    Stream {
-        name: String,
-        namespace: Option<String>,
-    },
+    Stream { name: String, namespace: Option<String> },
 }
 
 /// A STATE's top-level entries, kept as raw text with their positions. Duplicate keys (PyAirbyte sends
@@ -147,41 +135,23 @@ impl<'a> StateEcho<'a> {
         let entries = serde_json::from_str::<Entries>(state.get())
             .map_err(|e| ParseError(format!("STATE whose `state` is not an object: {e}")))?
             .0;
-        Ok(StateEcho {
-            line,
-            state,
-            entries,
-        })
+        Ok(StateEcho { line, state, entries })
     }
 
     fn entry(&self, key: &str) -> Option<&'a RawValue> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| *v)
+        self.entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
     pub fn scope(&self) -> Scope {
-        let kind = self.entry("type").and_then(|t| {
-            serde_json::from_str::<Option<String>>(t.get())
-                .ok()
-                .flatten()
-        });
+        let kind = self.entry("type").and_then(|t| serde_json::from_str::<Option<String>>(t.get()).ok().flatten());
         if kind.as_deref() != Some("STREAM") {
             return Scope::Global;
         }
-        let stream: Value = self
-            .entry("stream")
-            .and_then(|s| serde_json::from_str(s.get()).ok())
-            .unwrap_or_default();
+        let stream: Value = self.entry("stream").and_then(|s| serde_json::from_str(s.get()).ok()).unwrap_or_default();
         let descriptor = &stream["stream_descriptor"];
         Scope::Stream {
             name: descriptor["name"].as_str().unwrap_or_default().to_string(),
-            namespace: descriptor["namespace"]
-                .as_str()
-                .filter(|n| !n.is_empty())
-                .map(str::to_string),
+            namespace: descriptor["namespace"].as_str().filter(|n| !n.is_empty()).map(str::to_string),
         }
     }
 
@@ -191,12 +161,7 @@ impl<'a> StateEcho<'a> {
         let state_text = self.state.get();
         let offset = |raw: &RawValue| raw.get().as_ptr() as usize - state_text.as_ptr() as usize;
         let mut state = String::with_capacity(state_text.len() + 40);
-        let existing: Vec<_> = self
-            .entries
-            .iter()
-            .filter(|(k, _)| k == "destinationStats")
-            .map(|(_, v)| *v)
-            .collect();
+        let existing: Vec<_> = self.entries.iter().filter(|(k, _)| k == "destinationStats").map(|(_, v)| *v).collect();
         if existing.is_empty() {
             let close = state_text.rfind('}').unwrap_or(state_text.len());
             state.push_str(&state_text[..close]);
@@ -226,9 +191,7 @@ impl<'a> StateEcho<'a> {
 }
 
 fn now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
 }
 
 pub fn spec_message(spec: &Value) -> String {
@@ -257,8 +220,7 @@ pub fn log(level: &str, message: &str) -> String {
 }
 
 pub fn destination_catalog(operations: Vec<Value>) -> String {
-    json!({"type": "DESTINATION_CATALOG", "destination_catalog": {"operations": operations}})
-        .to_string()
+    json!({"type": "DESTINATION_CATALOG", "destination_catalog": {"operations": operations}}).to_string()
 }
 
 #[cfg(test)]
@@ -276,9 +238,7 @@ mod tests {
     #[test]
     fn record_keeps_data_verbatim() {
         let line = br#"{"type": "RECORD", "record": {"stream": "s", "emitted_at": 1602637589000, "data": { "x" : 1e3, "b": 1.10 }}}"#;
-        let Message::Record(r) = Message::parse(line).unwrap() else {
-            panic!()
-        };
+        let Message::Record(r) = Message::parse(line).unwrap() else { panic!() };
         assert_eq!(r.stream, "s");
         assert_eq!(r.emitted_at, Some(1602637589000));
         assert_eq!(r.data.get(), r#"{ "x" : 1e3, "b": 1.10 }"#);
@@ -288,15 +248,9 @@ mod tests {
     #[test]
     fn pyairbyte_shaped_lines() {
         let line = br#"{"type":"RECORD","log":null,"spec":null,"connectionStatus":null,"catalog":null,"record":{"namespace":null,"stream":"users","data":{"id":1},"emitted_at":1700000000,"meta":null,"file_reference":null},"state":null,"trace":null,"control":null}"#;
-        let Message::Record(r) = Message::parse(line).unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            (r.stream.as_ref(), r.emitted_at),
-            ("users", Some(1700000000))
-        );
-        let trace =
-            br#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":1.0},"record":null}"#;
+        let Message::Record(r) = Message::parse(line).unwrap() else { panic!() };
+        assert_eq!((r.stream.as_ref(), r.emitted_at), ("users", Some(1700000000)));
+        let trace = br#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":1.0},"record":null}"#;
         assert!(matches!(Message::parse(trace).unwrap(), Message::Other));
         assert!(matches!(
             Message::parse(br#"{"type":"LOG","log":{"level":"INFO","message":"m"}}"#).unwrap(),
@@ -307,33 +261,20 @@ mod tests {
     #[test]
     fn escaped_stream_names_are_decoded() {
         let line = br#"{"type":"RECORD","record":{"stream":"a\"b\u00e9","data":{}}}"#;
-        let Message::Record(r) = Message::parse(line).unwrap() else {
-            panic!()
-        };
+        let Message::Record(r) = Message::parse(line).unwrap() else { panic!() };
         assert_eq!(r.stream, "a\"bé");
         assert_eq!(r.emitted_at, None);
     }
 
     #[test]
     fn bad_lines_say_why() {
-        assert!(Message::parse(b"not json")
+        assert!(Message::parse(b"not json").unwrap_err().0.contains("not an Airbyte message"));
+        assert!(Message::parse(br#"{"type":"RECORD","record":{"data":{}}}"#).unwrap_err().0.contains("`stream`"));
+        assert!(Message::parse(br#"{"type":"RECORD","record":{"stream":"s","data":null}}"#)
             .unwrap_err()
             .0
-            .contains("not an Airbyte message"));
-        assert!(Message::parse(br#"{"type":"RECORD","record":{"data":{}}}"#)
-            .unwrap_err()
-            .0
-            .contains("`stream`"));
-        assert!(
-            Message::parse(br#"{"type":"RECORD","record":{"stream":"s","data":null}}"#)
-                .unwrap_err()
-                .0
-                .contains("`data`")
-        );
-        assert!(Message::parse(br#"{"type":"RECORD"}"#)
-            .unwrap_err()
-            .0
-            .contains("`record`"));
+            .contains("`data`"));
+        assert!(Message::parse(br#"{"type":"RECORD"}"#).unwrap_err().0.contains("`record`"));
     }
 
     #[test]
@@ -351,20 +292,11 @@ mod tests {
     fn existing_stats_are_replaced_and_ids_kept() {
         let line = r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"users","namespace":"ns"},"stream_state":{"c":1}},"sourceStats":{"recordCount":2.0},"destinationStats":{"recordCount":99.0},"id":7,"unknown":[1]}}"#;
         let s = state_of(line);
-        assert_eq!(
-            s.scope(),
-            Scope::Stream {
-                name: "users".into(),
-                namespace: Some("ns".into())
-            }
-        );
+        assert_eq!(s.scope(), Scope::Stream { name: "users".into(), namespace: Some("ns".into()) });
         let out = s.render(2);
         assert_eq!(
             out,
-            line.replace(
-                r#""destinationStats":{"recordCount":99.0}"#,
-                r#""destinationStats":{"recordCount":2.0}"#
-            )
+            line.replace(r#""destinationStats":{"recordCount":99.0}"#, r#""destinationStats":{"recordCount":2.0}"#)
         );
     }
 
@@ -373,14 +305,9 @@ mod tests {
         let line = r#"{"type":"STATE","state":{"type":"GLOBAL","global_":{"shared_state":{}},"global_":{"shared_state":{"a":1}},"id":1}}"#;
         let s = state_of(line);
         assert_eq!(s.scope(), Scope::Global);
-        assert!(s
-            .render(5)
-            .ends_with(r#""id":1,"destinationStats":{"recordCount":5.0}}}"#));
+        assert!(s.render(5).ends_with(r#""id":1,"destinationStats":{"recordCount":5.0}}}"#));
         let empty = r#"{"type":"STATE","state":{ }}"#;
-        assert_eq!(
-            state_of(empty).render(0),
-            r#"{"type":"STATE","state":{ "destinationStats":{"recordCount":0.0}}}"#
-        );
+        assert_eq!(state_of(empty).render(0), r#"{"type":"STATE","state":{ "destinationStats":{"recordCount":0.0}}}"#);
     }
 
     #[test]

@@ -3,9 +3,8 @@
 use serde_json::Value;
 use std::sync::LazyLock;
 
-static SPEC: LazyLock<Value> = LazyLock::new(|| {
-    serde_json::from_str(include_str!("../spec/spec.json")).expect("spec/spec.json is valid JSON")
-});
+static SPEC: LazyLock<Value> =
+    LazyLock::new(|| serde_json::from_str(include_str!("../spec/spec.json")).expect("spec/spec.json is valid JSON"));
 
 /// The ConnectorSpecification object.
 pub fn spec() -> &'static Value {
@@ -19,9 +18,7 @@ mod tests {
     /// Every key, type and enum of the Java spec is still there, so saved configs keep validating.
     #[test]
     fn keeps_the_java_spec() {
-        let java: Value =
-            serde_json::from_str(include_str!("../../shared/reference/java-spec-0.1.11.json"))
-                .unwrap();
+        let java: Value = serde_json::from_str(include_str!("../../shared/reference/java-spec-0.1.11.json")).unwrap();
         let ours = &spec()["connectionSpecification"];
         let java = &java["connectionSpecification"];
         assert_eq!(ours["required"], java["required"]);
@@ -31,29 +28,15 @@ mod tests {
             assert_eq!(ours["properties"][key]["enum"], prop["enum"], "{key}");
             assert_eq!(ours["properties"][key]["oneOf"], prop["oneOf"], "{key}");
         }
-        assert_eq!(
-            spec()["supported_destination_sync_modes"],
-            serde_json::json!(["append"])
-        );
+        assert_eq!(spec()["supported_destination_sync_modes"], serde_json::json!(["append"]));
     }
 
     #[test]
     fn new_keys_are_documented() {
-        let java: Value =
-            serde_json::from_str(include_str!("../../shared/reference/java-spec-0.1.11.json"))
-                .unwrap();
-        for (key, prop) in spec()["connectionSpecification"]["properties"]
-            .as_object()
-            .unwrap()
-        {
-            assert!(
-                prop["order"].is_u64() && prop["group"].is_string(),
-                "{key} has no UI hints"
-            );
-            if java["connectionSpecification"]["properties"]
-                .get(key)
-                .is_none()
-            {
+        let java: Value = serde_json::from_str(include_str!("../../shared/reference/java-spec-0.1.11.json")).unwrap();
+        for (key, prop) in spec()["connectionSpecification"]["properties"].as_object().unwrap() {
+            assert!(prop["order"].is_u64() && prop["group"].is_string(), "{key} has no UI hints");
+            if java["connectionSpecification"]["properties"].get(key).is_none() {
                 for field in ["title", "description", "default"] {
                     assert!(prop.get(field).is_some(), "new key {key} has no {field}");
                 }

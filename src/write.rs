@@ -9,7 +9,7 @@ use crate::config::Settings;
 use crate::envelope::{Encoder, StreamPart};
 use crate::error::{Error, Result};
 use crate::input::{Input, Next};
-use crate::kafka::{self, Producer, Sent};
+use crate::kafka::{Producer, Sent};
 use crate::output;
 use crate::protocol::{excerpt, Message, Record, Scope, StateEcho};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +25,7 @@ const POLL_EVERY: u64 = 256;
 pub fn run(settings: &Settings, catalog_path: &str) -> Result<()> {
     let routes = Routes::load(catalog_path, &settings.topic_pattern)?;
     let producer = Producer::new(settings)?;
-    kafka::ensure_topics(
+    producer.ensure_topics(
         settings,
         &routes.topics(),
         Duration::from_millis(settings.max_block_ms.max(10_000) as u64),
@@ -70,11 +70,7 @@ impl<'a> Sink<'a> {
         Sink {
             settings,
             routes,
-            parts: routes
-                .routes
-                .iter()
-                .map(|r| StreamPart::new(&r.stream))
-                .collect(),
+            parts: routes.routes.iter().map(|r| StreamPart::new(&r.stream)).collect(),
             tallies: vec![Tally::default(); n],
             producer,
             encoder: Encoder::default(),
@@ -98,11 +94,7 @@ impl<'a> Sink<'a> {
                         .into(),
                 ));
             }
-            let wait = if self.producer.checkpoints().in_flight() > 0 {
-                10
-            } else {
-                200
-            };
+            let wait = if self.producer.checkpoints().in_flight() > 0 { 10 } else { 200 };
             let next = input
                 .next(Duration::from_millis(wait))
                 .map_err(|e| Error::System(format!("cannot read stdin: {e}")))?;
@@ -127,13 +119,7 @@ impl<'a> Sink<'a> {
         if line.is_empty() {
             return Ok(());
         }
-        let bad_line = |why: String| {
-            Error::Input(format!(
-                "input line {}: {why}: {}",
-                self.line_no,
-                excerpt(line)
-            ))
-        };
+        let bad_line = |why: String| Error::Input(format!("input line {}: {why}: {}", self.line_no, excerpt(line)));
         match Message::parse(line).map_err(|e| bad_line(e.0))? {
             Message::Record(record) => self.record(record),
             Message::State(state) => {
@@ -141,9 +127,7 @@ impl<'a> Sink<'a> {
                 let echo = StateEcho::parse(text, state).map_err(|e| bad_line(e.0))?;
                 let scope = echo.scope();
                 let stream = match &scope {
-                    Scope::Stream { name, namespace } => {
-                        self.routes.find(namespace.as_deref(), name)
-                    }
+                    Scope::Stream { name, namespace } => self.routes.find(namespace.as_deref(), name),
                     Scope::Global => None,
                 };
                 let count = self.counts.take(&scope, stream);
@@ -174,9 +158,7 @@ impl<'a> Sink<'a> {
         self.last_route = Some(route);
         let emitted_at = record.emitted_at.unwrap_or_else(now_ms);
         let topic = &self.routes.routes[route].topic;
-        let (key, value) = self
-            .encoder
-            .encode(&self.parts[route], emitted_at, record.data.get());
+        let (key, value) = self.encoder.encode(&self.parts[route], emitted_at, record.data.get());
         let mut full_since: Option<(Instant, u64)> = None;
         while let Sent::QueueFull = self.producer.send(topic, key, value)? {
             // Back-pressure: serve delivery reports until librdkafka has room, as long as the broker moves.
@@ -187,7 +169,10 @@ impl<'a> Sink<'a> {
             } else if since.elapsed() > Duration::from_millis(self.settings.max_block_ms as u64) {
                 return Err(self.producer.diagnostics().explain(
                     self.settings,
-                    &format!("the producer queue stayed full for {} ms (max_block_ms) with no record acknowledged", self.settings.max_block_ms),
+                    &format!(
+                        "the producer queue stayed full for {} ms (max_block_ms) with no record acknowledged",
+                        self.settings.max_block_ms
+                    ),
                 ));
             }
             self.producer.poll(Duration::from_millis(10));
@@ -229,8 +214,7 @@ impl<'a> Sink<'a> {
 
     fn delivery_budget(&self) -> Duration {
         // librdkafka reports every record within message.timeout.ms; the margin covers the last round trip.
-        Duration::from_millis(self.settings.delivery_timeout_ms.max(0) as u64)
-            + Duration::from_secs(5)
+        Duration::from_millis(self.settings.delivery_timeout_ms.max(0) as u64) + Duration::from_secs(5)
     }
 
     fn progress(&self, what: &str) {
@@ -250,19 +234,13 @@ impl<'a> Sink<'a> {
     /// the states that completes, and reports.
     fn finish(mut self, outcome: Result<()>) -> Result<()> {
         let started = Instant::now();
-        let budget = if outcome.is_ok() {
-            self.delivery_budget()
-        } else {
-            STOP_GRACE
-        };
+        let budget = if outcome.is_ok() { self.delivery_budget() } else { STOP_GRACE };
         let mut emitted = 0;
         let settled = self.producer.wait_settled(started + budget, |p| {
             emitted += release(p)?;
             // Once a delivery failed nothing later will be emitted: give earlier records only the grace period.
             if p.checkpoints().has_failed() && started.elapsed() >= STOP_GRACE {
-                return Err(Error::System(
-                    "gave up waiting after a failed delivery".into(),
-                ));
+                return Err(Error::System("gave up waiting after a failed delivery".into()));
             }
             Ok(())
         });
@@ -287,17 +265,12 @@ impl<'a> Sink<'a> {
         if !settled? || in_flight > 0 {
             return Err(self.producer.diagnostics().explain(
                 self.settings,
-                &format!(
-                    "{in_flight} records were not acknowledged within {} s",
-                    budget.as_secs()
-                ),
+                &format!("{in_flight} records were not acknowledged within {} s", budget.as_secs()),
             ));
         }
         let pending = self.producer.checkpoints().pending_states();
         if pending > 0 {
-            return Err(Error::System(format!(
-                "{pending} states were never released"
-            )));
+            return Err(Error::System(format!("{pending} states were never released")));
         }
         Ok(())
     }
@@ -318,7 +291,5 @@ fn release(producer: &Producer) -> Result<u64> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -1,0 +1,243 @@
+//! Against a real Kafka-compatible broker (tansu): the acceptance datasets byte for byte, check, discover and
+//! input errors.
+
+mod common;
+
+use common::*;
+use destination_kafka::naming;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// What the Java connector would have written for one input RECORD line, given the key it chose.
+fn expected_value(key: &str, line: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        record: Rec<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Rec<'a> {
+        stream: String,
+        emitted_at: i64,
+        #[serde(borrow)]
+        data: &'a RawValue,
+    }
+    let line: Line = serde_json::from_str(line).unwrap();
+    format!(
+        r#"{{"_airbyte_ab_id":"{key}","_airbyte_stream":{},"_airbyte_emitted_at":{},"_airbyte_data":{}}}"#,
+        serde_json::to_string(&line.record.stream).unwrap(),
+        line.record.emitted_at,
+        line.record.data.get()
+    )
+}
+
+fn sync_dataset(name: &str, sync_producer: bool) {
+    let broker = Broker::start();
+    let scratch = Scratch::new(&format!("dataset-{name}"));
+    let mut config = java_config(&broker.bootstrap());
+    config["sync_producer"] = json!(sync_producer);
+    let config_path = scratch.json("config.json", &config);
+    let catalog = read_json(&shared(&format!("testdata/dat/{name}_catalog.json")));
+    let catalog_path = scratch.json("catalog.json", &configured(&catalog));
+    let input = std::fs::read_to_string(shared(&format!("testdata/dat/{name}_messages.txt"))).unwrap();
+
+    let out = run(&["write", "--config", &config_path, "--catalog", &catalog_path], &input);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "write failed: {stdout}");
+
+    // States: every input state, in order, verbatim but for destinationStats = records since the previous one.
+    let mut expected_states = Vec::new();
+    let mut since = 0;
+    let mut per_topic: HashMap<String, Vec<&str>> = HashMap::new();
+    for line in input.lines().filter(|l| !l.trim().is_empty()) {
+        let msg: Value = serde_json::from_str(line).unwrap();
+        if msg["type"] == "RECORD" {
+            since += 1;
+            let stream = msg["record"]["stream"].as_str().unwrap();
+            let topic = naming::topic_name("{namespace}.{stream}.test.topic", None, stream);
+            per_topic.entry(topic).or_default().push(line);
+        } else if msg["type"] == "STATE" {
+            let mut state = msg.clone();
+            state["state"]["destinationStats"] = json!({"recordCount": since as f64});
+            expected_states.push(state);
+            since = 0;
+        }
+    }
+    let states: Vec<Value> = of_type(&messages(&out), "STATE").into_iter().cloned().collect();
+    assert_eq!(states, expected_states);
+    // The acceptance test's own check: the last state out is the last state in.
+    let last_in: Value = serde_json::from_str(input.lines().rev().find(|l| l.contains("\"STATE\"")).unwrap()).unwrap();
+    let mut last_out = states.last().unwrap().clone();
+    last_out["state"].as_object_mut().unwrap().remove("destinationStats");
+    assert_eq!(last_out, last_in);
+
+    // Every topic, read from the earliest offset, holds the Java connector's bytes, in input order.
+    let catalog_topics: Vec<String> = catalog["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| naming::topic_name("{namespace}.{stream}.test.topic", None, s["name"].as_str().unwrap()))
+        .collect();
+    assert!(
+        catalog_topics.contains(&"_stream_with_special_character_names_test_topic".to_string()) || name != "edge_case"
+    );
+    for (topic, lines) in &per_topic {
+        assert!(catalog_topics.contains(topic), "{topic}");
+        let got = consume(&broker.bootstrap(), topic, lines.len());
+        for ((partition, key, value), line) in got.iter().zip(lines) {
+            assert_eq!(*partition, 0);
+            let key = std::str::from_utf8(key).unwrap();
+            let uuid = uuid::Uuid::parse_str(key).unwrap();
+            assert_eq!((uuid.get_version_num(), key.len(), key.to_lowercase()), (4, 36, key.to_string()));
+            assert_eq!(std::str::from_utf8(value).unwrap(), expected_value(key, line), "topic {topic}");
+        }
+    }
+}
+
+#[test]
+fn exchange_rate_byte_for_byte_with_sync_producer() {
+    sync_dataset("exchange_rate", true);
+}
+
+#[test]
+fn edge_case_byte_for_byte() {
+    sync_dataset("edge_case", false);
+}
+
+fn check(config: &Value) -> Value {
+    let scratch = Scratch::new("check");
+    let path = scratch.json("config.json", config);
+    let out = run(&["check", "--config", &path], "");
+    assert!(out.status.success(), "check exits 0 either way");
+    let msgs = messages(&out);
+    let status = of_type(&msgs, "CONNECTION_STATUS");
+    assert_eq!(status.len(), 1);
+    status[0]["connectionStatus"].clone()
+}
+
+#[test]
+fn check_writes_the_java_test_message() {
+    let broker = Broker::start();
+    let mut config = java_config(&broker.bootstrap());
+    config["test_topic"] = json!("test.topic");
+    assert_eq!(check(&config)["status"], "SUCCEEDED");
+    let got = consume(&broker.bootstrap(), "test_topic", 1);
+    let value: Value = serde_json::from_slice(&got[0].2).unwrap();
+    assert_eq!(value["_airbyte_stream"], "test-topic-stream");
+    assert_eq!(value["_airbyte_data"], json!({"test-key": "test-value"}));
+    assert_eq!(value["_airbyte_ab_id"], std::str::from_utf8(&got[0].1).unwrap());
+}
+
+#[test]
+fn check_without_test_topic_still_reaches_the_cluster() {
+    let broker = Broker::start();
+    assert_eq!(check(&java_config(&broker.bootstrap()))["status"], "SUCCEEDED");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let status = check(&java_config(&format!("127.0.0.1:{port}")));
+    assert_eq!(status["status"], "FAILED");
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("cannot reach the brokers") && message.contains("Connection refused"), "{message}");
+}
+
+#[test]
+fn check_names_bad_credentials() {
+    let broker = Broker::start_sasl();
+    let mut config = java_config(&broker.bootstrap());
+    config["protocol"] = json!({
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_jaas_config": "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"alice\" password=\"not-her-password\";"
+    });
+    let status = check(&config);
+    assert_eq!(status["status"], "FAILED");
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("authentication failed"), "{message}");
+    assert!(!message.contains("not-her-password"), "the password must never be shown");
+}
+
+#[test]
+fn discover_lists_topics_with_the_envelope_schema() {
+    let broker = Broker::start();
+    let scratch = Scratch::new("discover");
+    let config = scratch.json("config.json", &java_config(&broker.bootstrap()));
+    let catalog = scratch.json("catalog.json", &json!({"streams": [{"name": "users"}]}));
+    assert!(run(&["write", "--config", &config, "--catalog", &catalog], "").status.success());
+    let out = run(&["discover", "--config", &config], "");
+    assert!(out.status.success());
+    let msgs = messages(&out);
+    let catalog = of_type(&msgs, "DESTINATION_CATALOG");
+    let ops = catalog[0]["destination_catalog"]["operations"].as_array().unwrap();
+    let op = ops.iter().find(|o| o["object_name"] == "_users_test_topic").expect("the created topic");
+    assert_eq!(op["sync_mode"], "append");
+    assert_eq!(op["json_schema"]["properties"]["_airbyte_data"]["type"], "object");
+}
+
+#[test]
+fn created_topics_get_the_configured_partitions() {
+    let broker = Broker::start();
+    let scratch = Scratch::new("partitions");
+    let mut config = java_config(&broker.bootstrap());
+    config["topic_partitions"] = json!(3);
+    let config = scratch.json("config.json", &config);
+    let catalog = scratch.json("catalog.json", &json!({"streams": [{"name": "s"}]}));
+    let records: String = (0..30)
+        .map(|i| {
+            format!("{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"s\",\"emitted_at\":1,\"data\":{{\"i\":{i}}}}}}}\n")
+        })
+        .collect();
+    assert!(run(&["write", "--config", &config, "--catalog", &catalog], &records).status.success());
+    let got = consume(&broker.bootstrap(), "_s_test_topic", 30);
+    let partitions: std::collections::HashSet<i32> = got.iter().map(|m| m.0).collect();
+    assert!(partitions.len() > 1 && partitions.iter().all(|p| (0..3).contains(p)), "{partitions:?}");
+}
+
+fn trace_error(out: &std::process::Output) -> Value {
+    let msgs = messages(out);
+    let traces = of_type(&msgs, "TRACE");
+    assert_eq!(traces.len(), 1, "exactly one TRACE: {msgs:?}");
+    traces[0]["trace"]["error"].clone()
+}
+
+#[test]
+fn bad_input_fails_the_sync_with_the_line_number() {
+    let broker = Broker::start();
+    let scratch = Scratch::new("bad-input");
+    let config = scratch.json("config.json", &java_config(&broker.bootstrap()));
+    let catalog = scratch.json("catalog.json", &json!({"streams": [{"name": "s"}]}));
+    let record = r#"{"type":"RECORD","record":{"stream":"s","emitted_at":1,"data":{"a":1}}}"#;
+    let state = r#"{"type":"STATE","state":{"data":{"n":1}}}"#;
+
+    let input = format!("{record}\n{state}\n\n{{oops this is not json\n{record}\n");
+    let out = run(&["write", "--config", &config, "--catalog", &catalog], &input);
+    assert!(!out.status.success());
+    let error = trace_error(&out);
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("input line 4") && message.contains("{oops"), "{message}");
+    assert_eq!(error["failure_type"], "system_error");
+    // The state before the bad line covers an acknowledged record: it is still a promise we can keep.
+    assert_eq!(of_type(&messages(&out), "STATE").len(), 1);
+
+    let input = format!("{record}\n{}\n", record.replace("\"s\"", "\"elsewhere\""));
+    let out = run(&["write", "--config", &config, "--catalog", &catalog], &input);
+    assert!(!out.status.success());
+    let message = trace_error(&out)["message"].as_str().unwrap().to_string();
+    assert!(message.contains("`elsewhere`") && message.contains("input line 2"), "{message}");
+
+    let out = run(&["write", "--config", &config, "--catalog", &catalog], r#"{"type":"RECORD","record":{"data":{}}}"#);
+    assert!(trace_error(&out)["message"].as_str().unwrap().contains("without `stream`"));
+}
+
+#[test]
+fn config_errors_stop_write_before_reading() {
+    let scratch = Scratch::new("config-error");
+    let mut config = java_config("127.0.0.1:9");
+    config["batch_size"] = json!("lots");
+    let config = scratch.json("config.json", &config);
+    let catalog = scratch.json("catalog.json", &json!({"streams": [{"name": "s"}]}));
+    let out = run(&["write", "--config", &config, "--catalog", &catalog], "");
+    assert!(!out.status.success());
+    let error = trace_error(&out);
+    assert_eq!(error["failure_type"], "config_error");
+    assert!(error["message"].as_str().unwrap().contains("`batch_size`"));
+}

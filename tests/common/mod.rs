@@ -1,0 +1,261 @@
+//! Shared by the integration tests: a real tansu broker started by the project's script, the connector binary
+//! run as a child process, and a consumer that reads topics back from the earliest offset.
+#![allow(dead_code)]
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_destination-kafka");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn shared(path: &str) -> PathBuf {
+    repo().join("../shared").join(path)
+}
+
+/// A tansu broker on a free 127.0.0.1 port, stopped when dropped.
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        Broker::launch(false)
+    }
+
+    /// A broker that demands SASL authentication (and knows no users).
+    pub fn start_sasl() -> Broker {
+        Broker::launch(true)
+    }
+
+    fn launch(sasl: bool) -> Broker {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = Command::new(repo().join("scripts/tansu-broker"));
+        cmd.arg(port.to_string()).stdout(Stdio::null()).stderr(Stdio::null());
+        if sasl {
+            cmd.arg("--sasl");
+        }
+        let child = cmd.spawn().expect("scripts/tansu-broker (install tansu with scripts/install-deps)");
+        let broker = Broker { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not start on port {port}: is it installed (scripts/install-deps)?"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config shaped like the ones Airbyte saved for the Java connector, with numbers as strings.
+pub fn java_config(bootstrap: &str) -> Value {
+    json!({
+        "bootstrap_servers": bootstrap,
+        "topic_pattern": "{namespace}.{stream}.test.topic",
+        "protocol": {"security_protocol": "PLAINTEXT"},
+        "acks": "all", "enable_idempotence": false, "compression_type": "none",
+        "batch_size": "16384", "linger_ms": "0", "max_in_flight_requests_per_connection": "5",
+        "client_dns_lookup": "use_all_dns_ips", "buffer_memory": "33554432", "max_request_size": "1048576",
+        "retries": "2147483647", "socket_connection_setup_timeout_ms": "10000",
+        "socket_connection_setup_timeout_max_ms": "30000", "max_block_ms": "60000",
+        "request_timeout_ms": "30000", "delivery_timeout_ms": "120000",
+        "send_buffer_bytes": "-1", "receive_buffer_bytes": "-1",
+        "sync_producer": false, "topic_partitions": 1
+    })
+}
+
+/// A directory for a test's files, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("dk-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn write(&self, name: &str, content: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    pub fn json(&self, name: &str, value: &Value) -> String {
+        self.write(name, &value.to_string())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A configured catalog (append, full refresh) from a plain catalog file or value.
+pub fn configured(catalog: &Value) -> Value {
+    let streams: Vec<Value> = catalog["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| json!({"stream": s, "sync_mode": "full_refresh", "destination_sync_mode": "append"}))
+        .collect();
+    json!({ "streams": streams })
+}
+
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Runs the binary to completion with `stdin` as its input.
+pub fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// Output lines parsed as JSON; fails the test on any line that is not (stdout carries only Airbyte messages).
+pub fn messages(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
+        .collect()
+}
+
+pub fn of_type<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    messages.iter().filter(|m| m["type"] == kind).collect()
+}
+
+/// A running connector whose stdout is read line by line, for tests that watch it mid-sync.
+pub struct Live {
+    pub child: Child,
+    pub lines: Receiver<String>,
+}
+
+impl Live {
+    pub fn start(args: &[&str]) -> Live {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Live { child, lines }
+    }
+
+    pub fn send(&mut self, text: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for the next STATE (skipping LOGs), or gives up after `wait`.
+    pub fn next_state(&self, wait: Duration) -> Option<Value> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            let msg: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if msg["type"] == "STATE" {
+                return Some(msg);
+            }
+        }
+    }
+
+    /// Closes stdin and returns the exit status and every remaining output message.
+    pub fn finish(mut self) -> (std::process::ExitStatus, Vec<Value>) {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().unwrap();
+        let rest = self.lines.iter().map(|l| serde_json::from_str(&l).unwrap()).collect();
+        (status, rest)
+    }
+}
+
+/// Every message of a topic (all partitions) from the earliest offset: (partition, key, value), in offset order
+/// per partition. Stops when `expected` messages are read, or fails after a timeout.
+pub fn consume(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "destination-kafka-tests")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    assert!(partitions > 0, "topic {topic} has no partitions");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.len() < expected {
+        assert!(Instant::now() < deadline, "read {} of {expected} messages from {topic}", out.len());
+        if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
+            let msg = msg.unwrap();
+            out.push((
+                msg.partition(),
+                msg.key().unwrap_or_default().to_vec(),
+                msg.payload().unwrap_or_default().to_vec(),
+            ));
+        }
+    }
+    // Nothing more than expected: poll a little longer to catch extra messages.
+    let settle = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < settle {
+        if let Some(msg) = consumer.poll(Duration::from_millis(50)) {
+            let msg = msg.unwrap();
+            panic!("unexpected extra message in {topic} at offset {}", msg.offset());
+        }
+    }
+    out
+}
