@@ -37,7 +37,7 @@ pub fn run(settings: &Settings, catalog_path: &str) -> Result<()> {
     }
     let mut sink = Sink::new(settings, &routes, producer);
     let outcome = sink.consume(Input::stdin(), &stop);
-    sink.finish(outcome)
+    sink.finish(outcome, &stop)
 }
 
 /// Per-stream totals for the final summary.
@@ -89,10 +89,7 @@ impl<'a> Sink<'a> {
     fn consume(&mut self, input: Input, stop: &AtomicBool) -> Result<()> {
         loop {
             if stop.load(Ordering::Relaxed) {
-                return Err(Error::Transient(
-                    "stopped by a signal before the end of input; states of records not acknowledged were not emitted"
-                        .into(),
-                ));
+                return Err(stopped());
             }
             let wait = if self.producer.checkpoints().in_flight() > 0 { 10 } else { 200 };
             let next = input
@@ -232,15 +229,21 @@ impl<'a> Sink<'a> {
 
     /// Waits for what is in flight (all of it at end of input, a bounded time after a failure or a stop), emits
     /// the states that completes, and reports.
-    fn finish(mut self, outcome: Result<()>) -> Result<()> {
+    fn finish(mut self, outcome: Result<()>, stop: &AtomicBool) -> Result<()> {
         let started = Instant::now();
         let budget = if outcome.is_ok() { self.delivery_budget() } else { STOP_GRACE };
         let mut emitted = 0;
         let settled = self.producer.wait_settled(started + budget, |p| {
             emitted += release(p)?;
-            // Once a delivery failed nothing later will be emitted: give earlier records only the grace period.
-            if p.checkpoints().has_failed() && started.elapsed() >= STOP_GRACE {
-                return Err(Error::System("gave up waiting after a failed delivery".into()));
+            // After a failed delivery (nothing later will be emitted) or a stop signal, earlier records get only
+            // the grace period.
+            if started.elapsed() >= STOP_GRACE {
+                if p.checkpoints().has_failed() {
+                    return Err(Error::System("gave up waiting after a failed delivery".into()));
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return Err(stopped());
+                }
             }
             Ok(())
         });
@@ -288,6 +291,10 @@ fn release(producer: &Producer) -> Result<u64> {
     });
     written.map_err(|e| Error::System(format!("cannot write a STATE to stdout: {e}")))?;
     Ok(emitted)
+}
+
+fn stopped() -> Error {
+    Error::Transient("stopped by a signal; states of records not acknowledged were not emitted".into())
 }
 
 fn now_ms() -> i64 {

@@ -159,3 +159,34 @@ fn oversized_records_fail_with_a_hint() {
     assert_eq!(error["failure_type"], "config_error");
     assert!(error["message"].as_str().unwrap().contains("max_request_size"), "{error}");
 }
+
+#[test]
+fn sigterm_stops_reading_and_emits_only_kept_promises() {
+    let s = setup("sigterm", &["users"]);
+    let mut live = Live::start(&["write", "--config", &s.config, "--catalog", &s.catalog]);
+    live.send(&(record("users", 0) + &state(1)));
+    assert_eq!(live.next_state(Duration::from_secs(20)).expect("state 1")["state"]["id"], 1);
+
+    // Records stuck behind a dead broker when the platform stops the sync: their state must not go out.
+    s.mock.broker_down(1).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    live.send(&(record("users", 1) + &state(2)));
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = std::process::Command::new("kill").args(["-TERM", &live.child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let started = std::time::Instant::now();
+    // `try_wait`, not `wait`: stdin stays open, as it does when the platform stops a sync.
+    let status = loop {
+        if let Some(status) = live.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the stop is bounded");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "an interrupted sync exits non-zero");
+    let rest: Vec<Value> = live.lines.iter().map(|l| serde_json::from_str(&l).unwrap()).collect();
+    assert!(of_type(&rest, "STATE").is_empty(), "state 2 covers an unacknowledged record: {rest:?}");
+    let traces = of_type(&rest, "TRACE");
+    assert_eq!(traces.len(), 1);
+    assert!(traces[0]["trace"]["error"]["message"].as_str().unwrap().contains("signal"));
+}
