@@ -56,11 +56,15 @@ pub struct Settings {
     #[serde(deserialize_with = "number")]
     pub receive_buffer_bytes: i64,
     /// Partitions of topics the connector creates; -1 = the broker's `num.partitions`.
-    #[serde(default = "broker_default", deserialize_with = "number")]
+    #[serde(default = "one", deserialize_with = "number")]
     pub topic_partitions: i64,
     /// Replication factor of topics the connector creates; -1 = the broker's `default.replication.factor`.
     #[serde(default = "broker_default", deserialize_with = "number")]
     pub topic_replication_factor: i64,
+}
+
+fn one() -> i64 {
+    1
 }
 
 fn broker_default() -> i64 {
@@ -384,7 +388,7 @@ mod tests {
         assert_eq!(prop(&props, "partitioner"), Some("murmur2_random"));
         assert_eq!(prop(&props, "security.protocol"), Some("PLAINTEXT"));
         assert_eq!(prop(&props, "client.id"), None);
-        assert_eq!((s.topic_partitions, s.topic_replication_factor), (-1, -1));
+        assert_eq!((s.topic_partitions, s.topic_replication_factor), (1, -1));
     }
 
     #[test]

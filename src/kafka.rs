@@ -15,6 +15,9 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// How long to keep asking for metadata while every attempt fails with an error.
+const PATIENCE: Duration = Duration::from_secs(5);
+
 /// Errors librdkafka reported on its own (connection refused, authentication failed, ...), newest last. A
 /// timeout alone says nothing; these say why.
 #[derive(Default)]
@@ -210,7 +213,8 @@ impl Producer {
 impl Producer {
     /// The cluster's metadata, trying again until `timeout` unless librdkafka already said why it cannot connect.
     pub fn metadata(&self, settings: &Settings, timeout: Duration) -> Result<Metadata> {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         loop {
             let attempt = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
             match self.inner.client().fetch_metadata(None, attempt) {
@@ -218,7 +222,10 @@ impl Producer {
                 Err(error) => {
                     // Serves librdkafka's error and log events, which say why.
                     self.poll(Duration::from_millis(100));
-                    if Instant::now() >= deadline || self.diagnostics().is_hopeless() {
+                    // Give up early when librdkafka says why, or has kept failing for a while (with idempotence
+                    // on, a refused connection raises no "all brokers down" event).
+                    let failing = self.diagnostics().cause().is_some() && started.elapsed() >= PATIENCE;
+                    if Instant::now() >= deadline || self.diagnostics().is_hopeless() || failing {
                         return Err(self.diagnostics().explain(settings, &describe(&error)));
                     }
                 }
