@@ -1,0 +1,205 @@
+"""Orchestrates one benchmark run; see bench/run. Every figure printed is measured in this run."""
+
+import argparse
+import glob
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+OUT = REPO / "bench" / "out"
+BIN = REPO / "target" / "release" / "destination-kafka"
+READ = REPO / "target" / "release" / "examples" / "read_topics"
+STREAMS = ["users", "orders", "events"]
+
+# One set of producer settings for all three producers. These are the values the README recommends for a new
+# connection (batches of up to 1 MB, 5 ms linger); the Java UI's 16 KB batches make the broker the bottleneck.
+CONFIG = {
+    "topic_pattern": "bench.{stream}",
+    "protocol": {"security_protocol": "PLAINTEXT"},
+    "acks": "1",
+    "enable_idempotence": False,
+    "compression_type": "none",
+    "batch_size": 1000000,
+    "linger_ms": "5",
+    "max_in_flight_requests_per_connection": 5,
+    "client_dns_lookup": "use_all_dns_ips",
+    "buffer_memory": "33554432",
+    "max_request_size": 1048576,
+    "retries": 2147483647,
+    "socket_connection_setup_timeout_ms": "10000",
+    "socket_connection_setup_timeout_max_ms": "30000",
+    "max_block_ms": "60000",
+    "request_timeout_ms": 30000,
+    "delivery_timeout_ms": 120000,
+    "send_buffer_bytes": -1,
+    "receive_buffer_bytes": -1,
+}
+LIBRDKAFKA = {
+    "acks": "1",
+    "enable.idempotence": "false",
+    "compression.type": "none",
+    "batch.size": "1000000",
+    "linger.ms": "5",
+    "max.in.flight.requests.per.connection": "5",
+    "queue.buffering.max.kbytes": "32768",
+    "message.max.bytes": "1048576",
+    "partitioner": "murmur2_random",
+}
+
+
+class Broker:
+    def __init__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([REPO / "scripts" / "tansu-broker", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(400):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("tansu did not start")
+
+    def create_topic(self, name, partitions):
+        subprocess.run(["tansu", "topic", "create", name, "--partitions", str(partitions),
+                        "--broker", f"tcp://{self.bootstrap}"], check=True, capture_output=True)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def timed(argv, stdin_path=None, env=None, stdout=subprocess.DEVNULL):
+    """Runs argv under GNU time: (wall s, user+sys s, peak RSS MB)."""
+    fmt = "%e %U %S %M"
+    with open(stdin_path or os.devnull, "rb") as stdin:
+        proc = subprocess.run(["/usr/bin/time", "-f", fmt, "--"] + [str(a) for a in argv], stdin=stdin,
+                              stdout=stdout, stderr=subprocess.PIPE, env=env)
+    last = proc.stderr.decode().strip().splitlines()[-1]
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    wall, user, sys_, rss = last.split()
+    return float(wall), float(user) + float(sys_), int(rss) / 1024
+
+
+def generate(n, every):
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"input-{n}-{every}.jsonl"
+    if not path.exists():
+        with open(path, "w") as f:
+            subprocess.run([sys.executable, REPO / "bench" / "gen.py", str(n), str(every)], stdout=f, check=True)
+    return path
+
+
+def kcat_env(venv):
+    libdir = OUT / "librdkafka"
+    libdir.mkdir(parents=True, exist_ok=True)
+    (wheel_lib,) = glob.glob(f"{venv}/lib/python3*/site-packages/confluent_kafka.libs/librdkafka-*.so.1")
+    link = libdir / "librdkafka.so.1"
+    if link.exists() or link.is_symlink():
+        link.unlink()
+    link.symlink_to(wheel_lib)
+    return dict(os.environ, LD_LIBRARY_PATH=str(libdir))
+
+
+def median_runs(runs):
+    """Per producer, the run with the median wall time."""
+    merged = {}
+    for name in runs[0][2]:
+        ordered = sorted((r[2][name] for r in runs if name in r[2]), key=lambda row: row[0])
+        merged[name] = ordered[len(ordered) // 2]
+    return runs[0][0], runs[0][1], merged
+
+
+def scenario(args, n, every, venv, python_peer):
+    path = generate(n, every)
+    size = path.stat().st_size
+    broker = Broker()
+    rows = {}
+    try:
+        for s in STREAMS:
+            broker.create_topic(f"bench_{s}", 1)
+        config = dict(CONFIG, bootstrap_servers=broker.bootstrap)
+        cfg = OUT / "config.json"
+        cfg.write_text(json.dumps(config))
+        cat = OUT / "catalog.json"
+        cat.write_text(json.dumps({"streams": [
+            {"stream": {"name": s, "json_schema": {}, "supported_sync_modes": ["full_refresh"]}, "sync_mode": "full_refresh", "destination_sync_mode": "append"}
+            for s in STREAMS]}))
+        out = OUT / "connector-out.jsonl"
+        with open(out, "wb") as stdout:
+            rows["destination-kafka"] = timed([BIN, "write", "--config", cfg, "--catalog", cat], path, stdout=stdout)
+        lines = out.read_text().splitlines()
+        states = sum(1 for l in lines if '"type":"STATE"' in l or '"type": "STATE"' in l)
+        assert states == (n // every if every else 0), f"{states} states emitted"
+        assert not any('"type":"TRACE"' in l for l in lines), "the connector failed"
+
+        # The connector's own key/value bytes, replayed by kcat with the same settings, on the same broker.
+        dump = OUT / "messages.tsv"
+        subprocess.run([READ, "--bootstrap", broker.bootstrap, "--show", "0", "--dump", dump]
+                       + [f"bench_{s}" for s in STREAMS], check=True, stdout=subprocess.DEVNULL)
+        payload = dump.stat().st_size - 2 * n  # minus the tab and newline per message
+        broker.create_topic("bench_kcat", len(STREAMS))
+        settings = sum((["-X", f"{k}={v}"] for k, v in LIBRDKAFKA.items()), [])
+        rows["kcat"] = timed(["kcat", "-P", "-b", broker.bootstrap, "-t", "bench_kcat", "-K", "\t", "-l", dump]
+                             + settings, env=kcat_env(venv))
+
+        if python_peer:
+            for s in STREAMS:
+                broker.create_topic(f"bench_py_{s}", 1)
+            peer_cfg = OUT / "peer-config.json"
+            peer_cfg.write_text(json.dumps({"producer": dict(LIBRDKAFKA, **{"bootstrap.servers": broker.bootstrap}),
+                                            "topic_prefix": "bench_py_"}))
+            rows["python CDK peer"] = timed([f"{venv}/bin/python", REPO / "bench" / "python_peer.py", "write",
+                                             "--config", peer_cfg, "--catalog", cat], path)
+    finally:
+        broker.stop()
+    return size, payload, rows
+
+
+def report(title, n, size, payload, rows):
+    print(f"\n## {title}: {n:,} records, input {size / 1e6:.0f} MB, Kafka key+value bytes {payload / 1e6:.0f} MB")
+    print(f"| producer | records/s | MB/s (key+value) | wall s | user+sys CPU s | peak RSS MB |")
+    print(f"| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, (wall, cpu, rss) in rows.items():
+        print(f"| {name} | {n / wall:,.0f} | {payload / 1e6 / wall:.0f} | {wall:.2f} | {cpu:.2f} | {rss:.0f} |")
+    ours = rows["destination-kafka"][0]
+    print(f"\nconnector ÷ kcat records/s: {rows['kcat'][0] / ours:.2f}")
+    if "python CDK peer" in rows:
+        print(f"connector ÷ Python peer records/s: {rows['python CDK peer'][0] / ours:.1f}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--venv", required=True)
+    p.add_argument("--records", type=int, default=1_000_000)
+    p.add_argument("--big", action="store_true", help="10M records")
+    p.add_argument("--state-every", type=int, default=1000)
+    p.add_argument("--no-python", action="store_true")
+    p.add_argument("--repeat", type=int, default=3, help="runs per scenario (fresh broker each); the median is shown")
+    args = p.parse_args()
+    n = 10_000_000 if args.big else args.records
+    print(f"machine: {os.cpu_count()} cores; tansu in-memory broker on 127.0.0.1, fresh for every run; "
+          f"median of {args.repeat} runs (the Python peer runs once)")
+    results = {}
+    for every in (args.state_every, 0):
+        title = f"a STATE every {every:,} records" if every else "no states"
+        runs = [scenario(args, n, every, args.venv, python_peer=every and not args.no_python and i == 0)
+                for i in range(args.repeat)]
+        size, payload, rows = median_runs(runs)
+        report(title, n, size, payload, rows)
+        results[every] = rows["destination-kafka"][0]
+    cost = results[args.state_every] / results[0] - 1
+    print(f"\ncost of a STATE every {args.state_every:,} records: {cost * 100:+.1f} % wall time vs no states")
+
+
+if __name__ == "__main__":
+    main()
