@@ -119,50 +119,74 @@ def median_runs(runs):
     return runs[0][0], runs[0][1], merged
 
 
-def scenario(args, n, every, venv, python_peer):
+def run_connector(broker, path, n, every):
+    for s in STREAMS:
+        broker.create_topic(f"bench_{s}", 1)
+    cfg = OUT / "config.json"
+    cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=broker.bootstrap)))
+    out = OUT / "connector-out.jsonl"
+    with open(out, "wb") as stdout:
+        row = timed([BIN, "write", "--config", cfg, "--catalog", catalog()], path, stdout=stdout)
+    lines = out.read_text().splitlines()
+    states = sum(1 for l in lines if '"type":"STATE"' in l or '"type": "STATE"' in l)
+    assert states == (n // every if every else 0), f"{states} states emitted"
+    assert not any('"type":"TRACE"' in l for l in lines), "the connector failed"
+    return row
+
+
+def catalog():
+    path = OUT / "catalog.json"
+    path.write_text(json.dumps({"streams": [
+        {"stream": {"name": s, "json_schema": {}, "supported_sync_modes": ["full_refresh"]}, "sync_mode": "full_refresh",
+         "destination_sync_mode": "append"} for s in STREAMS]}))
+    return path
+
+
+def dump_connector_bytes(broker, n):
+    """The connector's own key/value bytes, once per size, for kcat to replay."""
+    dump = OUT / f"messages-{n}.tsv"
+    if not dump.exists():
+        subprocess.run([READ, "--bootstrap", broker.bootstrap, "--show", "0", "--dump", f"{dump}.part"]
+                       + [f"bench_{s}" for s in STREAMS], check=True, stdout=subprocess.DEVNULL)
+        os.replace(f"{dump}.part", dump)
+    return dump
+
+
+def run_kcat(broker, dump, venv):
+    broker.create_topic("bench_kcat", len(STREAMS))
+    settings = sum((["-X", f"{k}={v}"] for k, v in LIBRDKAFKA.items()), [])
+    return timed(["kcat", "-P", "-b", broker.bootstrap, "-t", "bench_kcat", "-K", "\t", "-l", dump] + settings,
+                 env=kcat_env(venv))
+
+
+def run_python_peer(broker, path, venv):
+    for s in STREAMS:
+        broker.create_topic(f"bench_py_{s}", 1)
+    peer_cfg = OUT / "peer-config.json"
+    peer_cfg.write_text(json.dumps({"producer": dict(LIBRDKAFKA, **{"bootstrap.servers": broker.bootstrap}),
+                                    "topic_prefix": "bench_py_"}))
+    return timed([f"{venv}/bin/python", REPO / "bench" / "python_peer.py", "write", "--config", peer_cfg,
+                  "--catalog", catalog()], path)
+
+
+def scenario(n, every, venv, kcat_first, python_peer):
+    """One run on a fresh broker: the connector and kcat (in the given order), and optionally the Python peer."""
     path = generate(n, every)
-    size = path.stat().st_size
     broker = Broker()
     rows = {}
     try:
-        for s in STREAMS:
-            broker.create_topic(f"bench_{s}", 1)
-        config = dict(CONFIG, bootstrap_servers=broker.bootstrap)
-        cfg = OUT / "config.json"
-        cfg.write_text(json.dumps(config))
-        cat = OUT / "catalog.json"
-        cat.write_text(json.dumps({"streams": [
-            {"stream": {"name": s, "json_schema": {}, "supported_sync_modes": ["full_refresh"]}, "sync_mode": "full_refresh", "destination_sync_mode": "append"}
-            for s in STREAMS]}))
-        out = OUT / "connector-out.jsonl"
-        with open(out, "wb") as stdout:
-            rows["destination-kafka"] = timed([BIN, "write", "--config", cfg, "--catalog", cat], path, stdout=stdout)
-        lines = out.read_text().splitlines()
-        states = sum(1 for l in lines if '"type":"STATE"' in l or '"type": "STATE"' in l)
-        assert states == (n // every if every else 0), f"{states} states emitted"
-        assert not any('"type":"TRACE"' in l for l in lines), "the connector failed"
-
-        # The connector's own key/value bytes, replayed by kcat with the same settings, on the same broker.
-        dump = OUT / "messages.tsv"
-        subprocess.run([READ, "--bootstrap", broker.bootstrap, "--show", "0", "--dump", dump]
-                       + [f"bench_{s}" for s in STREAMS], check=True, stdout=subprocess.DEVNULL)
-        payload = dump.stat().st_size - 2 * n  # minus the tab and newline per message
-        broker.create_topic("bench_kcat", len(STREAMS))
-        settings = sum((["-X", f"{k}={v}"] for k, v in LIBRDKAFKA.items()), [])
-        rows["kcat"] = timed(["kcat", "-P", "-b", broker.bootstrap, "-t", "bench_kcat", "-K", "\t", "-l", dump]
-                             + settings, env=kcat_env(venv))
-
+        dump = OUT / f"messages-{n}.tsv"
+        if kcat_first and dump.exists():
+            rows["kcat"] = run_kcat(broker, dump, venv)
+        rows["destination-kafka"] = run_connector(broker, path, n, every)
+        if "kcat" not in rows:
+            rows["kcat"] = run_kcat(broker, dump_connector_bytes(broker, n), venv)
         if python_peer:
-            for s in STREAMS:
-                broker.create_topic(f"bench_py_{s}", 1)
-            peer_cfg = OUT / "peer-config.json"
-            peer_cfg.write_text(json.dumps({"producer": dict(LIBRDKAFKA, **{"bootstrap.servers": broker.bootstrap}),
-                                            "topic_prefix": "bench_py_"}))
-            rows["python CDK peer"] = timed([f"{venv}/bin/python", REPO / "bench" / "python_peer.py", "write",
-                                             "--config", peer_cfg, "--catalog", cat], path)
+            rows["python CDK peer"] = run_python_peer(broker, path, venv)
     finally:
         broker.stop()
-    return size, payload, rows
+    payload = dump.stat().st_size - 2 * n  # minus the tab and newline per message
+    return path.stat().st_size, payload, {k: rows[k] for k in ("destination-kafka", "kcat", "python CDK peer") if k in rows}
 
 
 def report(title, n, size, payload, rows):
@@ -189,15 +213,21 @@ def main():
     n = 10_000_000 if args.big else args.records
     print(f"machine: {os.cpu_count()} cores; tansu in-memory broker on 127.0.0.1, fresh for every run; "
           f"median of {args.repeat} runs (the Python peer runs once)")
-    results = {}
-    for every in (args.state_every, 0):
-        title = f"a STATE every {every:,} records" if every else "no states"
-        runs = [scenario(args, n, every, args.venv, python_peer=every and not args.no_python and i == 0)
-                for i in range(args.repeat)]
-        size, payload, rows = median_runs(runs)
-        report(title, n, size, payload, rows)
-        results[every] = rows["destination-kafka"][0]
-    cost = results[args.state_every] / results[0] - 1
+    # Interleaved: states / no states, and kcat before or after the connector, so drift on a shared 2-core
+    # machine does not land on one side.
+    for stale in OUT.glob("messages-*.tsv"):
+        stale.unlink()  # kcat replays bytes this run's connector produced, never an older build's
+    runs = {args.state_every: [], 0: []}
+    for i in range(args.repeat):
+        for every in runs:
+            python_peer = every != 0 and not args.no_python and i == 0
+            runs[every].append(scenario(n, every, args.venv, kcat_first=i % 2 == 1, python_peer=python_peer))
+    walls = {}
+    for every, results in runs.items():
+        size, payload, rows = median_runs(results)
+        report(f"a STATE every {every:,} records" if every else "no states", n, size, payload, rows)
+        walls[every] = rows["destination-kafka"][0]
+    cost = walls[args.state_every] / walls[0] - 1
     print(f"\ncost of a STATE every {args.state_every:,} records: {cost * 100:+.1f} % wall time vs no states")
 
 

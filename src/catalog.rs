@@ -11,6 +11,12 @@ pub struct Route {
     pub topic: String,
 }
 
+impl Route {
+    pub fn matches(&self, namespace: Option<&str>, stream: &str) -> bool {
+        self.stream == stream && self.namespace.as_deref() == namespace.filter(|n| !n.is_empty())
+    }
+}
+
 pub struct Routes {
     pub routes: Vec<Route>,
     by_stream: HashMap<String, Vec<usize>>,
@@ -51,8 +57,7 @@ impl Routes {
 
     /// The route of a record; an empty namespace counts as none.
     pub fn find(&self, namespace: Option<&str>, stream: &str) -> Option<usize> {
-        let namespace = namespace.filter(|n| !n.is_empty());
-        self.by_stream.get(stream)?.iter().copied().find(|&i| self.routes[i].namespace.as_deref() == namespace)
+        self.by_stream.get(stream)?.iter().copied().find(|&i| self.routes[i].matches(namespace, stream))
     }
 
     /// Distinct topics, in catalog order.

@@ -34,17 +34,15 @@ impl Checkpoints {
         Checkpoints { segments: VecDeque::from([Segment::default()]), ..Default::default() }
     }
 
-    /// A record was handed to the producer; its delivery report will name the returned segment.
-    pub fn sent(&mut self) -> SegmentId {
-        self.in_flight += 1;
-        self.segments.back_mut().expect("an open segment").in_flight += 1;
-        self.base + self.segments.len() - 1
+    /// `records` more were handed to the producer in the open segment, whose id their delivery reports carry.
+    pub fn sent(&mut self, records: u64) -> SegmentId {
+        self.in_flight += records;
+        self.segments.back_mut().expect("an open segment").in_flight += records;
+        self.open_segment()
     }
 
-    /// The producer did not take a record after all: forget it.
-    pub fn unsent(&mut self) {
-        self.in_flight -= 1;
-        self.segments.back_mut().expect("an open segment").in_flight -= 1;
+    pub fn open_segment(&self) -> SegmentId {
+        self.base + self.segments.len() - 1
     }
 
     pub fn acknowledged(&mut self, segment: SegmentId) {
@@ -142,10 +140,10 @@ mod tests {
     #[test]
     fn state_waits_for_every_earlier_record() {
         let mut c = Checkpoints::new();
-        let a = c.sent();
-        let b = c.sent();
+        let a = c.sent(1);
+        let b = c.sent(1);
         c.close("s1".into());
-        let d = c.sent();
+        let d = c.sent(1);
         c.close("s2".into());
         assert!(due(&mut c).is_empty());
         c.acknowledged(d); // a later record acknowledged first releases nothing
@@ -162,7 +160,7 @@ mod tests {
         let mut c = Checkpoints::new();
         c.close("s1".into());
         c.close("s2".into());
-        let r = c.sent();
+        let r = c.sent(1);
         c.close("s3".into());
         assert_eq!(due(&mut c), vec!["s1", "s2"]);
         c.acknowledged(r);
@@ -172,11 +170,11 @@ mod tests {
     #[test]
     fn failure_stops_every_later_state() {
         let mut c = Checkpoints::new();
-        let a = c.sent();
+        let a = c.sent(1);
         c.close("s1".into());
-        let b = c.sent();
+        let b = c.sent(1);
         c.close("s2".into());
-        let d = c.sent();
+        let d = c.sent(1);
         c.close("s3".into());
         c.acknowledged(d);
         c.failed(b, Error::Transient("down".into()));
@@ -191,9 +189,9 @@ mod tests {
     #[test]
     fn earliest_failure_wins() {
         let mut c = Checkpoints::new();
-        let a = c.sent();
+        let a = c.sent(1);
         c.close("s1".into());
-        let b = c.sent();
+        let b = c.sent(1);
         c.failed(b, Error::Transient("late".into()));
         c.failed(a, Error::Config("early".into()));
         assert!(due(&mut c).is_empty());
@@ -201,11 +199,14 @@ mod tests {
     }
 
     #[test]
-    fn unsent_records_do_not_hold_states() {
+    fn records_can_be_counted_in_bulk() {
         let mut c = Checkpoints::new();
-        c.sent();
-        c.unsent();
+        let a = c.sent(2);
         c.close("s1".into());
+        assert_eq!(c.open_segment(), a + 1);
+        c.acknowledged(a);
+        assert!(due(&mut c).is_empty());
+        c.acknowledged(a);
         assert_eq!(due(&mut c), vec!["s1"]);
     }
 

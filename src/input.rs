@@ -1,41 +1,39 @@
-//! stdin, read in large chunks on its own thread so parsing and producing never wait on a read syscall.
-//! Each chunk holds whole lines only; at most `DEPTH` chunks are queued, so memory stays bounded.
+//! stdin, read in large chunks on its own thread, which also runs a first stage on each chunk (parsing), so
+//! the main thread never waits on a read syscall. Each chunk holds whole lines only; at most `DEPTH` chunks are
+//! queued, so memory stays bounded.
 
 use std::io::Read;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
 const CHUNK: usize = 1 << 20;
-const DEPTH: usize = 4;
+const DEPTH: usize = 2;
 
-pub struct Input {
-    chunks: Receiver<std::io::Result<Vec<u8>>>,
+pub struct Input<T> {
+    chunks: Receiver<std::io::Result<T>>,
     recycle: SyncSender<Vec<u8>>,
 }
 
-pub enum Next {
-    Chunk(Vec<u8>),
+pub enum Next<T> {
+    Chunk(T),
     Idle,
     End,
 }
 
-impl Input {
-    pub fn stdin() -> Input {
-        Input::spawn(std::io::stdin())
-    }
-
-    pub fn spawn(source: impl Read + Send + 'static) -> Input {
+impl<T: Send + 'static> Input<T> {
+    /// Reads `source` on a new thread and applies `stage` there to each chunk of whole lines.
+    pub fn spawn(source: impl Read + Send + 'static, stage: impl FnMut(Vec<u8>) -> T + Send + 'static) -> Input<T> {
         let (tx, chunks) = sync_channel(DEPTH);
         let (recycle, spare) = sync_channel(DEPTH + 1);
         std::thread::Builder::new()
             .name("stdin".into())
-            .spawn(move || read_chunks(source, tx, spare))
+            .spawn(move || read_chunks(source, stage, tx, spare))
             .expect("spawning the stdin thread");
         Input { chunks, recycle }
     }
 
-    /// The next chunk of whole lines, `Idle` if none arrived within `wait`, `End` at end of input.
-    pub fn next(&self, wait: Duration) -> std::io::Result<Next> {
+    /// The next staged chunk, `Idle` if none arrived within `wait`, `End` at end of input.
+    pub fn next(&self, wait: Duration) -> std::io::Result<Next<T>> {
         match self.chunks.recv_timeout(wait) {
             Ok(Ok(chunk)) => Ok(Next::Chunk(chunk)),
             Ok(Err(e)) => Err(e),
@@ -50,7 +48,12 @@ impl Input {
     }
 }
 
-fn read_chunks(mut source: impl Read, tx: SyncSender<std::io::Result<Vec<u8>>>, spare: Receiver<Vec<u8>>) {
+fn read_chunks<T>(
+    mut source: impl Read,
+    mut stage: impl FnMut(Vec<u8>) -> T,
+    tx: SyncSender<std::io::Result<T>>,
+    spare: Receiver<Vec<u8>>,
+) {
     // Reads land in one buffer zeroed once; chunks get only the bytes read, so a trickling pipe stays cheap.
     let mut scratch = vec![0u8; CHUNK];
     let mut pending: Vec<u8> = Vec::new();
@@ -66,7 +69,7 @@ fn read_chunks(mut source: impl Read, tx: SyncSender<std::io::Result<Vec<u8>>>, 
         if read == 0 {
             // End of input: the last line may lack its newline.
             if !pending.is_empty() {
-                let _ = tx.send(Ok(pending));
+                let _ = tx.send(Ok(stage(pending)));
             }
             return;
         }
@@ -79,7 +82,7 @@ fn read_chunks(mut source: impl Read, tx: SyncSender<std::io::Result<Vec<u8>>>, 
         chunk.append(&mut pending);
         chunk.extend_from_slice(&scratch[..=last_newline]);
         pending.extend_from_slice(&scratch[last_newline + 1..read]);
-        if tx.send(Ok(chunk)).is_err() {
+        if tx.send(Ok(stage(chunk))).is_err() {
             return;
         }
     }
@@ -99,7 +102,7 @@ mod tests {
         }
     }
 
-    fn collect(input: Input) -> Vec<u8> {
+    fn collect(input: Input<Vec<u8>>) -> Vec<u8> {
         let mut chunks: Vec<Vec<u8>> = Vec::new();
         loop {
             match input.next(Duration::from_secs(5)).unwrap() {
@@ -116,8 +119,8 @@ mod tests {
     #[test]
     fn chunks_are_whole_lines_and_nothing_is_lost() {
         let text: Vec<u8> = (0..10_000).flat_map(|i| format!("line {i}\n").into_bytes()).chain(*b"last").collect();
-        assert_eq!(collect(Input::spawn(Trickle(std::io::Cursor::new(text.clone()), 7))), text);
-        assert_eq!(collect(Input::spawn(std::io::Cursor::new(text.clone()))), text);
+        assert_eq!(collect(Input::spawn(Trickle(std::io::Cursor::new(text.clone()), 7), |c| c)), text);
+        assert_eq!(collect(Input::spawn(std::io::Cursor::new(text.clone()), |c| c)), text);
     }
 
     #[test]
@@ -125,6 +128,6 @@ mod tests {
         let mut text = vec![b'x'; 3 * CHUNK + 5];
         text.push(b'\n');
         text.extend_from_slice(b"y\n");
-        assert_eq!(collect(Input::spawn(std::io::Cursor::new(text.clone()))), text);
+        assert_eq!(collect(Input::spawn(std::io::Cursor::new(text.clone()), |c| c)), text);
     }
 }

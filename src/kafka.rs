@@ -11,6 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
+use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -145,6 +146,10 @@ impl ProducerContext for DeliveryContext {
 /// The producer, with checkpoint tracking built into its delivery reports.
 pub struct Producer {
     inner: BaseProducer<DeliveryContext>,
+    /// Records sent but not yet counted in the tracker, all in the open segment: counted here without taking
+    /// the lock, and handed over before any delivery report can arrive (reports are served only by `poll`).
+    uncounted: Cell<u64>,
+    open_segment: Cell<SegmentId>,
 }
 
 /// Whether librdkafka took a record.
@@ -158,11 +163,24 @@ impl Producer {
     pub fn new(settings: &Settings) -> Result<Producer> {
         let context =
             DeliveryContext { checkpoints: Mutex::new(Checkpoints::new()), diagnostics: Diagnostics::default() };
-        Ok(Producer { inner: settings.client(context)? })
+        Ok(Producer { inner: settings.client(context)?, uncounted: Cell::new(0), open_segment: Cell::new(0) })
     }
 
+    /// The tracker, up to date with every record sent.
     pub fn checkpoints(&self) -> MutexGuard<'_, Checkpoints> {
-        self.inner.context().checkpoints.lock().unwrap_or_else(|e| e.into_inner())
+        let mut checkpoints = self.inner.context().checkpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let uncounted = self.uncounted.replace(0);
+        if uncounted > 0 {
+            checkpoints.sent(uncounted);
+        }
+        checkpoints
+    }
+
+    /// A STATE arrived: it waits for every record sent so far.
+    pub fn close_segment(&self, rendered_state: String) {
+        let mut checkpoints = self.checkpoints();
+        checkpoints.close(rendered_state);
+        self.open_segment.set(checkpoints.open_segment());
     }
 
     pub fn diagnostics(&self) -> &Diagnostics {
@@ -171,22 +189,22 @@ impl Producer {
 
     /// Hands one record to librdkafka, which copies it. Never blocks.
     pub fn send(&self, topic: &str, key: &[u8], value: &[u8]) -> Result<Sent> {
-        let segment = self.checkpoints().sent();
-        let record = BaseRecord::with_opaque_to(topic, segment).key(key).payload(value);
+        let record = BaseRecord::with_opaque_to(topic, self.open_segment.get()).key(key).payload(value);
         match self.inner.send(record) {
-            Ok(()) => Ok(Sent::Queued),
-            Err((error, _)) => {
-                self.checkpoints().unsent();
-                match error.rdkafka_error_code() {
-                    Some(RDKafkaErrorCode::QueueFull) => Ok(Sent::QueueFull),
-                    _ => Err(Error::kafka(format!("cannot produce to topic `{topic}`"), &error)),
-                }
+            Ok(()) => {
+                self.uncounted.set(self.uncounted.get() + 1);
+                Ok(Sent::Queued)
             }
+            Err((error, _)) => match error.rdkafka_error_code() {
+                Some(RDKafkaErrorCode::QueueFull) => Ok(Sent::QueueFull),
+                _ => Err(Error::kafka(format!("cannot produce to topic `{topic}`"), &error)),
+            },
         }
     }
 
     /// Serves delivery reports (and so settles checkpoints), waiting up to `timeout` for one.
     pub fn poll(&self, timeout: Duration) {
+        drop(self.checkpoints());
         self.inner.poll(timeout);
     }
 
@@ -207,6 +225,13 @@ impl Producer {
             }
             self.poll((deadline - now).min(Duration::from_millis(50)));
         }
+    }
+}
+
+impl Drop for Producer {
+    /// Dropping librdkafka's producer purges what it holds, which reports those records: count them first.
+    fn drop(&mut self) {
+        drop(self.checkpoints());
     }
 }
 

@@ -14,6 +14,7 @@ pub mod kafka;
 pub mod logging;
 pub mod naming;
 pub mod output;
+pub mod parse;
 pub mod protocol;
 pub mod spec;
 pub mod write;

@@ -1,7 +1,7 @@
 //! `write`: stdin → parse → route → encode → produce → acknowledge → state.
 //!
-//! One thread reads stdin; this one parses, encodes and hands records to librdkafka without blocking, and
-//! serves delivery reports, which release each STATE once every record before it is acknowledged.
+//! The stdin thread reads and parses (`parse`); this one encodes and hands records to librdkafka without
+//! blocking, and serves delivery reports, which release each STATE once every record before it is acknowledged.
 
 use crate::catalog::{describe, Routes};
 use crate::checkpoint::RecordCounts;
@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::input::{Input, Next};
 use crate::kafka::{Producer, Sent};
 use crate::output;
-use crate::protocol::{excerpt, Message, Record, Scope, StateEcho};
+use crate::parse::{Item, Parsed, Parser};
+use crate::protocol::{excerpt, Message, Scope, StateEcho};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 const POLL_EVERY: u64 = 256;
 
 pub fn run(settings: &Settings, catalog_path: &str) -> Result<()> {
-    let routes = Routes::load(catalog_path, &settings.topic_pattern)?;
+    let routes = Arc::new(Routes::load(catalog_path, &settings.topic_pattern)?);
     let producer = Producer::new(settings)?;
     producer.ensure_topics(
         settings,
@@ -36,7 +37,8 @@ pub fn run(settings: &Settings, catalog_path: &str) -> Result<()> {
             .map_err(|e| Error::System(format!("cannot install the signal handler: {e}")))?;
     }
     let mut sink = Sink::new(settings, &routes, producer);
-    let outcome = sink.consume(Input::stdin(), &stop);
+    let mut parser = Parser::new(Arc::clone(&routes));
+    let outcome = sink.consume(Input::spawn(std::io::stdin(), move |chunk| parser.parse(chunk)), &stop);
     sink.finish(outcome, &stop)
 }
 
@@ -55,11 +57,9 @@ struct Sink<'a> {
     producer: Producer,
     encoder: Encoder,
     counts: RecordCounts,
-    line_no: u64,
     records: u64,
     bytes_read: u64,
     states_emitted: u64,
-    last_route: Option<usize>,
     started: Instant,
     last_progress: Instant,
 }
@@ -75,18 +75,16 @@ impl<'a> Sink<'a> {
             producer,
             encoder: Encoder::default(),
             counts: RecordCounts::new(n),
-            line_no: 0,
             records: 0,
             bytes_read: 0,
             states_emitted: 0,
-            last_route: None,
             started: Instant::now(),
             last_progress: Instant::now(),
         }
     }
 
     /// Reads until end of input, a stop signal or the first failure.
-    fn consume(&mut self, input: Input, stop: &AtomicBool) -> Result<()> {
+    fn consume(&mut self, input: Input<Parsed>, stop: &AtomicBool) -> Result<()> {
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Err(stopped());
@@ -96,12 +94,18 @@ impl<'a> Sink<'a> {
                 .next(Duration::from_millis(wait))
                 .map_err(|e| Error::System(format!("cannot read stdin: {e}")))?;
             match next {
-                Next::Chunk(chunk) => {
-                    self.bytes_read += chunk.len() as u64;
-                    for line in chunk.split_inclusive(|&b| b == b'\n') {
-                        self.line(line)?;
+                Next::Chunk(parsed) => {
+                    self.bytes_read += parsed.chunk.len() as u64;
+                    for item in parsed.items {
+                        match item {
+                            Item::Record { route, emitted_at, data } => {
+                                self.record(route, emitted_at.unwrap_or_else(now_ms), &parsed.chunk[data])?
+                            }
+                            Item::State { line, line_no } => self.state(&parsed.chunk[line], line_no)?,
+                            Item::Failure(error) => return Err(error),
+                        }
                     }
-                    input.recycle(chunk);
+                    input.recycle(parsed.chunk);
                 }
                 Next::Idle => {}
                 Next::End => return Ok(()),
@@ -110,52 +114,27 @@ impl<'a> Sink<'a> {
         }
     }
 
-    fn line(&mut self, raw: &[u8]) -> Result<()> {
-        self.line_no += 1;
-        let line = raw.trim_ascii_end();
-        if line.is_empty() {
-            return Ok(());
-        }
-        let bad_line = |why: String| Error::Input(format!("input line {}: {why}: {}", self.line_no, excerpt(line)));
-        match Message::parse(line).map_err(|e| bad_line(e.0))? {
-            Message::Record(record) => self.record(record),
-            Message::State(state) => {
-                let text = std::str::from_utf8(line).map_err(|e| bad_line(e.to_string()))?;
-                let echo = StateEcho::parse(text, state).map_err(|e| bad_line(e.0))?;
-                let scope = echo.scope();
-                let stream = match &scope {
-                    Scope::Stream { name, namespace } => self.routes.find(namespace.as_deref(), name),
-                    Scope::Global => None,
-                };
-                let count = self.counts.take(&scope, stream);
-                self.producer.checkpoints().close(echo.render(count));
-                self.release()
-            }
-            Message::Other => Ok(()),
-        }
+    /// A STATE closes the open segment with its rendered echo; it goes out once its records are acknowledged.
+    fn state(&mut self, line: &[u8], line_no: u64) -> Result<()> {
+        let bad_line = |why: String| Error::Input(format!("input line {line_no}: {why}: {}", excerpt(line)));
+        let text = std::str::from_utf8(line).map_err(|e| bad_line(e.to_string()))?;
+        let Ok(Message::State(state)) = Message::parse(line) else {
+            return Err(Error::System(format!("input line {line_no} is no longer a STATE")));
+        };
+        let echo = StateEcho::parse(text, state).map_err(|e| bad_line(e.0))?;
+        let scope = echo.scope();
+        let stream = match &scope {
+            Scope::Stream { name, namespace } => self.routes.find(namespace.as_deref(), name),
+            Scope::Global => None,
+        };
+        let count = self.counts.take(&scope, stream);
+        self.producer.close_segment(echo.render(count));
+        self.release()
     }
 
-    fn record(&mut self, record: Record<'_>) -> Result<()> {
-        let namespace = record.namespace.as_deref();
-        let route = match self.last_route {
-            Some(i)
-                if self.routes.routes[i].stream == record.stream
-                    && self.routes.routes[i].namespace.as_deref() == namespace =>
-            {
-                i
-            }
-            _ => self.routes.find(namespace, &record.stream).ok_or_else(|| {
-                Error::Input(format!(
-                    "input line {}: RECORD of stream `{}`, which is not in the configured catalog",
-                    self.line_no,
-                    describe(namespace, &record.stream)
-                ))
-            })?,
-        };
-        self.last_route = Some(route);
-        let emitted_at = record.emitted_at.unwrap_or_else(now_ms);
+    fn record(&mut self, route: usize, emitted_at: i64, data: &[u8]) -> Result<()> {
         let topic = &self.routes.routes[route].topic;
-        let (key, value) = self.encoder.encode(&self.parts[route], emitted_at, record.data.get());
+        let (key, value) = self.encoder.encode(&self.parts[route], emitted_at, data);
         let mut full_since: Option<(Instant, u64)> = None;
         while let Sent::QueueFull = self.producer.send(topic, key, value)? {
             // Back-pressure: serve delivery reports until librdkafka has room, as long as the broker moves.

@@ -1,0 +1,145 @@
+//! The parse → route stage. It runs on the stdin thread, beside encoding and producing on the main thread:
+//! each chunk of whole lines becomes a list of items that point back into the chunk, in input order.
+
+use crate::catalog::{describe, Routes};
+use crate::error::Error;
+use crate::protocol::{excerpt, Message};
+use std::ops::Range;
+use std::sync::Arc;
+
+pub enum Item {
+    Record {
+        route: usize,
+        emitted_at: Option<i64>,
+        data: Range<usize>,
+    },
+    /// A STATE line (its bytes in the chunk); the main thread reads it again, as states are rare.
+    State {
+        line: Range<usize>,
+        line_no: u64,
+    },
+    /// The sync stops here: what came before is still produced and acknowledged.
+    Failure(Error),
+}
+
+/// A chunk of input and what it holds.
+pub struct Parsed {
+    pub chunk: Vec<u8>,
+    pub items: Vec<Item>,
+}
+
+pub struct Parser {
+    routes: Arc<Routes>,
+    line_no: u64,
+    last_route: Option<usize>,
+}
+
+impl Parser {
+    pub fn new(routes: Arc<Routes>) -> Parser {
+        Parser { routes, line_no: 0, last_route: None }
+    }
+
+    pub fn parse(&mut self, chunk: Vec<u8>) -> Parsed {
+        let mut items = Vec::with_capacity(chunk.len() / 256);
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', &chunk)
+            .map(|i| i + 1)
+            .chain((chunk.last() != Some(&b'\n')).then_some(chunk.len()));
+        for end in ends {
+            let range = start..start + chunk[start..end].trim_ascii_end().len();
+            start = end;
+            self.line_no += 1;
+            if range.is_empty() {
+                continue;
+            }
+            if let Some(item) = self.item(&chunk, range) {
+                items.push(item);
+            }
+        }
+        Parsed { chunk, items }
+    }
+
+    fn item(&mut self, chunk: &[u8], range: Range<usize>) -> Option<Item> {
+        let line = &chunk[range.clone()];
+        let bad_line = |why: String| Error::Input(format!("input line {}: {why}: {}", self.line_no, excerpt(line)));
+        let record = match Message::parse(line) {
+            Err(e) => return Some(Item::Failure(bad_line(e.0))),
+            Ok(Message::State(_)) => return Some(Item::State { line: range, line_no: self.line_no }),
+            Ok(Message::Other) => return None,
+            Ok(Message::Record(record)) => record,
+        };
+        let namespace = record.namespace.as_deref();
+        let route = match self.last_route {
+            Some(i) if self.routes.routes[i].matches(namespace, &record.stream) => i,
+            _ => match self.routes.find(namespace, &record.stream) {
+                Some(i) => i,
+                None => {
+                    return Some(Item::Failure(Error::Input(format!(
+                        "input line {}: RECORD of stream `{}`, which is not in the configured catalog",
+                        self.line_no,
+                        describe(namespace, &record.stream)
+                    ))))
+                }
+            },
+        };
+        self.last_route = Some(route);
+        let data_start = record.data.get().as_ptr() as usize - chunk.as_ptr() as usize;
+        Some(Item::Record {
+            route,
+            emitted_at: record.emitted_at,
+            data: data_start..data_start + record.data.get().len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parser() -> Parser {
+        let catalog = json!({"streams": [{"name": "a"}, {"name": "b", "namespace": "n"}]});
+        Parser::new(Arc::new(Routes::from_catalog(&catalog, "{stream}").unwrap()))
+    }
+
+    #[test]
+    fn items_point_into_the_chunk_in_order() {
+        let text = concat!(
+            "{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"emitted_at\":5,\"data\":{\"x\": 1}}}\r\n",
+            "\n",
+            "{\"type\":\"LOG\",\"log\":{\"level\":\"INFO\",\"message\":\"m\"}}\n",
+            "{\"type\":\"STATE\",\"state\":{\"data\":{}}}\n",
+            "{\"type\":\"RECORD\",\"record\":{\"stream\":\"b\",\"namespace\":\"n\",\"data\":[1]}}",
+        );
+        let parsed = parser().parse(text.as_bytes().to_vec());
+        let chunk = &parsed.chunk;
+        match &parsed.items[..] {
+            [Item::Record { route: 0, emitted_at: Some(5), data: d1 }, Item::State { line, line_no: 4 }, Item::Record { route: 1, emitted_at: None, data: d2 }] =>
+            {
+                assert_eq!(&chunk[d1.clone()], b"{\"x\": 1}");
+                assert_eq!(&chunk[line.clone()], b"{\"type\":\"STATE\",\"state\":{\"data\":{}}}");
+                assert_eq!(&chunk[d2.clone()], b"[1]");
+            }
+            _ => panic!("unexpected items"),
+        }
+    }
+
+    #[test]
+    fn failures_carry_the_line_number() {
+        let mut p = parser();
+        let first = p.parse(b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"data\":{}}}\n".to_vec());
+        assert_eq!(first.items.len(), 1);
+        let second =
+            p.parse(b"\nnot json\n{\"type\":\"RECORD\",\"record\":{\"stream\":\"zz\",\"data\":{}}}\n".to_vec());
+        let messages: Vec<String> = second
+            .items
+            .iter()
+            .map(|i| match i {
+                Item::Failure(e) => e.to_string(),
+                _ => String::new(),
+            })
+            .collect();
+        assert!(messages[0].starts_with("input line 3:") && messages[0].contains("not json"), "{}", messages[0]);
+        assert!(messages[1].starts_with("input line 4:") && messages[1].contains("`zz`"), "{}", messages[1]);
+    }
+}
