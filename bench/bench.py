@@ -47,6 +47,7 @@ LIBRDKAFKA = {
     "linger.ms": "5",
     "max.in.flight.requests.per.connection": "5",
     "queue.buffering.max.kbytes": "32768",
+    "queue.buffering.max.messages": "32768",
     "message.max.bytes": "1048576",
     "partitioner": "murmur2_random",
 }
@@ -94,8 +95,9 @@ def generate(n, every):
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"input-{n}-{every}.jsonl"
     if not path.exists():
-        with open(path, "w") as f:
+        with open(f"{path}.part", "w") as f:
             subprocess.run([sys.executable, REPO / "bench" / "gen.py", str(n), str(every)], stdout=f, check=True)
+        os.replace(f"{path}.part", path)
     return path
 
 

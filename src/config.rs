@@ -203,6 +203,9 @@ impl Settings {
             ),
             Property::new("client.dns.lookup", dns_lookup(&self.client_dns_lookup), "client_dns_lookup"),
             Property::new("queue.buffering.max.kbytes", (self.buffer_memory / 1024).max(1), "buffer_memory"),
+            // librdkafka's ~250 bytes of bookkeeping per message are not in kbytes: one message per KiB of budget
+            // keeps the real footprint near `buffer_memory` whatever the message size.
+            Property::new("queue.buffering.max.messages", (self.buffer_memory / 1024).clamp(1000, 100_000), "buffer_memory"),
             Property::new("message.max.bytes", self.max_request_size, "max_request_size"),
             Property::new("retries", self.retries, "retries"),
             Property::new(
@@ -380,6 +383,7 @@ mod tests {
         assert!(!s.sync_producer && s.test_topic().is_none() && s.client_id.is_none());
         let props = s.properties().unwrap();
         assert_eq!(prop(&props, "queue.buffering.max.kbytes"), Some("32768"));
+        assert_eq!(prop(&props, "queue.buffering.max.messages"), Some("32768"));
         assert_eq!(prop(&props, "linger.ms"), Some("5"));
         assert_eq!(prop(&props, "socket.send.buffer.bytes"), Some("0"));
         assert_eq!(prop(&props, "socket.receive.buffer.bytes"), Some("32768"));

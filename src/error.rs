@@ -38,10 +38,6 @@ impl Error {
         }
     }
 
-    pub fn is_transient(&self) -> bool {
-        self.failure_type() == FailureType::TransientError
-    }
-
     /// Wraps a Kafka error with what we were doing, classified by the broker's error code.
     pub fn kafka(context: impl std::fmt::Display, err: &KafkaError) -> Error {
         let message = format!("{context}: {}", describe(err));

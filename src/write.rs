@@ -151,7 +151,8 @@ impl<'a> Sink<'a> {
                     ),
                 ));
             }
-            self.producer.poll(Duration::from_millis(10));
+            // A short wait: librdkafka frees queue space as soon as delivery reports are served.
+            self.producer.poll(Duration::from_millis(1));
             self.states_emitted += release(&self.producer)?;
         }
         self.counts.record(route);

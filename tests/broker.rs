@@ -105,6 +105,17 @@ fn edge_case_byte_for_byte() {
     sync_dataset("edge_case", false);
 }
 
+/// A broker and the files of a write to it: (broker, scratch dir, config path, catalog path).
+fn write_setup(name: &str, config: impl FnOnce(&mut Value), catalog: Value) -> (Broker, Scratch, String, String) {
+    let broker = Broker::start();
+    let scratch = Scratch::new(name);
+    let mut value = java_config(&broker.bootstrap());
+    config(&mut value);
+    let config = scratch.json("config.json", &value);
+    let catalog = scratch.json("catalog.json", &catalog);
+    (broker, scratch, config, catalog)
+}
+
 fn check(config: &Value) -> Value {
     let scratch = Scratch::new("check");
     let path = scratch.json("config.json", config);
@@ -158,10 +169,7 @@ fn check_names_bad_credentials() {
 
 #[test]
 fn discover_lists_topics_with_the_envelope_schema() {
-    let broker = Broker::start();
-    let scratch = Scratch::new("discover");
-    let config = scratch.json("config.json", &java_config(&broker.bootstrap()));
-    let catalog = scratch.json("catalog.json", &json!({"streams": [{"name": "users"}]}));
+    let (_broker, _scratch, config, catalog) = write_setup("discover", |_| {}, json!({"streams": [{"name": "users"}]}));
     assert!(run(&["write", "--config", &config, "--catalog", &catalog], "").status.success());
     let out = run(&["discover", "--config", &config], "");
     assert!(out.status.success());
@@ -175,12 +183,8 @@ fn discover_lists_topics_with_the_envelope_schema() {
 
 #[test]
 fn created_topics_get_the_configured_partitions() {
-    let broker = Broker::start();
-    let scratch = Scratch::new("partitions");
-    let mut config = java_config(&broker.bootstrap());
-    config["topic_partitions"] = json!(3);
-    let config = scratch.json("config.json", &config);
-    let catalog = scratch.json("catalog.json", &json!({"streams": [{"name": "s"}]}));
+    let (broker, _scratch, config, catalog) =
+        write_setup("partitions", |c| c["topic_partitions"] = json!(3), json!({"streams": [{"name": "s"}]}));
     let records: String = (0..30)
         .map(|i| {
             format!("{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"s\",\"emitted_at\":1,\"data\":{{\"i\":{i}}}}}}}\n")
@@ -201,10 +205,7 @@ fn trace_error(out: &std::process::Output) -> Value {
 
 #[test]
 fn bad_input_fails_the_sync_with_the_line_number() {
-    let broker = Broker::start();
-    let scratch = Scratch::new("bad-input");
-    let config = scratch.json("config.json", &java_config(&broker.bootstrap()));
-    let catalog = scratch.json("catalog.json", &json!({"streams": [{"name": "s"}]}));
+    let (_broker, _scratch, config, catalog) = write_setup("bad-input", |_| {}, json!({"streams": [{"name": "s"}]}));
     let record = r#"{"type":"RECORD","record":{"stream":"s","emitted_at":1,"data":{"a":1}}}"#;
     let state = r#"{"type":"STATE","state":{"data":{"n":1}}}"#;
 

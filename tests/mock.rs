@@ -41,14 +41,19 @@ fn setup(name: &str, streams: &[&str]) -> Setup {
     Setup { mock, config, catalog, _scratch: scratch }
 }
 
-#[test]
-fn no_state_while_its_records_are_unacknowledged() {
-    let s = setup("broker-down", &["users"]);
+/// A connector writing to the mock cluster, past its first record and state (so the pipeline is known to work).
+fn live_past_state_1(s: &Setup) -> Live {
     let mut live = Live::start(&["write", "--config", &s.config, "--catalog", &s.catalog]);
-
     live.send(&(record("users", 0) + &state(1)));
     let first = live.next_state(Duration::from_secs(20)).expect("state 1 once its record is acknowledged");
     assert_eq!(first["state"]["id"], 1);
+    live
+}
+
+#[test]
+fn no_state_while_its_records_are_unacknowledged() {
+    let s = setup("broker-down", &["users"]);
+    let mut live = live_past_state_1(&s);
 
     s.mock.broker_down(1).unwrap();
     std::thread::sleep(Duration::from_millis(200));
@@ -71,9 +76,7 @@ fn no_state_while_its_records_are_unacknowledged() {
 #[test]
 fn a_failed_record_ends_the_sync_and_holds_every_later_state() {
     let s = setup("produce-error", &["users"]);
-    let mut live = Live::start(&["write", "--config", &s.config, "--catalog", &s.catalog]);
-    live.send(&(record("users", 0) + &state(1)));
-    assert_eq!(live.next_state(Duration::from_secs(20)).expect("state 1")["state"]["id"], 1);
+    let mut live = live_past_state_1(&s);
 
     // Not retriable: librdkafka fails the batch at once.
     s.mock.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED]);
@@ -163,9 +166,7 @@ fn oversized_records_fail_with_a_hint() {
 #[test]
 fn sigterm_stops_reading_and_emits_only_kept_promises() {
     let s = setup("sigterm", &["users"]);
-    let mut live = Live::start(&["write", "--config", &s.config, "--catalog", &s.catalog]);
-    live.send(&(record("users", 0) + &state(1)));
-    assert_eq!(live.next_state(Duration::from_secs(20)).expect("state 1")["state"]["id"], 1);
+    let mut live = live_past_state_1(&s);
 
     // Records stuck behind a dead broker when the platform stops the sync: their state must not go out.
     s.mock.broker_down(1).unwrap();
