@@ -202,10 +202,26 @@ impl Producer {
         }
     }
 
-    /// Serves delivery reports (and so settles checkpoints), waiting up to `timeout` for one.
+    /// Serves librdkafka's events (delivery reports, which settle checkpoints; logs; errors) for `timeout`.
+    /// rdkafka keeps polling until the timeout ends and spins through its last millisecond: use short waits
+    /// only through `serve_reports`.
     pub fn poll(&self, timeout: Duration) {
         drop(self.checkpoints());
         self.inner.poll(timeout);
+    }
+
+    /// Serves every delivery report that is ready, without waiting; returns whether any record settled.
+    pub fn serve_reports(&self) -> bool {
+        let before = self.checkpoints().in_flight();
+        let mut last = before;
+        loop {
+            self.inner.poll(Duration::ZERO);
+            let now = self.checkpoints().in_flight();
+            if now == last {
+                return now != before;
+            }
+            last = now;
+        }
     }
 
     /// Polls until every record sent is settled (acknowledged or failed) or the deadline passes.

@@ -151,8 +151,11 @@ impl<'a> Sink<'a> {
                     ),
                 ));
             }
-            // A short wait: librdkafka frees queue space as soon as delivery reports are served.
-            self.producer.poll(Duration::from_millis(1));
+            // librdkafka frees queue space as delivery reports are served; when none is ready, sleep briefly
+            // (a blocking sleep: rdkafka's own short polls spin).
+            if !self.producer.serve_reports() {
+                std::thread::sleep(Duration::from_micros(500));
+            }
             self.states_emitted += release(&self.producer)?;
         }
         self.counts.record(route);
@@ -172,7 +175,7 @@ impl<'a> Sink<'a> {
 
     /// Serves delivery reports, releases due states, stops at the first failed delivery.
     fn settle(&mut self) -> Result<()> {
-        self.producer.poll(Duration::ZERO);
+        self.producer.serve_reports();
         self.release()?;
         if self.producer.checkpoints().has_failed() {
             return Err(Error::System("a record could not be delivered".into()));
