@@ -78,6 +78,13 @@ class Broker:
         self.proc.wait()
 
 
+def warm(path):
+    """Reads a file once so each producer starts from the page cache, not the disk."""
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
 def timed(argv, stdin_path=None, env=None, stdout=subprocess.DEVNULL):
     """Runs argv under GNU time: (wall s, user+sys s, peak RSS MB)."""
     fmt = "%e %U %S %M"
@@ -127,6 +134,7 @@ def run_connector(broker, path, n, every):
     cfg = OUT / "config.json"
     cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=broker.bootstrap)))
     out = OUT / "connector-out.jsonl"
+    warm(path)
     with open(out, "wb") as stdout:
         row = timed([BIN, "write", "--config", cfg, "--catalog", catalog()], path, stdout=stdout)
     lines = out.read_text().splitlines()
@@ -157,6 +165,7 @@ def dump_connector_bytes(broker, n):
 def run_kcat(broker, dump, venv):
     broker.create_topic("bench_kcat", len(STREAMS))
     settings = sum((["-X", f"{k}={v}"] for k, v in LIBRDKAFKA.items()), [])
+    warm(dump)
     return timed(["kcat", "-P", "-b", broker.bootstrap, "-t", "bench_kcat", "-K", "\t", "-l", dump] + settings,
                  env=kcat_env(venv))
 

@@ -205,7 +205,11 @@ impl Settings {
             Property::new("queue.buffering.max.kbytes", (self.buffer_memory / 1024).max(1), "buffer_memory"),
             // librdkafka's ~250 bytes of bookkeeping per message are not in kbytes: one message per KiB of budget
             // keeps the real footprint near `buffer_memory` whatever the message size.
-            Property::new("queue.buffering.max.messages", (self.buffer_memory / 1024).clamp(1000, 100_000), "buffer_memory"),
+            Property::new(
+                "queue.buffering.max.messages",
+                (self.buffer_memory / 1024).clamp(1000, 100_000),
+                "buffer_memory",
+            ),
             Property::new("message.max.bytes", self.max_request_size, "max_request_size"),
             Property::new("retries", self.retries, "retries"),
             Property::new(

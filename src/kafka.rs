@@ -214,14 +214,16 @@ impl Producer {
     pub fn serve_reports(&self) -> bool {
         let before = self.checkpoints().in_flight();
         let mut last = before;
-        loop {
+        // Bounded, so a steady stream of reports cannot keep the caller from producing.
+        for _ in 0..64 {
             self.inner.poll(Duration::ZERO);
             let now = self.checkpoints().in_flight();
             if now == last {
-                return now != before;
+                break;
             }
             last = now;
         }
+        last != before
     }
 
     /// Polls until every record sent is settled (acknowledged or failed) or the deadline passes.
