@@ -237,11 +237,13 @@ impl Producer {
             if self.checkpoints().in_flight() == 0 {
                 return Ok(true);
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 return Ok(false);
             }
-            self.poll((deadline - now).min(Duration::from_millis(50)));
+            // Not `poll(timeout)`: it would hold every caller (a sync producer's each record) for the whole timeout.
+            if !self.serve_reports() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
         }
     }
 }

@@ -119,7 +119,7 @@ impl<'a> Sink<'a> {
         let bad_line = |why: String| Error::Input(format!("input line {line_no}: {why}: {}", excerpt(line)));
         let text = std::str::from_utf8(line).map_err(|e| bad_line(e.to_string()))?;
         let Ok(Message::State(state)) = Message::parse(line) else {
-            return Err(Error::System(format!("input line {line_no} is no longer a STATE")));
+            return Err(Error::System(format!("internal error: input line {line_no} was read as a STATE, then not")));
         };
         let echo = StateEcho::parse(text, state).map_err(|e| bad_line(e.0))?;
         let scope = echo.scope();
