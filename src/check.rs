@@ -4,6 +4,7 @@ use crate::config::Settings;
 use crate::envelope::{Encoder, StreamPart};
 use crate::error::{Error, Result};
 use crate::kafka::{Producer, Sent};
+use crate::protocol::now_ms;
 use std::time::{Duration, Instant};
 
 /// How long check waits for the cluster to answer, so the UI never hangs on a dead address.
@@ -22,8 +23,7 @@ pub fn run(settings: &Settings) -> Result<()> {
     })?;
     // Java's test message, so whatever watches the test topic sees what it always saw.
     let mut encoder = Encoder::default();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let (key, value) = encoder.encode(&StreamPart::new("test-topic-stream"), now, br#"{"test-key":"test-value"}"#);
+    let (key, value) = encoder.encode(&StreamPart::new("test-topic-stream"), now_ms(), br#"{"test-key":"test-value"}"#);
     if let Sent::QueueFull = producer.send(&topic, key, value)? {
         return Err(Error::System("the producer queue is full before the first record".into()));
     }

@@ -190,8 +190,9 @@ impl<'a> StateEcho<'a> {
     }
 }
 
-fn now_ms() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
+/// Now, in epoch milliseconds: the protocol's unit for `emitted_at`.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn spec_message(spec: &Value) -> String {

@@ -12,7 +12,7 @@ use crate::input::{Input, Next};
 use crate::kafka::{Producer, Sent};
 use crate::output;
 use crate::parse::{Item, Parsed, Parser};
-use crate::protocol::{excerpt, Message, Scope, StateEcho};
+use crate::protocol::{excerpt, now_ms, Message, Scope, StateEcho};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -278,8 +278,4 @@ fn release(producer: &Producer) -> Result<u64> {
 
 fn stopped() -> Error {
     Error::Transient("stopped by a signal; states of records not acknowledged were not emitted".into())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -50,14 +50,19 @@ fn live_past_state_1(s: &Setup) -> Live {
     live
 }
 
+/// Takes the broker down, then sends `input`, whose records now cannot be delivered.
+fn send_to_dead_broker(s: &Setup, live: &mut Live, input: &str) {
+    s.mock.broker_down(1).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    live.send(input);
+}
+
 #[test]
 fn no_state_while_its_records_are_unacknowledged() {
     let s = setup("broker-down", &["users"]);
     let mut live = live_past_state_1(&s);
 
-    s.mock.broker_down(1).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    live.send(&(record("users", 1) + &record("users", 2) + &state(2)));
+    send_to_dead_broker(&s, &mut live, &(record("users", 1) + &record("users", 2) + &state(2)));
     assert!(
         live.next_state(Duration::from_secs(3)).is_none(),
         "a state was emitted while its records could not reach the broker"
@@ -169,9 +174,7 @@ fn sigterm_stops_reading_and_emits_only_kept_promises() {
     let mut live = live_past_state_1(&s);
 
     // Records stuck behind a dead broker when the platform stops the sync: their state must not go out.
-    s.mock.broker_down(1).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    live.send(&(record("users", 1) + &state(2)));
+    send_to_dead_broker(&s, &mut live, &(record("users", 1) + &state(2)));
     std::thread::sleep(Duration::from_millis(300));
     let kill = std::process::Command::new("kill").args(["-TERM", &live.child.id().to_string()]).status().unwrap();
     assert!(kill.success());
