@@ -41,6 +41,9 @@ impl Parser {
 
     pub fn parse(&mut self, chunk: Vec<u8>) -> Parsed {
         let mut items = Vec::with_capacity(chunk.len() / 256);
+        // One UTF-8 check for the whole chunk is cheaper than serde_json's check of every string; a chunk that
+        // fails it is parsed line by line, so the bad line is the one reported.
+        let text = std::str::from_utf8(&chunk).ok();
         let mut start = 0;
         let ends = memchr::memchr_iter(b'\n', &chunk)
             .map(|i| i + 1)
@@ -52,17 +55,21 @@ impl Parser {
             if range.is_empty() {
                 continue;
             }
-            if let Some(item) = self.item(&chunk, range) {
+            if let Some(item) = self.item(&chunk, text, range) {
                 items.push(item);
             }
         }
         Parsed { chunk, items }
     }
 
-    fn item(&mut self, chunk: &[u8], range: Range<usize>) -> Option<Item> {
+    fn item(&mut self, chunk: &[u8], text: Option<&str>, range: Range<usize>) -> Option<Item> {
         let line = &chunk[range.clone()];
         let bad_line = |why: String| Error::Input(format!("input line {}: {why}: {}", self.line_no, excerpt(line)));
-        let record = match Message::parse(line) {
+        let message = match text.and_then(|t| t.get(range.clone())) {
+            Some(line) => Message::parse_str(line),
+            None => Message::parse(line),
+        };
+        let record = match message {
             Err(e) => return Some(Item::Failure(bad_line(e.0))),
             Ok(Message::State(_)) => return Some(Item::State { line: range, line_no: self.line_no }),
             Ok(Message::Other) => return None,
@@ -121,6 +128,18 @@ mod tests {
                 assert_eq!(&chunk[d2.clone()], b"[1]");
             }
             _ => panic!("unexpected items"),
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_on_its_own_line() {
+        let mut chunk = b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"data\":{}}}\n".to_vec();
+        chunk.extend_from_slice(b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"data\":{\"x\":\"\xff\"}}}\n");
+        let parsed = parser().parse(chunk);
+        assert!(matches!(parsed.items[0], Item::Record { route: 0, .. }));
+        match &parsed.items[1] {
+            Item::Failure(e) => assert!(e.to_string().starts_with("input line 2:"), "{e}"),
+            _ => panic!("invalid UTF-8 was accepted"),
         }
     }
 

@@ -55,8 +55,16 @@ pub struct ParseError(pub String);
 
 impl<'a> Message<'a> {
     pub fn parse(line: &'a [u8]) -> Result<Message<'a>, ParseError> {
-        let line: Line<'a> =
-            serde_json::from_slice(line).map_err(|e| ParseError(format!("not an Airbyte message: {e}")))?;
+        Message::from_line(serde_json::from_slice(line))
+    }
+
+    /// The same, for text already checked as UTF-8: serde_json then skips checking each string again.
+    pub fn parse_str(line: &'a str) -> Result<Message<'a>, ParseError> {
+        Message::from_line(serde_json::from_str(line))
+    }
+
+    fn from_line(line: serde_json::Result<Line<'a>>) -> Result<Message<'a>, ParseError> {
+        let line = line.map_err(|e| ParseError(format!("not an Airbyte message: {e}")))?;
         match line.kind.as_deref() {
             Some("RECORD") => {
                 let record = line.record.ok_or_else(|| ParseError("RECORD message without `record`".into()))?;
