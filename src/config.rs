@@ -182,6 +182,12 @@ impl Settings {
         self.properties().map(|_| ())
     }
 
+    /// How long `write` and `discover` wait for the cluster's metadata (and topic creation) at startup: Java's
+    /// `max_block_ms` budget, but never under 10 s.
+    pub fn metadata_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.max_block_ms.max(10_000) as u64)
+    }
+
     /// The sanitised test topic, when one is configured (blank counts as none, as in Java).
     pub fn test_topic(&self) -> Option<String> {
         self.test_topic.as_deref().filter(|t| !t.trim().is_empty()).map(naming::sanitize)

@@ -4,11 +4,9 @@ use crate::config::Settings;
 use crate::error::Result;
 use crate::kafka::Producer;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 pub fn run(settings: &Settings) -> Result<Vec<Value>> {
-    let timeout = Duration::from_millis(settings.max_block_ms.max(10_000) as u64);
-    let metadata = Producer::new(settings)?.metadata(settings, timeout)?;
+    let metadata = Producer::new(settings)?.metadata(settings, settings.metadata_timeout())?;
     let mut topics: Vec<&str> =
         metadata.topics().iter().map(|t| t.name()).filter(|name| !name.starts_with("__")).collect();
     topics.sort_unstable();

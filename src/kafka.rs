@@ -205,7 +205,7 @@ impl Producer {
     /// Serves librdkafka's events (delivery reports, which settle checkpoints; logs; errors) for `timeout`.
     /// rdkafka keeps polling until the timeout ends and spins through its last millisecond: use short waits
     /// only through `serve_reports`.
-    pub fn poll(&self, timeout: Duration) {
+    fn poll(&self, timeout: Duration) {
         drop(self.checkpoints());
         self.inner.poll(timeout);
     }

@@ -26,11 +26,7 @@ const POLL_EVERY: u64 = 256;
 pub fn run(settings: &Settings, catalog_path: &str) -> Result<()> {
     let routes = Arc::new(Routes::load(catalog_path, &settings.topic_pattern)?);
     let producer = Producer::new(settings)?;
-    producer.ensure_topics(
-        settings,
-        &routes.topics(),
-        Duration::from_millis(settings.max_block_ms.max(10_000) as u64),
-    )?;
+    producer.ensure_topics(settings, &routes.topics(), settings.metadata_timeout())?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
