@@ -13,11 +13,12 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-DATA = SHARED / "testdata" / "dat"
+# Airbyte's destination-acceptance-test datasets, shared with the Rust tests.
+DATA = REPO / "tests" / "fixtures"
 BIN = os.environ.get("DESTINATION_KAFKA_BIN", str(REPO / "target" / "release" / "destination-kafka"))
 
-_protocol = yaml.safe_load((SHARED / "reference" / "airbyte_protocol_v0_18.yaml").read_text())
+# The Airbyte protocol schema, release 0.18.0, kept beside the suite.
+_protocol = yaml.safe_load((REPO / "acceptance-tests" / "data" / "airbyte_protocol_v0_18.yaml").read_text())
 MESSAGE_SCHEMA = {"$ref": "#/definitions/AirbyteMessage", "definitions": _protocol["definitions"]}
 _validator = jsonschema.Draft7Validator(MESSAGE_SCHEMA)
 

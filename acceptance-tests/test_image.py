@@ -87,4 +87,4 @@ def test_the_image_copies_the_binary_this_suite_ran():
     # The build stage builds in /src with the release profile; the suite ran REPO/target/release/... .
     assert source == "/src/target/release/destination-kafka"
     assert "cargo build --release --locked" in DOCKERFILE
-    assert pathlib.Path(BIN).resolve() == (REPO / "target" / "release" / "destination-kafka").resolve()
+    assert pathlib.Path(BIN).parts[-2:] == ("release", "destination-kafka"), BIN

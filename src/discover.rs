@@ -2,11 +2,12 @@
 
 use crate::config::Settings;
 use crate::error::Result;
-use crate::kafka::Producer;
+use crate::kafka::producer::Producer;
 use serde_json::{json, Value};
 
 pub fn run(settings: &Settings) -> Result<Vec<Value>> {
-    let metadata = Producer::new(settings)?.metadata(settings, settings.metadata_timeout())?;
+    let producer = Producer::new(settings, NoRecords)?;
+    let metadata = producer.metadata(settings, settings.metadata_timeout())?;
     let mut topics: Vec<&str> =
         metadata.topics().iter().map(|t| t.name()).filter(|name| !name.starts_with("__")).collect();
     topics.sort_unstable();
@@ -14,6 +15,14 @@ pub fn run(settings: &Settings) -> Result<Vec<Value>> {
         .into_iter()
         .map(|topic| json!({"object_name": topic, "sync_mode": "append", "json_schema": envelope_schema()}))
         .collect())
+}
+
+/// `discover` sends nothing.
+struct NoRecords;
+
+impl crate::kafka::producer::DeliveryListener for NoRecords {
+    type Token = ();
+    fn delivered(&self, _: (), _: Result<()>) {}
 }
 
 /// JSON schema of the value of every message the connector writes.

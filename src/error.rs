@@ -1,5 +1,5 @@
-//! One error type for the whole connector. Each error knows the Airbyte `failure_type` it maps to, so
-//! whoever reports it (TRACE on `write`/`discover`, CONNECTION_STATUS on `check`) need not guess.
+//! One error type for the whole connector. Each error knows the Airbyte `failure_type` it maps to, so whoever
+//! reports it (TRACE on `write`/`discover`, CONNECTION_STATUS on `check`) need not guess, and keeps its source.
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde::Serialize;
@@ -12,7 +12,7 @@ pub enum FailureType {
     ConfigError,
     /// The broker is unreachable or slow: the platform may retry the sync.
     TransientError,
-    /// A bug or an unexpected condition: neither of the above.
+    /// A bug, malformed input, or an unexpected condition: neither of the above.
     SystemError,
 }
 
@@ -25,33 +25,62 @@ pub enum Error {
     #[error("{0}")]
     System(String),
     /// The input stream itself is malformed (not JSON, RECORD without stream/data, unknown stream).
-    #[error("{0}")]
-    Input(String),
+    #[error("input line {line}: {reason}")]
+    Input { line: u64, reason: String },
+    /// librdkafka refused or failed something; the failure type follows its error code.
+    #[error("{context}: {}", describe(.source))]
+    Kafka {
+        context: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config field `protocol.sasl_jaas_config` {0}")]
+    Jaas(#[from] crate::config::jaas::JaasError),
+    #[error(transparent)]
+    TopicName(#[from] crate::naming::TopicNameError),
 }
 
 impl Error {
     pub fn failure_type(&self) -> FailureType {
         match self {
-            Error::Config(_) => FailureType::ConfigError,
+            Error::Config(_) | Error::Jaas(_) | Error::TopicName(_) => FailureType::ConfigError,
             Error::Transient(_) => FailureType::TransientError,
-            Error::System(_) | Error::Input(_) => FailureType::SystemError,
+            Error::System(_) | Error::Input { .. } | Error::Io { .. } => FailureType::SystemError,
+            Error::Kafka { source, .. } => source.rdkafka_error_code().map_or(FailureType::SystemError, classify),
         }
     }
 
-    /// Wraps a Kafka error with what we were doing, classified by the broker's error code.
-    pub fn kafka(context: impl std::fmt::Display, err: &KafkaError) -> Error {
-        let message = format!("{context}: {}", describe(err));
-        match err.rdkafka_error_code().map(classify) {
-            Some(FailureType::ConfigError) => Error::Config(message),
-            Some(FailureType::TransientError) => Error::Transient(message),
-            _ => Error::System(message),
+    /// Whether the platform may retry the sync as it is.
+    pub fn is_transient(&self) -> bool {
+        self.failure_type() == FailureType::TransientError
+    }
+
+    pub fn kafka(context: impl Into<String>, source: KafkaError) -> Error {
+        Error::Kafka { context: context.into(), source }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io { context: context.into(), source }
+    }
+
+    /// The librdkafka error code behind this error, if there is one.
+    pub fn kafka_code(&self) -> Option<RDKafkaErrorCode> {
+        match self {
+            Error::Kafka { source, .. } => source.rdkafka_error_code(),
+            _ => None,
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// librdkafka's words for an error, without the Rust enum wrapper noise.
+/// librdkafka's words for an error, with a hint where the user has something to change.
 pub fn describe(err: &KafkaError) -> String {
     match err.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageSizeTooLarge) => format!(
@@ -62,7 +91,7 @@ pub fn describe(err: &KafkaError) -> String {
     }
 }
 
-/// Which Airbyte failure type a broker or client error code belongs to.
+/// Which Airbyte failure type a broker or client error code belongs to. The one place this is decided.
 pub fn classify(code: RDKafkaErrorCode) -> FailureType {
     use RDKafkaErrorCode::*;
     match code {
@@ -90,10 +119,11 @@ pub fn classify(code: RDKafkaErrorCode) -> FailureType {
         | UnknownPartition
         | UnsupportedFeature
         | UnsupportedVersion
+        // A name that does not resolve is far more often a typo in `bootstrap_servers` than a DNS outage.
+        | Resolve
         | SSL => FailureType::ConfigError,
         BrokerTransportFailure
         | AllBrokersDown
-        | Resolve
         | MessageTimedOut
         | RequestTimedOut
         | OperationTimedOut
@@ -113,5 +143,34 @@ pub fn classify(code: RDKafkaErrorCode) -> FailureType {
         | WaitingForCoordinator
         | ThrottlingQuotaExceeded => FailureType::TransientError,
         _ => FailureType::SystemError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_errors_are_classified_by_their_code() {
+        let e = Error::kafka(
+            "delivery to topic `t` failed",
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+        );
+        assert_eq!(e.failure_type(), FailureType::ConfigError);
+        assert!(e.to_string().contains("max_request_size"), "{e}");
+        let e = Error::kafka("x", KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut));
+        assert!(e.is_transient());
+        let e = Error::kafka("x", KafkaError::Global(RDKafkaErrorCode::Resolve));
+        assert_eq!(e.failure_type(), FailureType::ConfigError);
+        let e = Error::kafka("x", KafkaError::Global(RDKafkaErrorCode::Fail));
+        assert_eq!(e.failure_type(), FailureType::SystemError);
+    }
+
+    #[test]
+    fn sources_are_kept() {
+        use std::error::Error as _;
+        let e = Error::io("cannot write to stdout", std::io::Error::other("pipe closed"));
+        assert_eq!(e.source().unwrap().to_string(), "pipe closed");
+        assert_eq!(e.to_string(), "cannot write to stdout: pipe closed");
     }
 }

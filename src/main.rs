@@ -1,7 +1,8 @@
 use clap::{Parser, Subcommand};
-use destination_kafka::config::Settings;
+use destination_kafka::airbyte::{logging, output};
+use destination_kafka::config::{spec, Settings};
 use destination_kafka::error::{Error, FailureType};
-use destination_kafka::{check, discover, logging, output, protocol, spec, write};
+use destination_kafka::{check, discover, write};
 
 /// Airbyte destination for Apache Kafka.
 #[derive(Parser)]
@@ -39,30 +40,30 @@ fn main() {
     logging::init();
     // A panic is a bug, but the platform still deserves a TRACE that says so.
     std::panic::set_hook(Box::new(|info| {
-        let _ = output::emit(&protocol::trace_error(FailureType::SystemError, &format!("internal error: {info}")));
+        let _ = output::emit(&output::trace_error(FailureType::SystemError, &format!("internal error: {info}")));
     }));
     let result = match cli.command {
-        Command::Spec => output::emit(&protocol::spec_message(spec::spec())).map_err(stdout_error),
+        Command::Spec => output::emit(&output::spec_message(spec::spec())).map_err(stdout_error),
         Command::Check { config } => {
             let outcome = Settings::load(&config).and_then(|settings| check::run(&settings));
             if let Err(e) = &outcome {
                 tracing::warn!("check failed ({:?}): {e}", e.failure_type());
             }
-            output::emit(&protocol::connection_status(outcome.map_err(|e| e.to_string()))).map_err(stdout_error)
+            output::emit(&output::connection_status(outcome.map_err(|e| e.to_string()))).map_err(stdout_error)
         }
         Command::Discover { config } => Settings::load(&config)
             .and_then(|settings| discover::run(&settings))
-            .and_then(|operations| output::emit(&protocol::destination_catalog(operations)).map_err(stdout_error)),
+            .and_then(|operations| output::emit(&output::destination_catalog(operations)).map_err(stdout_error)),
         Command::Write { config, catalog } => {
             Settings::load(&config).and_then(|settings| write::run(&settings, &catalog))
         }
     };
     if let Err(error) = result {
-        let _ = output::emit(&protocol::trace_error(error.failure_type(), &error.to_string()));
+        let _ = output::emit(&output::trace_error(error.failure_type(), &error.to_string()));
         std::process::exit(1);
     }
 }
 
 fn stdout_error(e: std::io::Error) -> Error {
-    Error::System(format!("cannot write to stdout: {e}"))
+    Error::io("cannot write to stdout", e)
 }

@@ -31,16 +31,24 @@ pub fn sanitize(name: &str) -> String {
     out
 }
 
+/// A topic name Kafka would refuse, and which stream (or config field) produced it.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicNameError {
+    #[error("{what} gives an empty topic name: change `topic_pattern`")]
+    Empty { what: String },
+    #[error(
+        "{what} gives a topic name of {len} characters, over Kafka's limit of {MAX_TOPIC_LEN}: shorten `topic_pattern`"
+    )]
+    TooLong { what: String, len: usize },
+}
+
 /// Kafka rejects empty and over-long names; say which stream produced one, before anything is written.
-pub fn check_topic(topic: &str, what: &str) -> Result<(), String> {
+pub fn check_topic(topic: &str, what: &str) -> Result<(), TopicNameError> {
     if topic.is_empty() {
-        return Err(format!("{what} gives an empty topic name: change `topic_pattern`"));
+        return Err(TopicNameError::Empty { what: what.to_string() });
     }
     if topic.len() > MAX_TOPIC_LEN {
-        return Err(format!(
-            "{what} gives a topic name of {} characters, over Kafka's limit of {MAX_TOPIC_LEN}: shorten `topic_pattern`",
-            topic.len()
-        ));
+        return Err(TopicNameError::TooLong { what: what.to_string(), len: topic.len() });
     }
     Ok(())
 }
@@ -107,9 +115,9 @@ mod tests {
 
     #[test]
     fn checks_length_and_emptiness() {
-        assert!(check_topic("", "stream `x`").unwrap_err().contains("empty"));
+        assert!(check_topic("", "stream `x`").unwrap_err().to_string().contains("empty"));
         assert!(check_topic(&"a".repeat(249), "s").is_ok());
-        let err = check_topic(&"a".repeat(250), "stream `s`").unwrap_err();
+        let err = check_topic(&"a".repeat(250), "stream `s`").unwrap_err().to_string();
         assert!(err.contains("250") && err.contains("stream `s`"), "{err}");
     }
 }

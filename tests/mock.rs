@@ -27,6 +27,10 @@ struct Setup {
 }
 
 fn setup(name: &str, streams: &[&str]) -> Setup {
+    setup_with(name, streams, |_| {})
+}
+
+fn setup_with(name: &str, streams: &[&str], change: impl FnOnce(&mut Value)) -> Setup {
     let mock = MockCluster::new(1).unwrap();
     for s in streams {
         mock.create_topic(s, 1, 1).unwrap();
@@ -35,6 +39,7 @@ fn setup(name: &str, streams: &[&str]) -> Setup {
     let mut config = java_config(&mock.bootstrap_servers());
     config["topic_pattern"] = json!("{stream}");
     config["acks"] = json!("1");
+    change(&mut config);
     let config = scratch.json("config.json", &config);
     let catalog = scratch
         .json("catalog.json", &json!({"streams": streams.iter().map(|s| json!({"name": s})).collect::<Vec<_>>()}));
@@ -193,4 +198,48 @@ fn sigterm_stops_reading_and_emits_only_kept_promises() {
     let traces = of_type(&rest, "TRACE");
     assert_eq!(traces.len(), 1);
     assert!(traces[0]["trace"]["error"]["message"].as_str().unwrap().contains("signal"));
+}
+
+/// A producer queue of 1,024 messages (the least `buffer_memory` gives, one message per KiB) fills up while the
+/// broker is down.
+fn small_queue(max_block_ms: &str) -> impl FnOnce(&mut Value) + '_ {
+    move |c| {
+        c["buffer_memory"] = json!("1048576");
+        c["max_block_ms"] = json!(max_block_ms);
+    }
+}
+
+fn records(from: usize, to: usize) -> String {
+    (from..to).map(|i| record("users", i)).collect()
+}
+
+#[test]
+fn a_full_queue_waits_for_the_broker_and_resumes() {
+    let s = setup_with("queue-full-resumes", &["users"], small_queue("60000"));
+    let mut live = live_past_state_1(&s);
+    send_to_dead_broker(&s, &mut live, &(records(1, 3001) + &state(2)));
+    assert!(live.next_state(Duration::from_secs(3)).is_none(), "state 2 while the queue is stuck");
+    s.mock.broker_up(1).unwrap();
+    let second = live.next_state(Duration::from_secs(60)).expect("state 2 once the broker is back");
+    assert_eq!(second["state"]["destinationStats"]["recordCount"], json!(3000.0));
+    let (status, rest) = live.finish();
+    assert!(status.success(), "{rest:?}");
+}
+
+#[test]
+fn a_full_queue_with_no_progress_fails_after_max_block_ms() {
+    let s = setup_with("queue-full-gives-up", &["users"], small_queue("2000"));
+    let mut live = live_past_state_1(&s);
+    let started = std::time::Instant::now();
+    send_to_dead_broker(&s, &mut live, &(records(1, 3001) + &state(2)));
+    let (status, rest) = live.finish();
+    assert!(!status.success());
+    assert!(started.elapsed() < Duration::from_secs(30), "gave up in {:?}", started.elapsed());
+    assert!(of_type(&rest, "STATE").is_empty(), "no state past records that never left: {rest:?}");
+    let traces = of_type(&rest, "TRACE");
+    assert_eq!(traces.len(), 1, "{rest:?}");
+    let error = &traces[0]["trace"]["error"];
+    assert_eq!(error["failure_type"], "transient_error");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("max_block_ms") && message.contains("2000 ms"), "{message}");
 }

@@ -20,8 +20,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn shared(path: &str) -> PathBuf {
-    repo().join("../shared").join(path)
+/// A file of `tests/fixtures` (Airbyte's acceptance-test datasets, the Java spec).
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
 }
 
 /// A tansu broker on a free 127.0.0.1 port, stopped when dropped.

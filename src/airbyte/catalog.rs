@@ -1,41 +1,46 @@
-//! The configured catalog, turned once into routes: which topic each (namespace, stream) goes to.
+//! The configured catalog, read once: the streams of this sync and the topic each goes to.
 
 use crate::error::{Error, Result};
 use crate::naming;
 use serde_json::Value;
 use std::collections::HashMap;
 
-pub struct Route {
+/// One configured stream. Its index in [`Catalog::streams`] is how the write path refers to it.
+pub struct Stream {
     pub namespace: Option<String>,
-    pub stream: String,
+    pub name: String,
     pub topic: String,
 }
 
-impl Route {
-    pub fn matches(&self, namespace: Option<&str>, stream: &str) -> bool {
-        self.stream == stream && self.namespace.as_deref() == namespace.filter(|n| !n.is_empty())
+impl Stream {
+    pub fn matches(&self, namespace: Option<&str>, name: &str) -> bool {
+        self.name == name && self.namespace.as_deref() == namespace.filter(|n| !n.is_empty())
+    }
+
+    pub fn describe(&self) -> String {
+        describe(self.namespace.as_deref(), &self.name)
     }
 }
 
-pub struct Routes {
-    pub routes: Vec<Route>,
-    by_stream: HashMap<String, Vec<usize>>,
+pub struct Catalog {
+    pub streams: Vec<Stream>,
+    by_name: HashMap<String, Vec<usize>>,
 }
 
-impl Routes {
-    pub fn load(path: &str, topic_pattern: &str) -> Result<Routes> {
+impl Catalog {
+    pub fn load(path: &str, topic_pattern: &str) -> Result<Catalog> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("cannot read the catalog file {path}: {e}")))?;
         let catalog: Value = serde_json::from_str(&text)
             .map_err(|e| Error::Config(format!("the catalog file {path} is not valid JSON: {e}")))?;
-        Routes::from_catalog(&catalog, topic_pattern)
+        Catalog::from_value(&catalog, topic_pattern)
     }
 
     /// Accepts a ConfiguredAirbyteCatalog, and also a plain AirbyteCatalog (streams without the `stream` wrapper).
-    pub fn from_catalog(catalog: &Value, topic_pattern: &str) -> Result<Routes> {
+    pub fn from_value(catalog: &Value, topic_pattern: &str) -> Result<Catalog> {
         let streams =
             catalog["streams"].as_array().ok_or_else(|| Error::Config("the catalog has no `streams` array".into()))?;
-        let mut routes = Routes { routes: Vec::new(), by_stream: HashMap::new() };
+        let mut out = Catalog { streams: Vec::new(), by_name: HashMap::new() };
         for (i, entry) in streams.iter().enumerate() {
             let stream = if entry["stream"].is_object() { &entry["stream"] } else { entry };
             let name =
@@ -44,28 +49,28 @@ impl Routes {
             if let Some(mode) = entry["destination_sync_mode"].as_str().filter(|m| *m != "append") {
                 tracing::warn!("stream `{name}` asks for destination_sync_mode `{mode}`; Kafka topics are append-only, records are appended");
             }
-            if routes.find(namespace, name).is_some() {
+            if out.find(namespace, name).is_some() {
                 continue;
             }
             let topic = naming::topic_name(topic_pattern, namespace, name);
-            naming::check_topic(&topic, &format!("stream `{}`", describe(namespace, name))).map_err(Error::Config)?;
-            routes.by_stream.entry(name.to_string()).or_default().push(routes.routes.len());
-            routes.routes.push(Route { namespace: namespace.map(str::to_string), stream: name.to_string(), topic });
+            naming::check_topic(&topic, &format!("stream `{}`", describe(namespace, name)))?;
+            out.by_name.entry(name.to_string()).or_default().push(out.streams.len());
+            out.streams.push(Stream { namespace: namespace.map(str::to_string), name: name.to_string(), topic });
         }
-        Ok(routes)
+        Ok(out)
     }
 
-    /// The route of a record; an empty namespace counts as none.
-    pub fn find(&self, namespace: Option<&str>, stream: &str) -> Option<usize> {
-        self.by_stream.get(stream)?.iter().copied().find(|&i| self.routes[i].matches(namespace, stream))
+    /// The index of a record's stream; an empty namespace counts as none.
+    pub fn find(&self, namespace: Option<&str>, name: &str) -> Option<usize> {
+        self.by_name.get(name)?.iter().copied().find(|&i| self.streams[i].matches(namespace, name))
     }
 
     /// Distinct topics, in catalog order.
     pub fn topics(&self) -> Vec<&str> {
         let mut topics: Vec<&str> = Vec::new();
-        for route in &self.routes {
-            if !topics.contains(&route.topic.as_str()) {
-                topics.push(&route.topic);
+        for stream in &self.streams {
+            if !topics.contains(&stream.topic.as_str()) {
+                topics.push(&stream.topic);
             }
         }
         topics
@@ -92,31 +97,31 @@ mod tests {
             {"stream": {"name": "users", "namespace": "b", "json_schema": {}}, "destination_sync_mode": "append"},
             {"stream": {"name": "users", "json_schema": {}}, "destination_sync_mode": "append"},
         ]});
-        let r = Routes::from_catalog(&configured, "{namespace}.{stream}").unwrap();
-        assert_eq!(r.topics(), vec!["a_users", "b_users", "_users"]);
-        assert_eq!(r.find(Some("b"), "users"), Some(1));
-        assert_eq!(r.find(None, "users"), Some(2));
-        assert_eq!(r.find(Some(""), "users"), Some(2));
-        assert_eq!(r.find(Some("c"), "users"), None);
+        let c = Catalog::from_value(&configured, "{namespace}.{stream}").unwrap();
+        assert_eq!(c.topics(), vec!["a_users", "b_users", "_users"]);
+        assert_eq!(c.find(Some("b"), "users"), Some(1));
+        assert_eq!(c.find(None, "users"), Some(2));
+        assert_eq!(c.find(Some(""), "users"), Some(2));
+        assert_eq!(c.find(Some("c"), "users"), None);
 
         let plain = json!({"streams": [{"name": "exchange_rate", "json_schema": {}}]});
-        let r = Routes::from_catalog(&plain, "{namespace}.{stream}.test.topic").unwrap();
-        assert_eq!(r.routes[0].topic, "_exchange_rate_test_topic");
+        let c = Catalog::from_value(&plain, "{namespace}.{stream}.test.topic").unwrap();
+        assert_eq!(c.streams[0].topic, "_exchange_rate_test_topic");
     }
 
     #[test]
     fn shared_topics_are_listed_once() {
         let c = json!({"streams": [{"name": "a"}, {"name": "b"}]});
-        assert_eq!(Routes::from_catalog(&c, "all.records").unwrap().topics(), vec!["all_records"]);
+        assert_eq!(Catalog::from_value(&c, "all.records").unwrap().topics(), vec!["all_records"]);
     }
 
     #[test]
     fn bad_topic_names_name_the_stream() {
         let c = json!({"streams": [{"name": "x", "namespace": "ns"}]});
-        let err = Routes::from_catalog(&c, "").err().unwrap().to_string();
+        let err = Catalog::from_value(&c, "").err().unwrap().to_string();
         assert!(err.contains("stream `ns.x`") && err.contains("empty"), "{err}");
         let c = json!({"streams": [{"name": "y".repeat(300)}]});
-        assert!(Routes::from_catalog(&c, "{stream}").err().unwrap().to_string().contains("over Kafka's limit"));
-        assert!(Routes::from_catalog(&json!({}), "{stream}").is_err());
+        assert!(Catalog::from_value(&c, "{stream}").err().unwrap().to_string().contains("over Kafka's limit"));
+        assert!(Catalog::from_value(&json!({}), "{stream}").is_err());
     }
 }

@@ -1,23 +1,23 @@
 //! The parse → route stage. It runs on the stdin thread, beside encoding and producing on the main thread:
 //! each chunk of whole lines becomes a list of items that point back into the chunk, in input order.
 
-use crate::catalog::{describe, Routes};
+use super::checkpoint::Counted;
+use crate::airbyte::catalog::{describe, Catalog};
+use crate::airbyte::message::{excerpt, Message};
+use crate::airbyte::state::{Scope, State};
 use crate::error::Error;
-use crate::protocol::{excerpt, Message};
 use std::ops::Range;
 use std::sync::Arc;
 
 pub enum Item {
     Record {
-        route: usize,
+        /// The stream's catalog index.
+        stream: usize,
         emitted_at: Option<i64>,
         data: Range<usize>,
     },
-    /// A STATE line (its bytes in the chunk); the main thread reads it again, as states are rare.
-    State {
-        line: Range<usize>,
-        line_no: u64,
-    },
+    /// A STATE, parsed once here: what it counts and its echo.
+    State { counted: Counted, state: State },
     /// The sync stops here: what came before is still produced and acknowledged.
     Failure(Error),
 }
@@ -29,14 +29,14 @@ pub struct Parsed {
 }
 
 pub struct Parser {
-    routes: Arc<Routes>,
+    catalog: Arc<Catalog>,
     line_no: u64,
-    last_route: Option<usize>,
+    last_stream: Option<usize>,
 }
 
 impl Parser {
-    pub fn new(routes: Arc<Routes>) -> Parser {
-        Parser { routes, line_no: 0, last_route: None }
+    pub fn new(catalog: Arc<Catalog>) -> Parser {
+        Parser { catalog, line_no: 0, last_stream: None }
     }
 
     pub fn parse(&mut self, chunk: Vec<u8>) -> Parsed {
@@ -64,38 +64,56 @@ impl Parser {
 
     fn item(&mut self, chunk: &[u8], text: Option<&str>, range: Range<usize>) -> Option<Item> {
         let line = &chunk[range.clone()];
-        let bad_line = |why: String| Error::Input(format!("input line {}: {why}: {}", self.line_no, excerpt(line)));
-        let message = match text.and_then(|t| t.get(range.clone())) {
+        let line_no = self.line_no;
+        let bad_line = |why: String| Error::Input { line: line_no, reason: format!("{why}: {}", excerpt(line)) };
+        let text = text.and_then(|t| t.get(range.clone()));
+        let message = match text {
             Some(line) => Message::parse_str(line),
             None => Message::parse(line),
         };
         let record = match message {
             Err(e) => return Some(Item::Failure(bad_line(e.0))),
-            Ok(Message::State(_)) => return Some(Item::State { line: range, line_no: self.line_no }),
+            Ok(Message::State(raw)) => {
+                // A STATE that parsed came from valid UTF-8, even when the chunk as a whole was not.
+                let text = text.or_else(|| std::str::from_utf8(line).ok()).unwrap_or_default();
+                return Some(match State::parse(text, raw) {
+                    Ok(state) => Item::State { counted: self.counted(&state.scope), state },
+                    Err(e) => Item::Failure(bad_line(e.0)),
+                });
+            }
             Ok(Message::Other) => return None,
             Ok(Message::Record(record)) => record,
         };
         let namespace = record.namespace.as_deref();
-        let route = match self.last_route {
-            Some(i) if self.routes.routes[i].matches(namespace, &record.stream) => i,
-            _ => match self.routes.find(namespace, &record.stream) {
+        let stream = match self.last_stream {
+            Some(i) if self.catalog.streams[i].matches(namespace, &record.stream) => i,
+            _ => match self.catalog.find(namespace, &record.stream) {
                 Some(i) => i,
                 None => {
-                    return Some(Item::Failure(Error::Input(format!(
-                        "input line {}: RECORD of stream `{}`, which is not in the configured catalog",
-                        self.line_no,
-                        describe(namespace, &record.stream)
-                    ))))
+                    return Some(Item::Failure(Error::Input {
+                        line: line_no,
+                        reason: format!(
+                            "RECORD of stream `{}`, which is not in the configured catalog",
+                            describe(namespace, &record.stream)
+                        ),
+                    }))
                 }
             },
         };
-        self.last_route = Some(route);
+        self.last_stream = Some(stream);
         let data_start = record.data.get().as_ptr() as usize - chunk.as_ptr() as usize;
         Some(Item::Record {
-            route,
+            stream,
             emitted_at: record.emitted_at,
             data: data_start..data_start + record.data.get().len(),
         })
+    }
+
+    fn counted(&self, scope: &Scope) -> Counted {
+        match scope {
+            Scope::Global => Counted::Global,
+            Scope::Stream { name, namespace } => Counted::Stream(self.catalog.find(namespace.as_deref(), name)),
+        }
     }
 }
 
@@ -106,7 +124,7 @@ mod tests {
 
     fn parser() -> Parser {
         let catalog = json!({"streams": [{"name": "a"}, {"name": "b", "namespace": "n"}]});
-        Parser::new(Arc::new(Routes::from_catalog(&catalog, "{stream}").unwrap()))
+        Parser::new(Arc::new(Catalog::from_value(&catalog, "{stream}").unwrap()))
     }
 
     #[test]
@@ -121,10 +139,13 @@ mod tests {
         let parsed = parser().parse(text.as_bytes().to_vec());
         let chunk = &parsed.chunk;
         match &parsed.items[..] {
-            [Item::Record { route: 0, emitted_at: Some(5), data: d1 }, Item::State { line, line_no: 4 }, Item::Record { route: 1, emitted_at: None, data: d2 }] =>
+            [Item::Record { stream: 0, emitted_at: Some(5), data: d1 }, Item::State { counted: Counted::Global, state }, Item::Record { stream: 1, emitted_at: None, data: d2 }] =>
             {
                 assert_eq!(&chunk[d1.clone()], b"{\"x\": 1}");
-                assert_eq!(&chunk[line.clone()], b"{\"type\":\"STATE\",\"state\":{\"data\":{}}}");
+                assert_eq!(
+                    state.render(1),
+                    "{\"type\":\"STATE\",\"state\":{\"data\":{},\"destinationStats\":{\"recordCount\":1.0}}}"
+                );
                 assert_eq!(&chunk[d2.clone()], b"[1]");
             }
             _ => panic!("unexpected items"),
@@ -136,7 +157,7 @@ mod tests {
         let mut chunk = b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"data\":{}}}\n".to_vec();
         chunk.extend_from_slice(b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"data\":{\"x\":\"\xff\"}}}\n");
         let parsed = parser().parse(chunk);
-        assert!(matches!(parsed.items[0], Item::Record { route: 0, .. }));
+        assert!(matches!(parsed.items[0], Item::Record { stream: 0, .. }));
         match &parsed.items[1] {
             Item::Failure(e) => assert!(e.to_string().starts_with("input line 2:"), "{e}"),
             _ => panic!("invalid UTF-8 was accepted"),

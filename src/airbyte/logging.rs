@@ -1,6 +1,6 @@
 //! `tracing` events as Airbyte LOG messages on stdout (the platform shows them in the sync log).
 
-use crate::{output, protocol};
+use super::output;
 use std::fmt::Write as _;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -43,7 +43,7 @@ impl<S: Subscriber> Layer<S> for AirbyteLog {
             Level::TRACE => "TRACE",
         };
         // stdout gone means the platform is gone: nothing useful left to do with a log line.
-        let _ = output::emit(&protocol::log(level, &text.0));
+        let _ = output::emit(&output::log(level, &text.0));
     }
 }
 

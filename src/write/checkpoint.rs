@@ -4,14 +4,60 @@
 //! flight; a STATE closes the open segment. The oldest closed segment whose count reached zero releases its
 //! STATE, in input order. A failed delivery poisons its segment: neither its STATE nor any later one is released.
 
-use crate::error::Error;
-use crate::protocol::Scope;
+use crate::error::{Error, Result};
+use crate::kafka::producer::DeliveryListener;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-/// Identifies the segment a record belongs to; handed to librdkafka as the delivery opaque.
+/// Identifies the segment a record belongs to; handed to librdkafka as the delivery token.
 pub type SegmentId = usize;
 
+/// The producer's delivery listener: settles records in the checkpoints, whatever thread serves the reports.
+///
+/// A record is counted before librdkafka gets it, so its report can never arrive first. Counting goes to an
+/// atomic (no lock per record); it is folded into the checkpoints, all in the open segment, whenever they are
+/// locked, and a segment is closed only under the lock.
 #[derive(Default)]
+pub struct Tracker {
+    checkpoints: Mutex<Checkpoints>,
+    uncounted: AtomicU64,
+}
+
+impl Tracker {
+    /// The checkpoints, up to date with every record counted.
+    pub fn lock(&self) -> MutexGuard<'_, Checkpoints> {
+        let mut checkpoints = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let uncounted = self.uncounted.swap(0, Ordering::Relaxed);
+        if uncounted > 0 {
+            checkpoints.sent(uncounted);
+        }
+        checkpoints
+    }
+
+    /// A record is about to be handed to the producer, in the open segment.
+    pub fn sending(&self) {
+        self.uncounted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The producer did not take it after all (its queue was full).
+    pub fn not_sent(&self) {
+        self.lock().sent_back();
+    }
+}
+
+impl DeliveryListener for Tracker {
+    type Token = SegmentId;
+
+    fn delivered(&self, segment: SegmentId, outcome: Result<()>) {
+        let mut checkpoints = self.lock();
+        match outcome {
+            Ok(()) => checkpoints.acknowledged(segment),
+            Err(error) => checkpoints.failed(segment, error),
+        }
+    }
+}
+
 pub struct Checkpoints {
     /// Id of `segments[0]`.
     base: SegmentId,
@@ -29,16 +75,30 @@ struct Segment {
     state: Option<String>,
 }
 
-impl Checkpoints {
-    pub fn new() -> Checkpoints {
-        Checkpoints { segments: VecDeque::from([Segment::default()]), ..Default::default() }
+impl Default for Checkpoints {
+    fn default() -> Checkpoints {
+        Checkpoints {
+            base: 0,
+            segments: VecDeque::from([Segment::default()]),
+            in_flight: 0,
+            acknowledged: 0,
+            failure: None,
+        }
     }
+}
 
+impl Checkpoints {
     /// `records` more were handed to the producer in the open segment, whose id their delivery reports carry.
     pub fn sent(&mut self, records: u64) -> SegmentId {
         self.in_flight += records;
         self.segments.back_mut().expect("an open segment").in_flight += records;
         self.open_segment()
+    }
+
+    /// Undoes one `sent(1)` of the open segment.
+    fn sent_back(&mut self) {
+        self.in_flight -= 1;
+        self.segments.back_mut().expect("an open segment").in_flight -= 1;
     }
 
     pub fn open_segment(&self) -> SegmentId {
@@ -60,10 +120,11 @@ impl Checkpoints {
         }
     }
 
-    /// A STATE arrived: it waits for every record sent so far.
-    pub fn close(&mut self, rendered_state: String) {
+    /// A STATE arrived: it waits for every record sent so far. Returns the new open segment.
+    pub fn close(&mut self, rendered_state: String) -> SegmentId {
         self.segments.back_mut().expect("an open segment").state = Some(rendered_state);
         self.segments.push_back(Segment::default());
+        self.open_segment()
     }
 
     /// STATEs whose records are all acknowledged, oldest first, removed from the tracker.
@@ -100,6 +161,14 @@ impl Checkpoints {
     }
 }
 
+/// What a STATE's record count covers: every record since the last GLOBAL/LEGACY state, or one stream's
+/// (its catalog index; `None` for a stream the catalog does not have, whose count is 0).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Counted {
+    Global,
+    Stream(Option<usize>),
+}
+
 /// Records per STATE, as the platform counts them: per stream since that stream's last STREAM state, and
 /// since the last GLOBAL/LEGACY state for those.
 pub struct RecordCounts {
@@ -119,10 +188,10 @@ impl RecordCounts {
 
     /// The count a STATE of this scope carries, which then starts again from zero. `stream` is the catalog
     /// index of a STREAM state's stream, if the catalog has it.
-    pub fn take(&mut self, scope: &Scope, stream: Option<usize>) -> u64 {
+    pub fn take(&mut self, scope: &Counted) -> u64 {
         match scope {
-            Scope::Global => std::mem::take(&mut self.since_global),
-            Scope::Stream { .. } => stream.map_or(0, |i| std::mem::take(&mut self.per_stream[i])),
+            Counted::Global => std::mem::take(&mut self.since_global),
+            Counted::Stream(stream) => stream.map_or(0, |i| std::mem::take(&mut self.per_stream[i])),
         }
     }
 }
@@ -139,7 +208,7 @@ mod tests {
 
     #[test]
     fn state_waits_for_every_earlier_record() {
-        let mut c = Checkpoints::new();
+        let mut c = Checkpoints::default();
         let a = c.sent(1);
         let b = c.sent(1);
         c.close("s1".into());
@@ -157,7 +226,7 @@ mod tests {
 
     #[test]
     fn states_without_records_between_them_go_out_in_order() {
-        let mut c = Checkpoints::new();
+        let mut c = Checkpoints::default();
         c.close("s1".into());
         c.close("s2".into());
         let r = c.sent(1);
@@ -169,7 +238,7 @@ mod tests {
 
     #[test]
     fn failure_stops_every_later_state() {
-        let mut c = Checkpoints::new();
+        let mut c = Checkpoints::default();
         let a = c.sent(1);
         c.close("s1".into());
         let b = c.sent(1);
@@ -188,7 +257,7 @@ mod tests {
 
     #[test]
     fn earliest_failure_wins() {
-        let mut c = Checkpoints::new();
+        let mut c = Checkpoints::default();
         let a = c.sent(1);
         c.close("s1".into());
         let b = c.sent(1);
@@ -200,7 +269,7 @@ mod tests {
 
     #[test]
     fn records_can_be_counted_in_bulk() {
-        let mut c = Checkpoints::new();
+        let mut c = Checkpoints::default();
         let a = c.sent(2);
         c.close("s1".into());
         assert_eq!(c.open_segment(), a + 1);
@@ -211,19 +280,44 @@ mod tests {
     }
 
     #[test]
+    fn tracker_counts_before_the_producer_can_report() {
+        let t = Tracker::default();
+        // Three records counted; one report arrives before anything locked the checkpoints.
+        t.sending();
+        t.sending();
+        t.sending();
+        t.delivered(0, Ok(()));
+        let c = t.lock();
+        assert_eq!((c.in_flight(), c.acknowledged_count()), (2, 1));
+        drop(c);
+        // A record the full queue refused is uncounted again, even if its count was already folded in.
+        t.sending();
+        t.not_sent();
+        assert_eq!(t.lock().in_flight(), 2);
+        let open = t.lock().close("s1".into());
+        assert_eq!(open, 1);
+        t.sending();
+        t.delivered(0, Ok(()));
+        t.delivered(0, Err(Error::Transient("down".into())));
+        let mut c = t.lock();
+        assert_eq!(due(&mut c), Vec::<String>::new(), "s1 covers a failed record");
+        assert_eq!(c.in_flight(), 1);
+        assert!(c.has_failed());
+    }
+
+    #[test]
     fn counts_legacy_global_and_stream_states() {
         let mut n = RecordCounts::new(2);
         n.record(0);
         n.record(1);
         n.record(0);
-        let s0 = Scope::Stream { name: "a".into(), namespace: None };
-        assert_eq!(n.take(&s0, Some(0)), 2);
-        assert_eq!(n.take(&s0, Some(0)), 0);
+        assert_eq!(n.take(&Counted::Stream(Some(0))), 2);
+        assert_eq!(n.take(&Counted::Stream(Some(0))), 0);
         n.record(0);
         // LEGACY and GLOBAL count every record since the previous such state.
-        assert_eq!(n.take(&Scope::Global, None), 4);
-        assert_eq!(n.take(&Scope::Global, None), 0);
-        assert_eq!(n.take(&Scope::Stream { name: "b".into(), namespace: None }, Some(1)), 1);
-        assert_eq!(n.take(&Scope::Stream { name: "zz".into(), namespace: None }, None), 0);
+        assert_eq!(n.take(&Counted::Global), 4);
+        assert_eq!(n.take(&Counted::Global), 0);
+        assert_eq!(n.take(&Counted::Stream(Some(1))), 1);
+        assert_eq!(n.take(&Counted::Stream(None)), 0);
     }
 }

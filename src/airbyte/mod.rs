@@ -1,0 +1,8 @@
+//! The Airbyte protocol as a destination sees it: input messages, states, the configured catalog, and what we
+//! write to stdout (our messages and logs).
+
+pub mod catalog;
+pub mod logging;
+pub mod message;
+pub mod output;
+pub mod state;

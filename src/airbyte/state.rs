@@ -1,0 +1,155 @@
+//! STATE messages: what they checkpoint, and the line we echo once their records are safe.
+//!
+//! A state is a black box to the destination: the output line is the input line byte for byte, except that
+//! `state.destinationStats` says how many records it covers. It is parsed once, on the stdin thread, into a
+//! template the count is later filled into.
+
+use super::message::ParseError;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// What a STATE checkpoints: everything (LEGACY, GLOBAL) or one stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    Stream { name: String, namespace: Option<String> },
+}
+
+/// A STATE ready to be echoed: its scope, and the output line with a hole where the record count goes.
+#[derive(Debug)]
+pub struct State {
+    pub scope: Scope,
+    /// The output line cut where `destinationStats`' value goes: render = pieces joined by the stats.
+    pieces: Vec<String>,
+}
+
+/// A STATE's top-level entries, kept as raw text with their positions. Duplicate keys (PyAirbyte sends
+/// `global_` twice) are kept as they are, never an error.
+struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    entries.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl State {
+    /// `line` is the whole input line, `state` its `state` value (borrowed from `line`).
+    pub fn parse(line: &str, state: &RawValue) -> Result<State, ParseError> {
+        let entries = serde_json::from_str::<Entries>(state.get())
+            .map_err(|e| ParseError(format!("STATE whose `state` is not an object: {e}")))?
+            .0;
+        let entry = |key: &str| entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
+        let kind = entry("type").and_then(|t| serde_json::from_str::<Option<String>>(t.get()).ok().flatten());
+        let scope = if kind.as_deref() == Some("STREAM") {
+            let stream: Value = entry("stream").and_then(|s| serde_json::from_str(s.get()).ok()).unwrap_or_default();
+            let descriptor = &stream["stream_descriptor"];
+            Scope::Stream {
+                name: descriptor["name"].as_str().unwrap_or_default().to_string(),
+                namespace: descriptor["namespace"].as_str().filter(|n| !n.is_empty()).map(str::to_string),
+            }
+        } else {
+            Scope::Global
+        };
+        Ok(State { scope, pieces: pieces(line, state.get(), &entries) })
+    }
+
+    /// The echo: the original line, with `destinationStats` = `{"recordCount":<count>.0}`.
+    pub fn render(&self, record_count: u64) -> String {
+        self.pieces.join(&format!("{{\"recordCount\":{record_count}.0}}"))
+    }
+}
+
+/// Cuts the line where the stats go: in place of every existing `destinationStats` value, or, when there is
+/// none, as a new last entry of the state object.
+fn pieces(line: &str, state: &str, entries: &[(Cow<'_, str>, &RawValue)]) -> Vec<String> {
+    let offset = |inner: &str| inner.as_ptr() as usize - line.as_ptr() as usize;
+    let existing: Vec<&RawValue> = entries.iter().filter(|(k, _)| k == "destinationStats").map(|(_, v)| *v).collect();
+    let mut pieces = Vec::new();
+    if existing.is_empty() {
+        let close = offset(state) + state.rfind('}').unwrap_or(state.len());
+        let mut head = line[..close].to_string();
+        if !entries.is_empty() {
+            head.push(',');
+        }
+        head.push_str("\"destinationStats\":");
+        pieces.push(head);
+        pieces.push(line[close..].to_string());
+    } else {
+        let mut at = 0;
+        for value in existing {
+            let start = offset(value.get());
+            pieces.push(line[at..start].to_string());
+            at = start + value.get().len();
+        }
+        pieces.push(line[at..].to_string());
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::airbyte::message::Message;
+
+    fn state_of(line: &str) -> State {
+        let raw = match Message::parse(line.as_bytes()).unwrap() {
+            Message::State(raw) => raw,
+            _ => panic!("not a state"),
+        };
+        State::parse(line, raw).unwrap()
+    }
+
+    #[test]
+    fn legacy_state_gets_stats_and_keeps_everything_else() {
+        let line = r#"{"type": "STATE", "state": { "data": {"start_date": "2020-08-31"}}, "x": 1}"#;
+        let s = state_of(line);
+        assert_eq!(s.scope, Scope::Global);
+        assert_eq!(
+            s.render(3),
+            r#"{"type": "STATE", "state": { "data": {"start_date": "2020-08-31"},"destinationStats":{"recordCount":3.0}}, "x": 1}"#
+        );
+    }
+
+    #[test]
+    fn existing_stats_are_replaced_and_ids_kept() {
+        let line = r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"users","namespace":"ns"},"stream_state":{"c":1}},"sourceStats":{"recordCount":2.0},"destinationStats":{"recordCount":99.0},"id":7,"unknown":[1]}}"#;
+        let s = state_of(line);
+        assert_eq!(s.scope, Scope::Stream { name: "users".into(), namespace: Some("ns".into()) });
+        let out = s.render(2);
+        assert_eq!(
+            out,
+            line.replace(r#""destinationStats":{"recordCount":99.0}"#, r#""destinationStats":{"recordCount":2.0}"#)
+        );
+    }
+
+    #[test]
+    fn global_state_with_duplicate_keys_and_empty_state() {
+        let line = r#"{"type":"STATE","state":{"type":"GLOBAL","global_":{"shared_state":{}},"global_":{"shared_state":{"a":1}},"id":1}}"#;
+        let s = state_of(line);
+        assert_eq!(s.scope, Scope::Global);
+        assert!(s.render(5).ends_with(r#""id":1,"destinationStats":{"recordCount":5.0}}}"#));
+        let empty = r#"{"type":"STATE","state":{ }}"#;
+        assert_eq!(state_of(empty).render(0), r#"{"type":"STATE","state":{ "destinationStats":{"recordCount":0.0}}}"#);
+    }
+}

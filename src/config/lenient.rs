@@ -1,0 +1,104 @@
+//! Java compatibility of config values. Saved Java configs come in several shapes (numbers as strings, strings
+//! as numbers, 0.1.0 numbers): every numeric field accepts both, and anything else is a config error naming the
+//! field. Validation messages never show a value (it may be a secret).
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A whole number given as a JSON number (`5`, `5.0`) or a numeric string (`"5"`).
+pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let value = Value::deserialize(d)?;
+    as_whole_number(&value)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number or a numeric string, got {value}")))
+}
+
+/// A `_ms` field: a whole, non-negative number of milliseconds.
+pub fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let ms = number(d)?;
+    u64::try_from(ms)
+        .map(Duration::from_millis)
+        .map_err(|_| serde::de::Error::custom(format!("must not be negative, got {ms}")))
+}
+
+pub fn as_whole_number(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| whole(n.as_f64()?)),
+        Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| whole(s.trim().parse().ok()?)),
+        _ => None,
+    }
+}
+
+fn whole(f: f64) -> Option<i64> {
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e18).then_some(f as i64)
+}
+
+/// `true`/`false`, also as the strings some hand-written configs use.
+pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Bool(b) => Ok(b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        Value::Null => Ok(false),
+        other => Err(serde::de::Error::custom(format!("expected true or false, got {other}"))),
+    }
+}
+
+/// Aligns each top-level scalar with the type the spec declares: `"16384"` → 16384 where the spec says integer,
+/// `0` → `"0"` where it says string. Saved configs hold both shapes; anything not convertible is left for the
+/// validator to name.
+pub fn coerce_scalars(schema: &Value, config: &mut Value) {
+    let (Some(props), Some(obj)) = (schema["properties"].as_object(), config.as_object_mut()) else {
+        return;
+    };
+    for (key, value) in obj.iter_mut() {
+        match (props.get(key).and_then(|p| p["type"].as_str()), &*value) {
+            (Some("integer"), Value::String(_)) => {
+                if let Some(n) = as_whole_number(value) {
+                    *value = Value::from(n);
+                }
+            }
+            (Some("integer"), Value::Number(n)) if n.as_i64().is_none() => {
+                if let Some(n) = as_whole_number(value) {
+                    *value = Value::from(n);
+                }
+            }
+            (Some("string"), Value::Number(n)) => *value = Value::String(n.to_string()),
+            (Some("boolean"), Value::String(s))
+                if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+            {
+                *value = Value::Bool(s.eq_ignore_ascii_case("true"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// JSON-schema validation with messages that name the field but never show its value (it may be a secret).
+pub fn validate(schema: &Value, config: &Value) -> Result<()> {
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| Error::System(format!("the embedded spec is not a valid JSON schema: {e}")))?;
+    let problems: Vec<String> = validator
+        .iter_errors(config)
+        .map(|e| {
+            let path = e.instance_path().to_string();
+            let field = path.trim_start_matches('/').replace('/', ".");
+            let hint = if field == "protocol" {
+                " (security_protocol must be PLAINTEXT, SASL_PLAINTEXT or SASL_SSL; SASL needs sasl_mechanism and sasl_jaas_config)"
+            } else {
+                ""
+            };
+            if field.is_empty() {
+                format!("config: {}{hint}", e.masked())
+            } else {
+                format!("config field `{field}`: {}{hint}", e.masked())
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Config(problems.join("; ")))
+    }
+}

@@ -1,0 +1,175 @@
+//! Settings → librdkafka properties: the one place each config key takes effect on the Kafka client. Every
+//! property remembers the config field it came from, so a refusal by librdkafka names the user's field.
+
+use super::Settings;
+use crate::error::{Error, Result};
+use rdkafka::client::ClientContext;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::ClientConfig;
+
+/// One librdkafka property and the config field it came from.
+pub struct Property {
+    pub key: &'static str,
+    value: String,
+    field: &'static str,
+    secret: bool,
+}
+
+#[derive(Default)]
+pub struct Properties(Vec<Property>);
+
+impl std::fmt::Debug for Properties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = self.0.iter().map(|p| (p.key, if p.secret { "***" } else { p.value.as_str() }));
+        f.debug_map().entries(shown).finish()
+    }
+}
+
+impl Properties {
+    pub fn set(&mut self, key: &'static str, value: impl ToString, field: &'static str) {
+        self.0.push(Property { key, value: value.to_string(), field, secret: false });
+    }
+
+    /// A value that must never be shown (password, key material).
+    pub fn set_secret(&mut self, key: &'static str, value: impl ToString, field: &'static str) {
+        self.0.push(Property { key, value: value.to_string(), field, secret: true });
+    }
+
+    /// The value set last for `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|p| p.key == key).map(|p| p.value.as_str())
+    }
+
+    /// A librdkafka client (producer or admin). librdkafka checks ranges and combinations here; its
+    /// complaint becomes a config error naming the user's field.
+    pub fn create<C, T>(&self, context: C) -> Result<T>
+    where
+        C: ClientContext,
+        T: FromClientConfigAndContext<C>,
+    {
+        let mut config = ClientConfig::new();
+        for p in &self.0 {
+            config.set(p.key, &p.value);
+        }
+        config.create_with_context(context).map_err(|e| Error::Config(self.explain_rejection(&e.to_string())))
+    }
+
+    /// Turns librdkafka's complaint about `some.property` into one about the user's field.
+    fn explain_rejection(&self, message: &str) -> String {
+        let culprit = self
+            .0
+            .iter()
+            .find(|p| message.contains(&format!("\"{}\"", p.key)) || message.contains(&format!("`{}`", p.key)));
+        let mut message = message.to_string();
+        for secret in self.0.iter().filter(|p| p.secret && !p.value.is_empty()) {
+            message = message.replace(&secret.value, "***");
+        }
+        match culprit {
+            Some(p) => format!("config field `{}` (librdkafka `{}`) is refused: {message}", p.field, p.key),
+            None => format!("the producer settings are refused by librdkafka: {message}"),
+        }
+    }
+}
+
+impl Settings {
+    /// The librdkafka properties of these settings.
+    pub fn properties(&self) -> Result<Properties> {
+        let mut props = Properties::default();
+        props.set("bootstrap.servers", &self.bootstrap_servers, "bootstrap_servers");
+        props.set("acks", self.acks.as_str(), "acks");
+        props.set("enable.idempotence", self.enable_idempotence, "enable_idempotence");
+        props.set("compression.type", self.compression_type.as_str(), "compression_type");
+        props.set("batch.size", self.batch_size, "batch_size");
+        props.set("linger.ms", self.linger.as_millis(), "linger_ms");
+        props.set(
+            "max.in.flight.requests.per.connection",
+            self.max_in_flight_requests_per_connection,
+            "max_in_flight_requests_per_connection",
+        );
+        props.set("client.dns.lookup", self.client_dns_lookup.as_str(), "client_dns_lookup");
+        props.set("queue.buffering.max.kbytes", (self.buffer_memory / 1024).max(1), "buffer_memory");
+        // librdkafka's ~250 bytes of bookkeeping per message are not in kbytes: one message per KiB of budget
+        // keeps the real footprint near `buffer_memory` whatever the message size.
+        props.set("queue.buffering.max.messages", (self.buffer_memory / 1024).clamp(1000, 100_000), "buffer_memory");
+        props.set("message.max.bytes", self.max_request_size, "max_request_size");
+        props.set("retries", self.retries, "retries");
+        props.set(
+            "socket.connection.setup.timeout.ms",
+            self.socket_connection_setup_timeout.as_millis(),
+            "socket_connection_setup_timeout_ms",
+        );
+        props.set("request.timeout.ms", self.request_timeout.as_millis(), "request_timeout_ms");
+        props.set("message.timeout.ms", self.delivery_timeout.as_millis(), "delivery_timeout_ms");
+        // Java's -1 means "OS default", which librdkafka spells 0.
+        props.set("socket.send.buffer.bytes", self.send_buffer_bytes.max(0), "send_buffer_bytes");
+        props.set("socket.receive.buffer.bytes", self.receive_buffer_bytes.max(0), "receive_buffer_bytes");
+        // Java's default partitioner hashes the key with murmur2: keep records on the same partitions.
+        props.set("partitioner", "murmur2_random", "partitioner");
+        if let Some(client_id) = self.client_id.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            props.set("client.id", client_id, "client_id");
+        }
+        self.security.apply(&mut props)?;
+        Ok(props)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{java_config, with};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn java_shape_maps_to_librdkafka() {
+        let s = Settings::from_value(java_config()).unwrap();
+        let props = s.properties().unwrap();
+        assert_eq!(props.get("queue.buffering.max.kbytes"), Some("32768"));
+        assert_eq!(props.get("queue.buffering.max.messages"), Some("32768"));
+        assert_eq!(props.get("linger.ms"), Some("5"));
+        assert_eq!(props.get("socket.send.buffer.bytes"), Some("0"));
+        assert_eq!(props.get("socket.receive.buffer.bytes"), Some("32768"));
+        assert_eq!(props.get("message.timeout.ms"), Some("120000"));
+        assert_eq!(props.get("message.max.bytes"), Some("1048576"));
+        assert_eq!(props.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(props.get("security.protocol"), Some("PLAINTEXT"));
+        assert_eq!(props.get("acks"), Some("all"));
+        assert_eq!(props.get("compression.type"), Some("zstd"));
+        assert_eq!(props.get("client.id"), None);
+    }
+
+    #[test]
+    fn dns_lookup_default_is_use_all_dns_ips() {
+        let s = Settings::from_value(with(java_config(), "client_dns_lookup", json!("default"))).unwrap();
+        assert_eq!(s.properties().unwrap().get("client.dns.lookup"), Some("use_all_dns_ips"));
+    }
+
+    #[test]
+    fn librdkafka_refusals_name_the_field() {
+        let s = Settings::from_value(with(java_config(), "batch_size", json!(-5))).unwrap();
+        let err = s
+            .properties()
+            .unwrap()
+            .create::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
+        let err = err.err().unwrap().to_string();
+        assert!(err.contains("`batch_size`") && err.contains("batch.size"), "{err}");
+
+        // Idempotence needs acks=all, in Java and in librdkafka alike.
+        let s = Settings::from_value(with(java_config(), "acks", json!("1"))).unwrap();
+        let err = s
+            .properties()
+            .unwrap()
+            .create::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
+        assert!(matches!(err, Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn secrets_are_not_shown() {
+        let mut props = Properties::default();
+        props.set_secret("sasl.password", "hunter2", "protocol.sasl_jaas_config");
+        props.set("sasl.username", "u", "protocol.sasl_jaas_config");
+        assert!(!format!("{props:?}").contains("hunter2"));
+        assert!(format!("{props:?}").contains("\"u\""));
+        let told = props.explain_rejection("Invalid value \"hunter2\" for \"sasl.password\"");
+        assert!(!told.contains("hunter2") && told.contains("protocol.sasl_jaas_config"), "{told}");
+    }
+}

@@ -1,0 +1,361 @@
+//! The connector's config: validated against the spec, parsed into typed settings, mapped to librdkafka
+//! (`librdkafka`), with security in its own module (`security`).
+//!
+//! Saved Java configs come in several shapes (numbers as strings, strings as numbers, 0.1.0 numbers): every
+//! numeric field accepts both (`lenient`), and anything else is a config error naming the field.
+
+pub mod jaas;
+pub mod lenient;
+pub mod librdkafka;
+pub mod security;
+pub mod spec;
+
+use crate::error::{Error, Result};
+use crate::naming;
+use security::Security;
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Typed settings. `Debug` never shows a secret.
+#[derive(Debug, Deserialize)]
+pub struct Settings {
+    pub bootstrap_servers: String,
+    pub topic_pattern: String,
+    #[serde(default)]
+    pub test_topic: Option<String>,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub sync_producer: bool,
+    #[serde(rename = "protocol")]
+    pub security: Security,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    pub acks: Acks,
+    #[serde(deserialize_with = "lenient::boolean")]
+    pub enable_idempotence: bool,
+    pub compression_type: Compression,
+    #[serde(deserialize_with = "lenient::number")]
+    pub batch_size: i64,
+    #[serde(rename = "linger_ms", deserialize_with = "lenient::millis")]
+    pub linger: Duration,
+    #[serde(deserialize_with = "lenient::number")]
+    pub max_in_flight_requests_per_connection: i64,
+    pub client_dns_lookup: DnsLookup,
+    /// Bytes.
+    #[serde(deserialize_with = "lenient::number")]
+    pub buffer_memory: i64,
+    /// Bytes.
+    #[serde(deserialize_with = "lenient::number")]
+    pub max_request_size: i64,
+    #[serde(deserialize_with = "lenient::number")]
+    pub retries: i64,
+    #[serde(rename = "socket_connection_setup_timeout_ms", deserialize_with = "lenient::millis")]
+    pub socket_connection_setup_timeout: Duration,
+    /// Validated for compatibility; librdkafka has no equivalent (see README).
+    #[serde(rename = "socket_connection_setup_timeout_max_ms", deserialize_with = "lenient::millis")]
+    pub socket_connection_setup_timeout_max: Duration,
+    /// How long a full producer queue may go without progress (and the startup budget).
+    #[serde(rename = "max_block_ms", deserialize_with = "lenient::millis")]
+    pub max_block: Duration,
+    #[serde(rename = "request_timeout_ms", deserialize_with = "lenient::millis")]
+    pub request_timeout: Duration,
+    #[serde(rename = "delivery_timeout_ms", deserialize_with = "lenient::millis")]
+    pub delivery_timeout: Duration,
+    /// Java's -1 = the OS default.
+    #[serde(deserialize_with = "lenient::number")]
+    pub send_buffer_bytes: i64,
+    #[serde(deserialize_with = "lenient::number")]
+    pub receive_buffer_bytes: i64,
+    /// Partitions of topics the connector creates; -1 = the broker's `num.partitions`.
+    #[serde(default = "one", deserialize_with = "lenient::number")]
+    pub topic_partitions: i64,
+    /// Replication factor of topics the connector creates; -1 = the broker's `default.replication.factor`.
+    #[serde(default = "broker_default", deserialize_with = "lenient::number")]
+    pub topic_replication_factor: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn broker_default() -> i64 {
+    -1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Acks {
+    #[serde(rename = "0")]
+    None,
+    #[serde(rename = "1")]
+    Leader,
+    #[serde(rename = "all")]
+    All,
+}
+
+impl Acks {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsLookup {
+    /// Kafka removed `default`; it behaved like `use_all_dns_ips` in every client we replace.
+    #[serde(alias = "default")]
+    UseAllDnsIps,
+    ResolveCanonicalBootstrapServersOnly,
+}
+
+impl DnsLookup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsLookup::UseAllDnsIps => "use_all_dns_ips",
+            DnsLookup::ResolveCanonicalBootstrapServersOnly => "resolve_canonical_bootstrap_servers_only",
+        }
+    }
+}
+
+/// A string that must never reach a log or an error message.
+#[derive(Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Settings {
+    /// Reads, validates and parses a config file. Every failure is a config error that names the field.
+    pub fn load(path: &str) -> Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read the config file {path}: {e}")))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Config(format!("the config file {path} is not valid JSON: {e}")))?;
+        Settings::from_value(value)
+    }
+
+    pub fn from_value(mut value: Value) -> Result<Settings> {
+        let schema = &spec::spec()["connectionSpecification"];
+        lenient::coerce_scalars(schema, &mut value);
+        lenient::validate(schema, &value)?;
+        let settings: Settings = serde_path_to_error::deserialize(&value)
+            .map_err(|e| Error::Config(format!("config field `{}`: {}", e.path(), e.inner())))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the spec cannot express.
+    fn validate(&self) -> Result<()> {
+        let config = |m: &str| Err(Error::Config(m.to_string()));
+        if self.bootstrap_servers.trim().is_empty() {
+            return config("config field `bootstrap_servers` is empty: give host:port[,host:port...]");
+        }
+        if self.topic_partitions == 0 || self.topic_partitions < -1 || self.topic_partitions > i32::MAX as i64 {
+            return config("config field `topic_partitions` must be -1 (broker default) or a positive number");
+        }
+        if self.topic_replication_factor == 0
+            || self.topic_replication_factor < -1
+            || self.topic_replication_factor > 32767
+        {
+            return config("config field `topic_replication_factor` must be -1 (broker default) or a positive number");
+        }
+        if let Some(test_topic) = self.test_topic() {
+            naming::check_topic(&test_topic, "`test_topic`")?;
+        }
+        // Builds the properties once so JAAS mistakes show up now, not at the first connection.
+        self.properties().map(|_| ())
+    }
+
+    /// How long `write` and `discover` wait for the cluster's metadata (and topic creation) at startup: Java's
+    /// `max_block_ms` budget, but never under 10 s.
+    pub fn metadata_timeout(&self) -> Duration {
+        self.max_block.max(Duration::from_secs(10))
+    }
+
+    /// How long librdkafka may take to report a record (retries included), plus a margin for the last round trip.
+    pub fn delivery_budget(&self) -> Duration {
+        self.delivery_timeout + Duration::from_secs(5)
+    }
+
+    /// The sanitised test topic, when one is configured (blank counts as none, as in Java).
+    pub fn test_topic(&self) -> Option<String> {
+        self.test_topic.as_deref().filter(|t| !t.trim().is_empty()).map(naming::sanitize)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A config as Airbyte's UI saves it for the Java connector 0.1.11.
+    pub fn java_config() -> Value {
+        json!({
+            "bootstrap_servers": "kafka-broker1:9092,kafka-broker2:9092",
+            "topic_pattern": "{namespace}.{stream}.sample",
+            "protocol": {"security_protocol": "PLAINTEXT"},
+            "acks": "all", "enable_idempotence": true, "compression_type": "zstd",
+            "batch_size": 16384, "linger_ms": "5", "max_in_flight_requests_per_connection": 5,
+            "client_dns_lookup": "use_all_dns_ips", "buffer_memory": "33554432", "max_request_size": 1048576,
+            "retries": 2147483647, "socket_connection_setup_timeout_ms": "10000",
+            "socket_connection_setup_timeout_max_ms": "30000", "max_block_ms": "60000",
+            "request_timeout_ms": 30000, "delivery_timeout_ms": 120000,
+            "send_buffer_bytes": -1, "receive_buffer_bytes": 32768
+        })
+    }
+
+    pub fn with(mut config: Value, key: &str, value: Value) -> Value {
+        config[key] = value;
+        config
+    }
+
+    #[test]
+    fn java_shape_is_typed() {
+        let s = Settings::from_value(java_config()).unwrap();
+        assert!(!s.sync_producer && s.test_topic().is_none() && s.client_id.is_none());
+        assert_eq!(
+            (s.acks, s.compression_type, s.client_dns_lookup),
+            (Acks::All, Compression::Zstd, DnsLookup::UseAllDnsIps)
+        );
+        assert_eq!((s.linger, s.max_block), (Duration::from_millis(5), Duration::from_secs(60)));
+        assert_eq!((s.topic_partitions, s.topic_replication_factor), (1, -1));
+        assert!(matches!(s.security, Security::Plaintext));
+    }
+
+    #[test]
+    fn numbers_as_strings_and_strings_as_numbers() {
+        // Java's own acceptance-test config: integers as strings.
+        let mut c = java_config();
+        for key in ["batch_size", "max_in_flight_requests_per_connection", "retries", "request_timeout_ms"] {
+            let n = c[key].as_i64().unwrap();
+            c[key] = json!(n.to_string());
+        }
+        // 0.1.0 configs: the string-typed fields as numbers.
+        for key in ["linger_ms", "buffer_memory", "socket_connection_setup_timeout_ms", "max_block_ms"] {
+            let n: i64 = c[key].as_str().unwrap().parse().unwrap();
+            c[key] = json!(n);
+        }
+        c["sync_producer"] = json!(true);
+        c["test_topic"] = json!("test.topic");
+        c["client_id"] = json!("  ");
+        c["acks"] = json!(1);
+        let s = Settings::from_value(c).unwrap();
+        assert_eq!((s.batch_size, s.buffer_memory, s.retries), (16384, 33554432, 2147483647));
+        assert_eq!((s.linger, s.request_timeout), (Duration::from_millis(5), Duration::from_secs(30)));
+        assert_eq!(s.acks, Acks::Leader);
+        assert!(s.sync_producer);
+        assert_eq!(s.test_topic().as_deref(), Some("test_topic"));
+        assert_eq!(s.properties().unwrap().get("client.id"), None);
+    }
+
+    #[test]
+    fn non_numbers_are_named() {
+        for (key, value) in [("batch_size", json!("lots")), ("linger_ms", json!("soon")), ("retries", json!(1.5))] {
+            let err = Settings::from_value(with(java_config(), key, value)).err().unwrap();
+            assert!(matches!(err, Error::Config(_)));
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
+        let err = Settings::from_value(with(java_config(), "acks", json!("2"))).err().unwrap().to_string();
+        assert!(err.contains("`acks`"), "{err}");
+        let err = Settings::from_value(with(java_config(), "request_timeout_ms", json!(-1))).err().unwrap().to_string();
+        assert!(err.contains("`request_timeout_ms`") && err.contains("negative"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_keys_are_named() {
+        let mut c = java_config();
+        c.as_object_mut().unwrap().remove("max_block_ms");
+        let err = Settings::from_value(c).err().unwrap().to_string();
+        assert!(err.contains("max_block_ms"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_accepted() {
+        assert!(Settings::from_value(with(java_config(), "something_new", json!({"x": 1}))).is_ok());
+    }
+
+    #[test]
+    fn sasl_branches() {
+        let jaas =
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="hunter2";"#;
+        for protocol in ["SASL_PLAINTEXT", "SASL_SSL"] {
+            let c = with(
+                java_config(),
+                "protocol",
+                json!({"security_protocol": protocol, "sasl_mechanism": "SCRAM-SHA-512", "sasl_jaas_config": jaas}),
+            );
+            let s = Settings::from_value(c).unwrap();
+            let props = s.properties().unwrap();
+            assert_eq!(props.get("security.protocol"), Some(protocol));
+            assert_eq!(props.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+            assert_eq!(props.get("sasl.username"), Some("u"));
+            assert_eq!(props.get("sasl.password"), Some("hunter2"));
+            assert!(!format!("{s:?}").contains("hunter2"), "Debug must redact the JAAS string");
+            assert!(!format!("{props:?}").contains("hunter2"), "Debug must redact the password");
+        }
+    }
+
+    #[test]
+    fn bad_protocols_are_config_errors_without_the_secret() {
+        let bad_jaas = json!({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
+            "sasl_jaas_config": "username=\"u\" password=\"hunter2\""});
+        let err = Settings::from_value(with(java_config(), "protocol", bad_jaas)).err().unwrap();
+        assert_eq!(err.failure_type(), crate::error::FailureType::ConfigError);
+        let err = err.to_string();
+        assert!(err.contains("sasl_jaas_config") && !err.contains("hunter2"), "{err}");
+
+        let no_password = json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+            "sasl_jaas_config": "x.PlainLoginModule required username=\"u\";"});
+        let err = Settings::from_value(with(java_config(), "protocol", no_password)).err().unwrap().to_string();
+        assert!(err.contains("`password`"), "{err}");
+
+        let ssl_only = json!({"security_protocol": "SSL", "sasl_jaas_config": "hunter2"});
+        let err = Settings::from_value(with(java_config(), "protocol", ssl_only)).err().unwrap().to_string();
+        assert!(err.contains("`protocol`") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn topic_settings() {
+        let s = Settings::from_value(with(java_config(), "topic_partitions", json!("3"))).unwrap();
+        assert_eq!(s.topic_partitions, 3);
+        let err = Settings::from_value(with(java_config(), "topic_partitions", json!(0))).err().unwrap().to_string();
+        assert!(err.contains("topic_partitions"), "{err}");
+        let err = Settings::from_value(with(java_config(), "test_topic", json!("x".repeat(300)))).err().unwrap();
+        assert!(err.to_string().contains("test_topic"), "{err}");
+    }
+}

@@ -1,0 +1,143 @@
+//! Why the cluster cannot be reached. librdkafka reports connection problems (refused, authentication failed,
+//! name not resolved) as logs and error events, not as the result of the call that times out; these are kept
+//! so a timeout can be explained in one sentence that names what to fix.
+
+use crate::config::Settings;
+use crate::error::{classify, Error, FailureType};
+use rdkafka::error::RDKafkaErrorCode;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+/// Errors librdkafka reported on its own, newest last.
+#[derive(Default)]
+pub struct Diagnostics {
+    recent: Mutex<VecDeque<(Option<RDKafkaErrorCode>, String)>>,
+}
+
+/// How telling an error is about the cause: lower is more telling.
+fn rank(code: Option<RDKafkaErrorCode>) -> u8 {
+    match code {
+        Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => 0,
+        Some(RDKafkaErrorCode::SSL | RDKafkaErrorCode::Resolve) => 1,
+        Some(RDKafkaErrorCode::AllBrokersDown) => 3,
+        _ => 2,
+    }
+}
+
+impl Diagnostics {
+    /// Keeps one entry per error code (the newest), so a flood of "brokers are down" cannot push out the cause.
+    pub fn push(&self, code: Option<RDKafkaErrorCode>, reason: &str) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.retain(|(c, r)| *c != code || (code.is_none() && r != reason));
+        if recent.len() == 16 {
+            recent.pop_front();
+        }
+        recent.push_back((code, reason.to_string()));
+    }
+
+    /// The most telling error seen: an authentication or resolution problem outranks "all brokers down"; among
+    /// equals, the newest.
+    pub fn cause(&self) -> Option<(Option<RDKafkaErrorCode>, String)> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().rev().min_by_key(|(code, _)| rank(*code)).cloned()
+    }
+
+    /// Whether waiting longer cannot help: credentials or names are wrong, or nothing answers at all.
+    pub fn is_hopeless(&self) -> bool {
+        self.cause().is_some_and(|(code, _)| {
+            matches!(
+                code,
+                Some(
+                    RDKafkaErrorCode::Authentication
+                        | RDKafkaErrorCode::SaslAuthenticationFailed
+                        | RDKafkaErrorCode::Resolve
+                        | RDKafkaErrorCode::SSL
+                        | RDKafkaErrorCode::AllBrokersDown
+                )
+            )
+        })
+    }
+
+    /// A user-facing error for "we could not talk to the cluster" while waiting for `waited` (what did not
+    /// happen in time), classified like any librdkafka error.
+    pub fn explain(&self, settings: &Settings, waited: &str) -> Error {
+        let servers = &settings.bootstrap_servers;
+        let Some((code, reason)) = self.cause() else {
+            return Error::Transient(format!("no answer from the brokers at {servers}: {waited}"));
+        };
+        let message = match code {
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => format!(
+                "authentication failed at {servers}: {reason}; check `protocol.sasl_mechanism` and the username and \
+                 password in `protocol.sasl_jaas_config`"
+            ),
+            Some(RDKafkaErrorCode::Resolve) => {
+                format!("cannot resolve the broker address in `bootstrap_servers` ({servers}): {reason}")
+            }
+            Some(RDKafkaErrorCode::SSL) => format!("TLS handshake with {servers} failed: {reason}"),
+            _ => format!(
+                "cannot reach the brokers at {servers}: {reason}; check `bootstrap_servers`, the network path and \
+                 `protocol.security_protocol`"
+            ),
+        };
+        let message = format!("{message} ({waited})");
+        match code.map_or(FailureType::TransientError, classify) {
+            FailureType::ConfigError => Error::Config(message),
+            FailureType::TransientError => Error::Transient(message),
+            FailureType::SystemError => Error::System(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::java_config;
+
+    fn settings() -> Settings {
+        Settings::from_value(java_config()).unwrap()
+    }
+
+    #[test]
+    fn authentication_outranks_resolution_outranks_down() {
+        let d = Diagnostics::default();
+        assert!(d.cause().is_none() && !d.is_hopeless());
+        d.push(None, "Connect to ipv4#127.0.0.1:9 failed: Connection refused");
+        assert_eq!(d.cause().unwrap().1, "Connect to ipv4#127.0.0.1:9 failed: Connection refused");
+        assert!(!d.is_hopeless(), "a refused connection alone may still recover");
+        d.push(Some(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert_eq!(d.cause().unwrap().1, "Connect to ipv4#127.0.0.1:9 failed: Connection refused");
+        assert!(!d.is_hopeless(), "the concrete reason outranks the summary, and says nothing final");
+        let down = Diagnostics::default();
+        down.push(Some(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert!(down.is_hopeless());
+        d.push(Some(RDKafkaErrorCode::Resolve), "Failed to resolve 'nowhere:9092'");
+        d.push(Some(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert_eq!(d.cause().unwrap().0, Some(RDKafkaErrorCode::Resolve));
+        d.push(Some(RDKafkaErrorCode::SaslAuthenticationFailed), "SASL authentication error: bad password");
+        for _ in 0..40 {
+            d.push(Some(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        }
+        assert_eq!(d.cause().unwrap().0, Some(RDKafkaErrorCode::SaslAuthenticationFailed), "a flood keeps the cause");
+    }
+
+    #[test]
+    fn explanations_name_what_to_fix_and_are_classified() {
+        let s = settings();
+        let d = Diagnostics::default();
+        let e = d.explain(&s, "timed out");
+        assert!(e.is_transient() && e.to_string().contains("no answer") && e.to_string().contains("timed out"));
+        d.push(Some(RDKafkaErrorCode::Resolve), "Failed to resolve");
+        let e = d.explain(&s, "timed out");
+        assert_eq!(e.failure_type(), FailureType::ConfigError);
+        assert!(e.to_string().contains("`bootstrap_servers`"), "{e}");
+        d.push(Some(RDKafkaErrorCode::Authentication), "bad credentials");
+        let e = d.explain(&s, "timed out");
+        assert_eq!(e.failure_type(), FailureType::ConfigError);
+        assert!(e.to_string().contains("authentication failed") && e.to_string().contains("bad credentials"), "{e}");
+        let d = Diagnostics::default();
+        d.push(None, "Connection refused");
+        let e = d.explain(&s, "timed out");
+        assert!(e.is_transient() && e.to_string().contains("cannot reach the brokers"), "{e}");
+        assert!(e.to_string().ends_with("(timed out)"), "what was waited for is said: {e}");
+    }
+}

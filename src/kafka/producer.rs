@@ -1,0 +1,129 @@
+//! The producer: hands records to librdkafka without blocking and serves its delivery reports, which go to a
+//! [`DeliveryListener`] the caller owns (the write path's checkpoint tracker, or `check`'s single record).
+
+use super::client::Context;
+use super::diagnostics::Diagnostics;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::format::OutgoingRecord;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
+use rdkafka::util::IntoOpaque;
+use std::time::{Duration, Instant};
+
+/// Told the fate of every record handed to [`Producer::send`], exactly once, on whichever thread serves
+/// librdkafka's reports (inside `serve_reports`, `flush`, and later transaction calls).
+pub trait DeliveryListener: Send + Sync + 'static {
+    /// What the caller attaches to each record to recognise its report.
+    type Token: IntoOpaque;
+    fn delivered(&self, token: Self::Token, outcome: Result<()>);
+}
+
+impl<L: DeliveryListener> ProducerContext for Context<L> {
+    type DeliveryOpaque = L::Token;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, token: L::Token) {
+        let outcome = result.as_ref().map(|_| ()).map_err(|(error, message)| {
+            let mut what = format!("delivery to topic `{}` failed", message.topic());
+            if let Some((_, reason)) = self.diagnostics.cause() {
+                what.push_str(&format!(" (last client error: {reason})"));
+            }
+            Error::kafka(what, error.clone())
+        });
+        self.extra.delivered(token, outcome);
+    }
+}
+
+pub struct Producer<L: DeliveryListener> {
+    inner: BaseProducer<Context<L>>,
+}
+
+/// Whether librdkafka took a record.
+pub enum Sent<T> {
+    Queued,
+    /// Its queue is full: serve reports, then offer the record again (with the token given back).
+    QueueFull(T),
+}
+
+impl<L: DeliveryListener> Producer<L> {
+    pub fn new(settings: &Settings, listener: L) -> Result<Producer<L>> {
+        Ok(Producer { inner: settings.properties()?.create(Context::new(listener))? })
+    }
+
+    pub fn listener(&self) -> &L {
+        &self.inner.context().extra
+    }
+
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.inner.context().diagnostics
+    }
+
+    pub(super) fn inner(&self) -> &BaseProducer<Context<L>> {
+        &self.inner
+    }
+
+    /// Hands one record to librdkafka, which copies it. Never blocks.
+    pub fn send(&self, record: &OutgoingRecord<'_>, token: L::Token) -> Result<Sent<L::Token>> {
+        let mut base: BaseRecord<'_, [u8], [u8], L::Token> = BaseRecord::with_opaque_to(record.topic, token);
+        base.key = record.key;
+        base.payload = record.value;
+        base.timestamp = record.timestamp;
+        if !record.headers.is_empty() {
+            let headers =
+                record.headers.iter().fold(OwnedHeaders::new_with_capacity(record.headers.len()), |h, (key, value)| {
+                    h.insert(Header { key, value: Some(value) })
+                });
+            base.headers = Some(headers);
+        }
+        match self.inner.send(base) {
+            Ok(()) => Ok(Sent::Queued),
+            Err((error, base)) => match error.rdkafka_error_code() {
+                Some(RDKafkaErrorCode::QueueFull) => Ok(Sent::QueueFull(base.delivery_opaque)),
+                _ => {
+                    // Never queued, so never reported: the listener learns of it here.
+                    let error = Error::kafka(format!("cannot produce to topic `{}`", record.topic), error);
+                    Err(error)
+                }
+            },
+        }
+    }
+
+    /// Serves every delivery report that is ready, without waiting; returns whether anything was served.
+    pub fn serve_reports(&self) -> bool {
+        let before = self.inner.in_flight_count();
+        let mut last = before;
+        // Bounded, so a steady stream of reports cannot keep the caller from producing.
+        for _ in 0..64 {
+            self.inner.poll(Duration::ZERO);
+            let now = self.inner.in_flight_count();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last != before
+    }
+
+    /// Serves reports until librdkafka holds nothing (every record reported) or the deadline passes.
+    /// Not rdkafka's `flush`, whose polls hold the caller for their whole timeout.
+    pub fn flush(&self, deadline: Instant) -> bool {
+        loop {
+            if self.inner.in_flight_count() == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            if !self.serve_reports() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+
+    /// Serves librdkafka's events for `timeout`. rdkafka keeps polling until the timeout ends and spins through
+    /// its last millisecond: only for waits where nothing else is to be done.
+    pub(super) fn poll(&self, timeout: Duration) {
+        self.inner.poll(timeout);
+    }
+}
