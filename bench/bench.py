@@ -212,6 +212,65 @@ def report(title, n, size, payload, rows):
         print(f"connector ÷ Python peer records/s: {rows['python CDK peer'][0] / ours:.1f}")
 
 
+def rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def soak(n, every, freezes, freeze_seconds):
+    """n records while the broker is frozen (SIGSTOP) `freezes` times for `freeze_seconds`: every record must land,
+    every state come out, memory stay flat."""
+    path = generate(n, every)
+    broker = Broker()
+    try:
+        for s in STREAMS:
+            broker.create_topic(f"bench_{s}", 1)
+        cfg = OUT / "config.json"
+        cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=broker.bootstrap)))
+        out_path = OUT / "soak-out.jsonl"
+        started = time.monotonic()
+        with open(path, "rb") as stdin, open(out_path, "wb") as stdout:
+            proc = subprocess.Popen([BIN, "write", "--config", cfg, "--catalog", catalog()], stdin=stdin, stdout=stdout)
+            samples, frozen_at = [], []
+            next_freeze = started + 5
+            while proc.poll() is None:
+                now = time.monotonic()
+                rss = rss_mb(proc.pid)
+                if rss is not None:
+                    samples.append((now - started, rss))
+                if len(frozen_at) < freezes and now >= next_freeze:
+                    frozen_at.append(round(now - started, 1))
+                    os.kill(broker.proc.pid, 19)  # SIGSTOP: the broker hangs, connections stay open
+                    time.sleep(freeze_seconds)
+                    os.kill(broker.proc.pid, 18)  # SIGCONT
+                    next_freeze = time.monotonic() + 10
+                time.sleep(0.5)
+        wall = time.monotonic() - started
+        lines = out_path.read_text().splitlines()
+        states = [l for l in lines if '"type":"STATE"' in l]
+        traces = [l for l in lines if '"type":"TRACE"' in l]
+        counted = subprocess.run([READ, "--bootstrap", broker.bootstrap, "--show", "0"] + [f"bench_{s}" for s in STREAMS],
+                                 check=True, capture_output=True, text=True).stdout
+        landed = sum(int(l.split(": ")[1].split()[0]) for l in counted.splitlines() if l.endswith("messages"))
+    finally:
+        broker.stop()
+    steady = [rss for t, rss in samples if t > 3]
+    print(f"\n## soak: {n:,} records, a STATE every {every:,}, broker frozen {freezes}× {freeze_seconds} s "
+          f"(at {', '.join(f'{t} s' for t in frozen_at)})")
+    print(f"exit code {proc.returncode}; {wall:.1f} s wall; {len(states):,} of {n // every:,} states emitted; "
+          f"{len(traces)} TRACE; {landed:,} of {n:,} records read back from the topics")
+    print(f"RSS after the first 3 s: min {min(steady):.0f} MB, max {max(steady):.0f} MB ({len(steady)} samples)")
+    ok = proc.returncode == 0 and len(states) == n // every and not traces and landed == n
+    print("soak: every record landed, every state came out" if ok else "soak: FAILED")
+    return ok
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--venv", required=True)
@@ -220,7 +279,10 @@ def main():
     p.add_argument("--state-every", type=int, default=1000)
     p.add_argument("--no-python", action="store_true")
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario (fresh broker each); the median is shown")
+    p.add_argument("--soak", action="store_true", help="10M records with the broker frozen twice for 20 s")
     args = p.parse_args()
+    if args.soak:
+        sys.exit(0 if soak(args.records if args.records != 1_000_000 else 10_000_000, args.state_every, 2, 20) else 1)
     n = 10_000_000 if args.big else args.records
     print(f"machine: {os.cpu_count()} cores; tansu in-memory broker on 127.0.0.1, fresh for every run; "
           f"median of {args.repeat} runs (the Python peer runs once)")

@@ -27,6 +27,13 @@ pub enum Error {
     /// The input stream itself is malformed (not JSON, RECORD without stream/data, unknown stream).
     #[error("input line {line}: {reason}")]
     Input { line: u64, reason: String },
+    /// Something went wrong with the record of one input line.
+    #[error("input line {line}: {source}")]
+    Line {
+        line: u64,
+        #[source]
+        source: Box<Error>,
+    },
     /// librdkafka refused or failed something; the failure type follows its error code.
     #[error("{context}: {}", describe(.source))]
     Kafka {
@@ -53,6 +60,7 @@ impl Error {
             Error::Transient(_) => FailureType::TransientError,
             Error::System(_) | Error::Input { .. } | Error::Io { .. } => FailureType::SystemError,
             Error::Kafka { source, .. } => source.rdkafka_error_code().map_or(FailureType::SystemError, classify),
+            Error::Line { source, .. } => source.failure_type(),
         }
     }
 
@@ -73,8 +81,14 @@ impl Error {
     pub fn kafka_code(&self) -> Option<RDKafkaErrorCode> {
         match self {
             Error::Kafka { source, .. } => source.rdkafka_error_code(),
+            Error::Line { source, .. } => source.kafka_code(),
             _ => None,
         }
+    }
+
+    /// This error, about the record of input line `line`.
+    pub fn at_line(self, line: u64) -> Error {
+        Error::Line { line, source: Box::new(self) }
     }
 }
 

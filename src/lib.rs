@@ -13,4 +13,5 @@ pub mod error;
 pub mod format;
 pub mod kafka;
 pub mod naming;
+pub mod stop;
 pub mod write;

@@ -2,7 +2,7 @@ use clap::{Parser, Subcommand};
 use destination_kafka::airbyte::{logging, output};
 use destination_kafka::config::{spec, Settings};
 use destination_kafka::error::{Error, FailureType};
-use destination_kafka::{check, discover, write};
+use destination_kafka::{check, discover, stop, write};
 
 /// Airbyte destination for Apache Kafka.
 #[derive(Parser)]
@@ -38,6 +38,10 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     logging::init();
+    // First thing: a stop asked for during startup must be seen as much as one mid-sync.
+    if let Err(e) = stop::install() {
+        tracing::warn!("cannot install the SIGTERM/SIGINT handlers: {e}");
+    }
     // A panic is a bug, but the platform still deserves a TRACE that says so.
     std::panic::set_hook(Box::new(|info| {
         let _ = output::emit(&output::trace_error(FailureType::SystemError, &format!("internal error: {info}")));
@@ -45,7 +49,8 @@ fn main() {
     let result = match cli.command {
         Command::Spec => output::emit(&output::spec_message(spec::spec())).map_err(stdout_error),
         Command::Check { config } => {
-            let outcome = Settings::load(&config).and_then(|settings| check::run(&settings));
+            let outcome =
+                Settings::load(&config).and_then(|settings| check::run(&settings).map(|()| settings.caveats()));
             if let Err(e) = &outcome {
                 tracing::warn!("check failed ({:?}): {e}", e.failure_type());
             }

@@ -1,19 +1,25 @@
 //! Input lines: the lenient, zero-copy reading of the Airbyte messages a destination receives.
 //!
 //! Lines are parsed only as far as routing needs: a RECORD's `data` stays borrowed raw JSON, a STATE stays the
-//! original text, so what we echo or produce is exactly what we were given.
+//! original text, so what we echo or produce is exactly what we were given. Lenient where real clients need it
+//! (`null` for absent keys, unknown keys, `global_`), strict where leniency would lose a record: a line must be
+//! a JSON object with a `type`, and a RECORD must have `stream` and `data`.
 
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::fmt;
 
 /// One input line, as far as the destination cares.
 #[derive(Debug)]
 pub enum Message<'a> {
     Record(Record<'a>),
     State(&'a RawValue),
-    /// LOG, TRACE, CONTROL and anything else a source or a platform forwards: not ours to act on.
+    /// LOG, TRACE, CONTROL and the other types a source or a platform forwards: not ours to act on.
     Other,
+    /// A `type` this protocol version does not define: ignored for forward compatibility, but counted and logged.
+    Unknown(String),
 }
 
 #[derive(Debug)]
@@ -25,26 +31,25 @@ pub struct Record<'a> {
     pub data: &'a RawValue,
 }
 
-#[derive(Deserialize)]
+/// The message types of the Airbyte protocol that a destination may see and ignore.
+const IGNORED_TYPES: [&str; 7] =
+    ["LOG", "TRACE", "CONTROL", "SPEC", "CONNECTION_STATUS", "CATALOG", "DESTINATION_CATALOG"];
+
 struct Line<'a> {
-    #[serde(rename = "type", borrow)]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     record: Option<RawRecord<'a>>,
-    #[serde(borrow)]
     state: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
 struct RawRecord<'a> {
-    #[serde(borrow)]
     stream: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     namespace: Option<Cow<'a, str>>,
-    emitted_at: Option<serde_json::Number>,
-    #[serde(borrow)]
+    emitted_at: Option<EmittedAt>,
     data: Option<&'a RawValue>,
 }
+
+/// `emitted_at` as real sources send it: a number (integer or not) or a numeric string, in range.
+struct EmittedAt(i64);
 
 /// Why a line could not be used. The caller adds the line number and an excerpt.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -52,34 +57,146 @@ struct RawRecord<'a> {
 pub struct ParseError(pub String);
 
 impl<'a> Message<'a> {
-    pub fn parse(line: &'a [u8]) -> Result<Message<'a>, ParseError> {
-        Message::from_line(serde_json::from_slice(line))
-    }
-
-    /// The same, for text already checked as UTF-8: serde_json then skips checking each string again.
-    pub fn parse_str(line: &'a str) -> Result<Message<'a>, ParseError> {
-        Message::from_line(serde_json::from_str(line))
-    }
-
-    fn from_line(line: serde_json::Result<Line<'a>>) -> Result<Message<'a>, ParseError> {
-        let line = line.map_err(|e| ParseError(format!("not an Airbyte message: {e}")))?;
-        match line.kind.as_deref() {
-            Some("RECORD") => {
+    /// Takes text already checked as UTF-8: serde_json then skips checking each string again.
+    pub fn parse(line: &'a str) -> Result<Message<'a>, ParseError> {
+        let line: Line = serde_json::from_str(line).map_err(|e| ParseError(format!("not an Airbyte message: {e}")))?;
+        let kind = line.kind.ok_or_else(|| ParseError("not an Airbyte message: no `type`".into()))?;
+        match kind.as_ref() {
+            "RECORD" => {
                 let record = line.record.ok_or_else(|| ParseError("RECORD message without `record`".into()))?;
                 let stream = record.stream.ok_or_else(|| ParseError("RECORD without `stream`".into()))?;
                 let data = record.data.filter(|d| d.get() != "null");
                 let data = data.ok_or_else(|| ParseError(format!("RECORD of stream `{stream}` without `data`")))?;
                 Ok(Message::Record(Record {
                     namespace: record.namespace.filter(|n| !n.is_empty()),
-                    emitted_at: record.emitted_at.and_then(|n| n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))),
+                    emitted_at: record.emitted_at.map(|e| e.0),
                     stream,
                     data,
                 }))
             }
-            Some("STATE") => {
-                line.state.map(Message::State).ok_or_else(|| ParseError("STATE message without `state`".into()))
+            "STATE" => line.state.map(Message::State).ok_or_else(|| ParseError("STATE message without `state`".into())),
+            known if IGNORED_TYPES.contains(&known) => Ok(Message::Other),
+            // A record or state in the wrong case is a broken message, not a new type: dropping it would lose data.
+            other if other.eq_ignore_ascii_case("RECORD") || other.eq_ignore_ascii_case("STATE") => Err(ParseError(
+                format!("`type` is `{other}`: Airbyte message types are upper case (`{}`)", other.to_uppercase()),
+            )),
+            other => Ok(Message::Unknown(other.to_string())),
+        }
+    }
+}
+
+/// Field names of the two objects we read; everything else is skipped without being parsed into values.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum LineField {
+    Type,
+    Record,
+    State,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum RecordField {
+    Stream,
+    Namespace,
+    EmittedAt,
+    Data,
+    #[serde(other)]
+    Other,
+}
+
+/// Objects only: serde's derived structs would also take a JSON array (`["RECORD", {...}]`) by position.
+impl<'de: 'a, 'a> Deserialize<'de> for Line<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Line<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
             }
-            _ => Ok(Message::Other),
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Line<'a>, M::Error> {
+                let mut line = Line { kind: None, record: None, state: None };
+                while let Some(field) = map.next_key()? {
+                    match field {
+                        LineField::Type => line.kind = map.next_value::<Option<Borrowed>>()?.map(|b| b.0),
+                        LineField::Record => line.record = map.next_value()?,
+                        LineField::State => line.state = map.next_value()?,
+                        LineField::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(line)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawRecord<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawRecord<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<RawRecord<'a>, M::Error> {
+                let mut record = RawRecord { stream: None, namespace: None, emitted_at: None, data: None };
+                while let Some(field) = map.next_key()? {
+                    match field {
+                        RecordField::Stream => record.stream = map.next_value::<Option<Borrowed>>()?.map(|b| b.0),
+                        RecordField::Namespace => record.namespace = map.next_value::<Option<Borrowed>>()?.map(|b| b.0),
+                        RecordField::EmittedAt => record.emitted_at = map.next_value()?,
+                        RecordField::Data => record.data = map.next_value()?,
+                        RecordField::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(record)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A string borrowed from the line when it has no escapes.
+struct Borrowed<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct B<'a>(#[serde(borrow)] Cow<'a, str>);
+        B::deserialize(d).map(|b| Borrowed(b.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for EmittedAt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw<'a> {
+            Number(serde_json::Number),
+            Text(#[serde(borrow)] Cow<'a, str>),
+        }
+        let (number, text) = match Raw::deserialize(d)? {
+            Raw::Number(n) => (n.as_i64().map(Ok).or_else(|| n.as_f64().map(Err)), n.to_string()),
+            Raw::Text(t) => {
+                let s = t.trim();
+                (s.parse::<i64>().map(Ok).ok().or_else(|| s.parse::<f64>().ok().map(Err)), format!("\"{t}\""))
+            }
+        };
+        match number {
+            Some(Ok(ms)) => Ok(EmittedAt(ms)),
+            // Whole milliseconds; a fraction is dropped, a value beyond what 64 bits hold is refused.
+            Some(Err(f)) if f.is_finite() && f.abs() < 9.2e18 => Ok(EmittedAt(f.trunc() as i64)),
+            Some(Err(_)) => {
+                Err(de::Error::custom(format!("`emitted_at` {text} is out of range for epoch milliseconds")))
+            }
+            None => Err(de::Error::custom(format!("`emitted_at` {text} is not a number of epoch milliseconds"))),
         }
     }
 }
@@ -104,10 +221,22 @@ pub fn now_ms() -> i64 {
 mod tests {
     use super::*;
 
+    fn record(line: &str) -> Record<'_> {
+        match Message::parse(line) {
+            Ok(Message::Record(r)) => r,
+            other => panic!("not a record: {other:?}"),
+        }
+    }
+
+    fn error(line: &str) -> String {
+        Message::parse(line).unwrap_err().0
+    }
+
     #[test]
     fn record_keeps_data_verbatim() {
-        let line = br#"{"type": "RECORD", "record": {"stream": "s", "emitted_at": 1602637589000, "data": { "x" : 1e3, "b": 1.10 }}}"#;
-        let Message::Record(r) = Message::parse(line).unwrap() else { panic!() };
+        let r = record(
+            r#"{"type": "RECORD", "record": {"stream": "s", "emitted_at": 1602637589000, "data": { "x" : 1e3, "b": 1.10 }}}"#,
+        );
         assert_eq!(r.stream, "s");
         assert_eq!(r.emitted_at, Some(1602637589000));
         assert_eq!(r.data.get(), r#"{ "x" : 1e3, "b": 1.10 }"#);
@@ -116,34 +245,80 @@ mod tests {
 
     #[test]
     fn pyairbyte_shaped_lines() {
-        let line = br#"{"type":"RECORD","log":null,"spec":null,"connectionStatus":null,"catalog":null,"record":{"namespace":null,"stream":"users","data":{"id":1},"emitted_at":1700000000,"meta":null,"file_reference":null},"state":null,"trace":null,"control":null}"#;
-        let Message::Record(r) = Message::parse(line).unwrap() else { panic!() };
+        let r = record(
+            r#"{"type":"RECORD","log":null,"spec":null,"connectionStatus":null,"catalog":null,"record":{"namespace":null,"stream":"users","data":{"id":1},"emitted_at":1700000000,"meta":null,"file_reference":null},"state":null,"trace":null,"control":null}"#,
+        );
         assert_eq!((r.stream.as_ref(), r.emitted_at), ("users", Some(1700000000)));
-        let trace = br#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":1.0},"record":null}"#;
+        let trace = r#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":1.0},"record":null}"#;
         assert!(matches!(Message::parse(trace).unwrap(), Message::Other));
         assert!(matches!(
-            Message::parse(br#"{"type":"LOG","log":{"level":"INFO","message":"m"}}"#).unwrap(),
+            Message::parse(r#"{"type":"LOG","log":{"level":"INFO","message":"m"}}"#).unwrap(),
             Message::Other
         ));
     }
 
     #[test]
     fn escaped_stream_names_are_decoded() {
-        let line = br#"{"type":"RECORD","record":{"stream":"a\"b\u00e9","data":{}}}"#;
-        let Message::Record(r) = Message::parse(line).unwrap() else { panic!() };
+        let r = record(r#"{"type":"RECORD","record":{"stream":"a\"b\u00e9","data":{}}}"#);
         assert_eq!(r.stream, "a\"bé");
         assert_eq!(r.emitted_at, None);
     }
 
     #[test]
     fn bad_lines_say_why() {
-        assert!(Message::parse(b"not json").unwrap_err().0.contains("not an Airbyte message"));
-        assert!(Message::parse(br#"{"type":"RECORD","record":{"data":{}}}"#).unwrap_err().0.contains("`stream`"));
-        assert!(Message::parse(br#"{"type":"RECORD","record":{"stream":"s","data":null}}"#)
-            .unwrap_err()
-            .0
-            .contains("`data`"));
-        assert!(Message::parse(br#"{"type":"RECORD"}"#).unwrap_err().0.contains("`record`"));
+        assert!(error("not json").contains("not an Airbyte message"));
+        assert!(error(r#"{"type":"RECORD","record":{"data":{}}}"#).contains("`stream`"));
+        assert!(error(r#"{"type":"RECORD","record":{"stream":"s","data":null}}"#).contains("`data`"));
+        assert!(error(r#"{"type":"RECORD"}"#).contains("`record`"));
+    }
+
+    #[test]
+    fn type_is_required_and_case_matters() {
+        assert!(error(r#"{"record":{"stream":"s","data":{}}}"#).contains("no `type`"));
+        assert!(error(r#"{"type":null,"record":{"stream":"s","data":{}}}"#).contains("no `type`"));
+        let e = error(r#"{"type":"record","record":{"stream":"s","data":{}}}"#);
+        assert!(e.contains("`record`") && e.contains("upper case"), "{e}");
+        assert!(error(r#"{"type":"State","state":{}}"#).contains("upper case"));
+        match Message::parse(r#"{"type":"FUTURE_THING","future_thing":{}}"#).unwrap() {
+            Message::Unknown(kind) => assert_eq!(kind, "FUTURE_THING"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_objects_are_messages() {
+        assert!(error(r#"["RECORD",{"stream":"s","data":{}},null]"#).contains("a JSON object"));
+        let e = error(r#"{"type":"RECORD","record":["s",null,1,{}]}"#);
+        assert!(e.contains("a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn emitted_at_as_real_sources_send_it() {
+        let at = |v: &str| {
+            let line = format!(r#"{{"type":"RECORD","record":{{"stream":"s","emitted_at":{v},"data":{{}}}}}}"#);
+            Message::parse(&line).map(|m| match m {
+                Message::Record(r) => r.emitted_at,
+                _ => panic!(),
+            })
+        };
+        assert_eq!(at("1700000000000").unwrap(), Some(1700000000000));
+        assert_eq!(at("\"1700000000000\"").unwrap(), Some(1700000000000));
+        assert_eq!(at("\" 1700000000000 \"").unwrap(), Some(1700000000000));
+        assert_eq!(at("1700000000000.9").unwrap(), Some(1700000000000));
+        assert_eq!(at("1.7e12").unwrap(), Some(1700000000000));
+        assert_eq!(at("-5").unwrap(), Some(-5));
+        assert_eq!(at("null").unwrap(), None);
+        let e = at("1.7e300").unwrap_err().0;
+        assert!(e.contains("`emitted_at` 1.7e+300 is out of range"), "{e}");
+        assert!(at("\"soon\"").unwrap_err().0.contains("not a number"));
+        assert!(at("true").is_err());
+    }
+
+    #[test]
+    fn deep_data_is_carried_not_parsed() {
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let line = format!(r#"{{"type":"RECORD","record":{{"stream":"s","data":{deep}}}}}"#);
+        assert_eq!(record(&line).data.get().len(), deep.len());
     }
 
     #[test]

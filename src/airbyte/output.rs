@@ -19,9 +19,11 @@ pub fn spec_message(spec: &Value) -> String {
     json!({"type": "SPEC", "spec": spec}).to_string()
 }
 
-pub fn connection_status(result: Result<(), String>) -> String {
+/// `SUCCEEDED` (with what the user should still know, if anything) or `FAILED` with the reason.
+pub fn connection_status(result: Result<Vec<String>, String>) -> String {
     let status = match result {
-        Ok(()) => json!({"status": "SUCCEEDED"}),
+        Ok(caveats) if caveats.is_empty() => json!({"status": "SUCCEEDED"}),
+        Ok(caveats) => json!({"status": "SUCCEEDED", "message": caveats.join("; ")}),
         Err(message) => json!({"status": "FAILED", "message": message}),
     };
     json!({"type": "CONNECTION_STATUS", "connectionStatus": status}).to_string()

@@ -8,7 +8,6 @@ use super::message::ParseError;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 use std::borrow::Cow;
 
 /// What a STATE checkpoints: everything (LEGACY, GLOBAL) or one stream.
@@ -53,6 +52,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
 #[derive(Deserialize)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
+#[derive(Deserialize, Default)]
+struct StreamState {
+    stream_descriptor: Option<Descriptor>,
+}
+
+#[derive(Deserialize, Default)]
+struct Descriptor {
+    name: Option<String>,
+    namespace: Option<String>,
+}
+
 impl State {
     /// `line` is the whole input line, `state` its `state` value (borrowed from `line`).
     pub fn parse(line: &str, state: &RawValue) -> Result<State, ParseError> {
@@ -62,11 +72,13 @@ impl State {
         let entry = |key: &str| entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
         let kind = entry("type").and_then(|t| serde_json::from_str::<Option<String>>(t.get()).ok().flatten());
         let scope = if kind.as_deref() == Some("STREAM") {
-            let stream: Value = entry("stream").and_then(|s| serde_json::from_str(s.get()).ok()).unwrap_or_default();
-            let descriptor = &stream["stream_descriptor"];
+            // Only the descriptor is read; `stream_state` is skipped unparsed, however deep it nests.
+            let stream: StreamState =
+                entry("stream").and_then(|s| serde_json::from_str(s.get()).ok()).unwrap_or_default();
+            let descriptor = stream.stream_descriptor.unwrap_or_default();
             Scope::Stream {
-                name: descriptor["name"].as_str().unwrap_or_default().to_string(),
-                namespace: descriptor["namespace"].as_str().filter(|n| !n.is_empty()).map(str::to_string),
+                name: descriptor.name.unwrap_or_default(),
+                namespace: descriptor.namespace.filter(|n| !n.is_empty()),
             }
         } else {
             Scope::Global
@@ -113,7 +125,7 @@ mod tests {
     use crate::airbyte::message::Message;
 
     fn state_of(line: &str) -> State {
-        let raw = match Message::parse(line.as_bytes()).unwrap() {
+        let raw = match Message::parse(line).unwrap() {
             Message::State(raw) => raw,
             _ => panic!("not a state"),
         };
@@ -141,6 +153,17 @@ mod tests {
             out,
             line.replace(r#""destinationStats":{"recordCount":99.0}"#, r#""destinationStats":{"recordCount":2.0}"#)
         );
+    }
+
+    #[test]
+    fn stream_descriptor_is_found_whatever_the_depth_of_stream_state() {
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let line = format!(
+            r#"{{"type":"STATE","state":{{"type":"STREAM","stream":{{"stream_state":{deep},"stream_descriptor":{{"name":"users","namespace":null}}}}}}}}"#
+        );
+        let s = state_of(&line);
+        assert_eq!(s.scope, Scope::Stream { name: "users".into(), namespace: None });
+        assert!(s.render(2).ends_with(r#"}},"destinationStats":{"recordCount":2.0}}}"#));
     }
 
     #[test]

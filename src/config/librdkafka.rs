@@ -72,6 +72,12 @@ impl Properties {
 }
 
 impl Settings {
+    /// Bytes of records librdkafka may hold: `buffer_memory`, but never less than `max_request_size`. A record
+    /// the size limit allows but the queue could never hold would wait for room forever.
+    pub fn queue_bytes(&self) -> i64 {
+        self.buffer_memory.max(self.max_request_size)
+    }
+
     /// The librdkafka properties of these settings.
     pub fn properties(&self) -> Result<Properties> {
         let mut props = Properties::default();
@@ -87,7 +93,7 @@ impl Settings {
             "max_in_flight_requests_per_connection",
         );
         props.set("client.dns.lookup", self.client_dns_lookup.as_str(), "client_dns_lookup");
-        props.set("queue.buffering.max.kbytes", (self.buffer_memory / 1024).max(1), "buffer_memory");
+        props.set("queue.buffering.max.kbytes", ((self.queue_bytes() + 1023) / 1024).max(1), "buffer_memory");
         // librdkafka's ~250 bytes of bookkeeping per message are not in kbytes: one message per KiB of budget
         // keeps the real footprint near `buffer_memory` whatever the message size.
         props.set("queue.buffering.max.messages", (self.buffer_memory / 1024).clamp(1000, 100_000), "buffer_memory");
@@ -105,6 +111,13 @@ impl Settings {
         props.set("socket.receive.buffer.bytes", self.receive_buffer_bytes.max(0), "receive_buffer_bytes");
         // Java's default partitioner hashes the key with murmur2: keep records on the same partitions.
         props.set("partitioner", "murmur2_random", "partitioner");
+        // `RUST_LOG=debug` (or `trace`) also turns on librdkafka's own debug logs; never `security`, which could
+        // show credentials.
+        if tracing::enabled!(tracing::Level::TRACE) {
+            props.set("debug", "generic,broker,topic,msg,eos,protocol,queue", "RUST_LOG");
+        } else if tracing::enabled!(tracing::Level::DEBUG) {
+            props.set("debug", "generic,broker,topic,msg,eos", "RUST_LOG");
+        }
         if let Some(client_id) = self.client_id.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
             props.set("client.id", client_id, "client_id");
         }
@@ -135,6 +148,14 @@ mod tests {
         assert_eq!(props.get("acks"), Some("all"));
         assert_eq!(props.get("compression.type"), Some("zstd"));
         assert_eq!(props.get("client.id"), None);
+    }
+
+    #[test]
+    fn the_queue_holds_the_largest_record_allowed() {
+        let c = with(with(java_config(), "buffer_memory", json!("1048576")), "max_request_size", json!(3_000_001));
+        let s = Settings::from_value(c).unwrap();
+        assert_eq!(s.properties().unwrap().get("queue.buffering.max.kbytes"), Some("2930"));
+        assert_eq!(s.properties().unwrap().get("queue.buffering.max.messages"), Some("1024"));
     }
 
     #[test]

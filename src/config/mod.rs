@@ -170,6 +170,17 @@ impl Settings {
     }
 
     pub fn from_value(mut value: Value) -> Result<Settings> {
+        if let Some(protocol) = value.get("protocol").filter(|p| !p.is_object()) {
+            let kind = match protocol {
+                Value::String(_) => "a string",
+                Value::Null => "null",
+                Value::Array(_) => "an array",
+                _ => "a scalar",
+            };
+            return Err(Error::Config(format!(
+                "config field `protocol` must be an object such as {{\"security_protocol\": \"PLAINTEXT\"}}, not {kind}"
+            )));
+        }
         let schema = &spec::spec()["connectionSpecification"];
         lenient::coerce_scalars(schema, &mut value);
         lenient::validate(schema, &value)?;
@@ -197,6 +208,9 @@ impl Settings {
         if let Some(test_topic) = self.test_topic() {
             naming::check_topic(&test_topic, "`test_topic`")?;
         }
+        // A pattern that fails even for a plain stream name can never give a valid topic.
+        let sample = naming::topic_name(&self.topic_pattern, Some("namespace"), "stream");
+        naming::check_topic(&sample, "`topic_pattern` (for namespace `namespace`, stream `stream`)")?;
         // Builds the properties once so JAAS mistakes show up now, not at the first connection.
         self.properties().map(|_| ())
     }
@@ -210,6 +224,30 @@ impl Settings {
     /// How long librdkafka may take to report a record (retries included), plus a margin for the last round trip.
     pub fn delivery_budget(&self) -> Duration {
         self.delivery_timeout + Duration::from_secs(5)
+    }
+
+    /// What the user should know about these settings before a sync: said as LOG warnings by `write`, and in
+    /// `check`'s status.
+    pub fn caveats(&self) -> Vec<String> {
+        let mut caveats = Vec::new();
+        if self.acks == Acks::None {
+            caveats.push(
+                "`acks` is 0: the broker acknowledges nothing, so a STATE then means its records were sent, not \
+                 stored, and records in flight when a broker fails are lost without an error; use `1` or `all` for \
+                 states that mean stored"
+                    .to_string(),
+            );
+        }
+        if self.max_request_size > self.buffer_memory {
+            caveats.push(format!(
+                "`buffer_memory` ({} bytes) is smaller than `max_request_size` ({} bytes): the producer queue holds \
+                 {} bytes, so that the largest record allowed fits",
+                self.buffer_memory,
+                self.max_request_size,
+                self.queue_bytes()
+            ));
+        }
+        caveats
     }
 
     /// The sanitised test topic, when one is configured (blank counts as none, as in Java).
@@ -350,6 +388,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn protocol_must_be_an_object() {
+        let err = Settings::from_value(with(java_config(), "protocol", json!("PLAINTEXT"))).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "config field `protocol` must be an object such as {\"security_protocol\": \"PLAINTEXT\"}, not a string"
+        );
+    }
+
+    #[test]
+    fn caveats_of_acks_0_and_a_small_buffer() {
+        assert!(Settings::from_value(java_config()).unwrap().caveats().is_empty());
+        let c = with(with(java_config(), "acks", json!("0")), "enable_idempotence", json!(false));
+        let caveats = Settings::from_value(c).unwrap().caveats();
+        assert!(caveats.len() == 1 && caveats[0].contains("sent, not stored"), "{caveats:?}");
+        let c = with(java_config(), "buffer_memory", json!("1000000"));
+        let caveats = Settings::from_value(c).unwrap().caveats();
+        assert!(caveats.len() == 1 && caveats[0].contains("1048576 bytes"), "{caveats:?}");
+    }
+
+    #[test]
     fn topic_settings() {
         let s = Settings::from_value(with(java_config(), "topic_partitions", json!("3"))).unwrap();
         assert_eq!(s.topic_partitions, 3);
@@ -357,5 +415,10 @@ pub(crate) mod tests {
         assert!(err.contains("topic_partitions"), "{err}");
         let err = Settings::from_value(with(java_config(), "test_topic", json!("x".repeat(300)))).err().unwrap();
         assert!(err.to_string().contains("test_topic"), "{err}");
+        for never in ["", "x".repeat(250).as_str()] {
+            let err = Settings::from_value(with(java_config(), "topic_pattern", json!(never))).err().unwrap();
+            assert!(err.to_string().contains("`topic_pattern`"), "{err}");
+        }
+        assert!(Settings::from_value(with(java_config(), "topic_pattern", json!("{namespace}"))).is_ok());
     }
 }

@@ -3,6 +3,7 @@
 use super::producer::{DeliveryListener, Producer};
 use crate::config::Settings;
 use crate::error::{describe, Error, Result};
+use crate::stop;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -20,6 +21,7 @@ impl<L: DeliveryListener> Producer<L> {
         let started = Instant::now();
         let deadline = started + timeout;
         loop {
+            stop::check()?;
             let attempt = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
             match self.inner().client().fetch_metadata(None, attempt) {
                 Ok(metadata) => return Ok(metadata),
@@ -61,9 +63,14 @@ impl<L: DeliveryListener> Producer<L> {
             .enable_time()
             .build()
             .map_err(|e| Error::io("cannot start the admin runtime", e))?;
-        let results = runtime
-            .block_on(admin.create_topics(&new_topics, &options))
-            .map_err(|e| Error::kafka("cannot create topics", e))?;
+        let mut creation = std::pin::pin!(admin.create_topics(&new_topics, &options));
+        let results = loop {
+            // In slices, so a stop is seen while the broker takes its time.
+            match runtime.block_on(async { tokio::time::timeout(Duration::from_millis(100), &mut creation).await }) {
+                Ok(results) => break results.map_err(|e| Error::kafka("cannot create topics", e))?,
+                Err(_) => stop::check()?,
+            }
+        };
         for result in results {
             match result {
                 Ok(topic) => tracing::info!(

@@ -10,8 +10,15 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-/// Identifies the segment a record belongs to; handed to librdkafka as the delivery token.
+/// Identifies the segment a record belongs to.
 pub type SegmentId = usize;
+
+/// What a record's delivery report brings back: where it belongs and where it came from.
+pub struct InFlight {
+    pub segment: SegmentId,
+    /// Its input line, to name it if it fails.
+    pub line: u64,
+}
 
 /// The producer's delivery listener: settles records in the checkpoints, whatever thread serves the reports.
 ///
@@ -47,13 +54,13 @@ impl Tracker {
 }
 
 impl DeliveryListener for Tracker {
-    type Token = SegmentId;
+    type Token = Box<InFlight>;
 
-    fn delivered(&self, segment: SegmentId, outcome: Result<()>) {
+    fn delivered(&self, record: Box<InFlight>, outcome: Result<()>) {
         let mut checkpoints = self.lock();
         match outcome {
-            Ok(()) => checkpoints.acknowledged(segment),
-            Err(error) => checkpoints.failed(segment, error),
+            Ok(()) => checkpoints.acknowledged(record.segment),
+            Err(error) => checkpoints.failed(record.segment, error.at_line(record.line)),
         }
     }
 }
@@ -283,10 +290,11 @@ mod tests {
     fn tracker_counts_before_the_producer_can_report() {
         let t = Tracker::default();
         // Three records counted; one report arrives before anything locked the checkpoints.
+        let at = |segment, line| Box::new(InFlight { segment, line });
         t.sending();
         t.sending();
         t.sending();
-        t.delivered(0, Ok(()));
+        t.delivered(at(0, 1), Ok(()));
         let c = t.lock();
         assert_eq!((c.in_flight(), c.acknowledged_count()), (2, 1));
         drop(c);
@@ -297,12 +305,12 @@ mod tests {
         let open = t.lock().close("s1".into());
         assert_eq!(open, 1);
         t.sending();
-        t.delivered(0, Ok(()));
-        t.delivered(0, Err(Error::Transient("down".into())));
+        t.delivered(at(0, 2), Ok(()));
+        t.delivered(at(0, 3), Err(Error::Transient("down".into())));
         let mut c = t.lock();
         assert_eq!(due(&mut c), Vec::<String>::new(), "s1 covers a failed record");
         assert_eq!(c.in_flight(), 1);
-        assert!(c.has_failed());
+        assert_eq!(c.take_failure().unwrap().to_string(), "input line 3: down");
     }
 
     #[test]

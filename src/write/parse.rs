@@ -15,9 +15,12 @@ pub enum Item {
         stream: usize,
         emitted_at: Option<i64>,
         data: Range<usize>,
+        line: u64,
     },
     /// A STATE, parsed once here: what it counts and its echo.
     State { counted: Counted, state: State },
+    /// A message of a type this protocol version does not define: skipped, but never silently.
+    Unknown { kind: String, line: u64 },
     /// The sync stops here: what came before is still produced and acknowledged.
     Failure(Error),
 }
@@ -66,22 +69,24 @@ impl Parser {
         let line = &chunk[range.clone()];
         let line_no = self.line_no;
         let bad_line = |why: String| Error::Input { line: line_no, reason: format!("{why}: {}", excerpt(line)) };
-        let text = text.and_then(|t| t.get(range.clone()));
-        let message = match text {
-            Some(line) => Message::parse_str(line),
-            None => Message::parse(line),
+        // The chunk was checked as a whole; when that failed, each line is, so the bad line is the one named.
+        let text = match text.and_then(|t| t.get(range.clone())).or_else(|| std::str::from_utf8(line).ok()) {
+            Some(text) => text,
+            None => {
+                let at = std::str::from_utf8(line).err().map_or(0, |e| e.valid_up_to());
+                return Some(Item::Failure(bad_line(format!("not valid UTF-8 (at byte {at})"))));
+            }
         };
-        let record = match message {
+        let record = match Message::parse(text) {
             Err(e) => return Some(Item::Failure(bad_line(e.0))),
             Ok(Message::State(raw)) => {
-                // A STATE that parsed came from valid UTF-8, even when the chunk as a whole was not.
-                let text = text.or_else(|| std::str::from_utf8(line).ok()).unwrap_or_default();
                 return Some(match State::parse(text, raw) {
                     Ok(state) => Item::State { counted: self.counted(&state.scope), state },
                     Err(e) => Item::Failure(bad_line(e.0)),
                 });
             }
             Ok(Message::Other) => return None,
+            Ok(Message::Unknown(kind)) => return Some(Item::Unknown { kind, line: line_no }),
             Ok(Message::Record(record)) => record,
         };
         let namespace = record.namespace.as_deref();
@@ -106,6 +111,7 @@ impl Parser {
             stream,
             emitted_at: record.emitted_at,
             data: data_start..data_start + record.data.get().len(),
+            line: line_no,
         })
     }
 
@@ -139,7 +145,7 @@ mod tests {
         let parsed = parser().parse(text.as_bytes().to_vec());
         let chunk = &parsed.chunk;
         match &parsed.items[..] {
-            [Item::Record { stream: 0, emitted_at: Some(5), data: d1 }, Item::State { counted: Counted::Global, state }, Item::Record { stream: 1, emitted_at: None, data: d2 }] =>
+            [Item::Record { stream: 0, emitted_at: Some(5), data: d1, line: 1 }, Item::State { counted: Counted::Global, state }, Item::Record { stream: 1, emitted_at: None, data: d2, line: 5 }] =>
             {
                 assert_eq!(&chunk[d1.clone()], b"{\"x\": 1}");
                 assert_eq!(

@@ -1,25 +1,29 @@
-//! The main thread's loop: each parsed item in input order; a RECORD is encoded and produced, a STATE closes a
-//! checkpoint segment; delivery reports are served as records flow, and due states are emitted.
+//! The main thread's loop: each parsed item in input order. A RECORD is encoded (its stream's encoder) and
+//! handed to the [`Sink`], which produces it; a STATE closes a checkpoint segment. Delivery reports are served
+//! as records flow, and due states are emitted.
 
-use super::checkpoint::{Counted, RecordCounts, SegmentId, Tracker};
+use super::checkpoint::{Counted, InFlight, RecordCounts, SegmentId, Tracker};
 use super::input::{Input, Next};
 use super::parse::{Item, Parsed};
+use super::progress::{Progress, Snapshot};
 use crate::airbyte::catalog::Catalog;
 use crate::airbyte::message::now_ms;
 use crate::airbyte::output;
 use crate::airbyte::state::State;
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::format::{RecordIn, StreamEncoder};
+use crate::format::{OutgoingRecord, RecordIn, StreamEncoder};
 use crate::kafka::producer::{Producer, Sent};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::stop;
 use std::time::{Duration, Instant};
 
-/// How long a stop (signal or failure) waits for records already sent before giving up on them.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+/// How long a stop (signal or failure) waits for records already sent before giving up on them: well inside
+/// the 10 s `docker stop` gives before SIGKILL, so the TRACE and the due states get out.
+const STOP_GRACE: Duration = Duration::from_secs(7);
 /// Delivery reports are served every this many records (and whenever input pauses).
 const POLL_EVERY: u64 = 256;
+/// Unknown message types are logged one by one this many times, then only counted.
+const UNKNOWN_LOGGED: u64 = 10;
 
 /// Per-stream totals for the final summary.
 #[derive(Default, Clone, Copy)]
@@ -29,19 +33,24 @@ struct Tally {
 }
 
 pub struct Pipeline<'a> {
-    settings: &'a Settings,
     catalog: &'a Catalog,
     encoders: Vec<StreamEncoder>,
+    counts: RecordCounts,
     tallies: Vec<Tally>,
+    unknown: u64,
+    sink: Sink<'a>,
+}
+
+/// Produce → acknowledge → state: the producer, the checkpoint tracker it reports to, and what is emitted.
+struct Sink<'a> {
+    settings: &'a Settings,
     producer: Producer<Tracker>,
     /// The segment records are sent in now (the tracker's open segment).
     segment: SegmentId,
-    counts: RecordCounts,
     records: u64,
     bytes_read: u64,
     states_emitted: u64,
-    started: Instant,
-    last_progress: Instant,
+    progress: Progress,
 }
 
 impl<'a> Pipeline<'a> {
@@ -54,80 +63,143 @@ impl<'a> Pipeline<'a> {
         let n = catalog.streams.len();
         let segment = producer.listener().lock().open_segment();
         Pipeline {
-            settings,
             catalog,
             encoders,
-            tallies: vec![Tally::default(); n],
-            segment,
-            producer,
             counts: RecordCounts::new(n),
-            records: 0,
-            bytes_read: 0,
-            states_emitted: 0,
-            started: Instant::now(),
-            last_progress: Instant::now(),
+            tallies: vec![Tally::default(); n],
+            unknown: 0,
+            sink: Sink {
+                settings,
+                producer,
+                segment,
+                records: 0,
+                bytes_read: 0,
+                states_emitted: 0,
+                progress: Progress::new(),
+            },
         }
     }
 
-    fn tracker(&self) -> &Tracker {
-        self.producer.listener()
-    }
-
     /// Reads until end of input, a stop signal or the first failure.
-    pub fn consume(&mut self, input: Input<Parsed>, stop: &AtomicBool) -> Result<()> {
+    pub fn consume(&mut self, input: Input<Parsed>) -> Result<()> {
         loop {
-            if stop.load(Ordering::Relaxed) {
-                return Err(stopped());
-            }
-            let wait = if self.tracker().lock().in_flight() > 0 { 10 } else { 200 };
+            stop::check()?;
+            let wait = if self.sink.tracker().lock().in_flight() > 0 { 10 } else { 200 };
             let next = input.next(Duration::from_millis(wait)).map_err(|e| Error::io("cannot read stdin", e))?;
             match next {
                 Next::Chunk(parsed) => {
-                    self.bytes_read += parsed.chunk.len() as u64;
+                    self.sink.bytes_read += parsed.chunk.len() as u64;
                     for item in parsed.items {
                         match item {
-                            Item::Record { stream, emitted_at, data } => {
-                                let data = &parsed.chunk[data];
-                                self.record(stream, &RecordIn { emitted_at: emitted_at.unwrap_or_else(now_ms), data })?
+                            Item::Record { stream, emitted_at, data, line } => {
+                                let emitted_at = emitted_at.unwrap_or_else(now_ms);
+                                self.record(stream, line, &RecordIn { emitted_at, data: &parsed.chunk[data] })?
                             }
                             Item::State { counted, state } => self.state(&counted, &state)?,
+                            Item::Unknown { kind, line } => self.unknown(&kind, line),
                             Item::Failure(error) => return Err(error),
                         }
                     }
                     input.recycle(parsed.chunk);
+                    self.sink.settle("reading input")?;
                 }
-                Next::Idle => {}
+                Next::Idle => self.sink.settle("waiting for input")?,
                 Next::End => return Ok(()),
             }
-            self.settle()?;
         }
+    }
+
+    fn record(&mut self, stream: usize, line: u64, record: &RecordIn<'_>) -> Result<()> {
+        let outgoing = self.encoders[stream].encode(record);
+        let bytes = outgoing.value.map_or(0, <[u8]>::len) as u64;
+        self.sink.produce(&outgoing, line)?;
+        self.counts.record(stream);
+        self.tallies[stream].records += 1;
+        self.tallies[stream].bytes += bytes;
+        Ok(())
     }
 
     /// A STATE closes the open segment with its echo; it goes out once its records are acknowledged.
     fn state(&mut self, counted: &Counted, state: &State) -> Result<()> {
         let count = self.counts.take(counted);
-        let segment = self.tracker().lock().close(state.render(count));
-        self.segment = segment;
-        self.release()
+        self.sink.close_segment(state.render(count))
     }
 
-    fn record(&mut self, stream: usize, record: &RecordIn<'_>) -> Result<()> {
-        let outgoing = self.encoders[stream].encode(record);
-        let value_len = outgoing.value.map_or(0, <[u8]>::len) as u64;
-        let tracker = self.producer.listener();
+    fn unknown(&mut self, kind: &str, line: u64) {
+        self.unknown += 1;
+        if self.unknown <= UNKNOWN_LOGGED {
+            tracing::warn!("input line {line}: message type `{kind}` is not one this destination knows; skipped");
+        }
+    }
+
+    /// Waits for what is in flight (all of it at end of input, a bounded time after a failure or a stop), emits
+    /// the states that completes, and reports.
+    pub fn finish(mut self, outcome: Result<()>) -> Result<()> {
+        let settled = self.sink.drain(outcome.is_ok());
+        self.sink.tick("summary", true);
+        for (stream, tally) in self.catalog.streams.iter().zip(&self.tallies) {
+            tracing::info!(
+                "stream `{}` → topic `{}`: {} records, {} bytes",
+                stream.describe(),
+                stream.topic,
+                tally.records,
+                tally.bytes
+            );
+        }
+        if self.unknown > 0 {
+            tracing::warn!("{} input lines of unknown message types were skipped", self.unknown);
+        }
+        // The first broken promise is the cause; input or signal errors come next.
+        if let Some(error) = self.sink.tracker().lock().take_failure() {
+            return Err(error);
+        }
+        outcome?;
+        stop::check()?;
+        if !settled? {
+            let in_flight = self.sink.tracker().lock().in_flight();
+            let budget = self.sink.settings.delivery_budget().as_secs();
+            return Err(self
+                .sink
+                .producer
+                .diagnostics()
+                .explain(self.sink.settings, &format!("{in_flight} records were not acknowledged within {budget} s")));
+        }
+        let pending = self.sink.tracker().lock().pending_states();
+        if pending > 0 {
+            return Err(Error::System(format!("{pending} states were never released")));
+        }
+        Ok(())
+    }
+}
+
+impl Sink<'_> {
+    fn tracker(&self) -> &Tracker {
+        self.producer.listener()
+    }
+
+    /// Hands one record to the producer; on a full queue, serves reports until it has room, for as long as the
+    /// broker makes progress (`max_block_ms`) and no stop is asked for.
+    fn produce(&mut self, record: &OutgoingRecord<'_>, line: u64) -> Result<()> {
+        let mut token = Box::new(InFlight { segment: self.segment, line });
         let mut full_since: Option<(Instant, u64)> = None;
         loop {
-            tracker.sending();
-            match self.producer.send(&outgoing, self.segment) {
+            self.tracker().sending();
+            match self.producer.send(record, token) {
                 Ok(Sent::Queued) => break,
-                Ok(Sent::QueueFull(_)) => tracker.not_sent(),
+                Ok(Sent::QueueFull(back)) => {
+                    self.tracker().not_sent();
+                    token = back;
+                }
                 Err(error) => {
-                    tracker.not_sent();
-                    return Err(error);
+                    self.tracker().not_sent();
+                    return Err(error.at_line(line));
                 }
             }
-            // Back-pressure: serve delivery reports until librdkafka has room, as long as the broker moves.
-            let acknowledged = tracker.lock().acknowledged_count();
+            stop::check()?;
+            let acknowledged = self.tracker().lock().acknowledged_count();
+            if full_since.is_none() {
+                tracing::debug!("producer queue full at record {} (input line {line})", self.records + 1);
+            }
             let (since, seen) = *full_since.get_or_insert((Instant::now(), acknowledged));
             if acknowledged != seen {
                 full_since = Some((Instant::now(), acknowledged));
@@ -145,47 +217,90 @@ impl<'a> Pipeline<'a> {
             if !self.producer.serve_reports() {
                 std::thread::sleep(Duration::from_micros(500));
             }
-            self.states_emitted += release(tracker)?;
+            self.release()?;
+            self.tick("waiting for room in the producer queue (the broker has not acknowledged enough records)", false);
         }
-        self.counts.record(stream);
-        self.tallies[stream].records += 1;
-        self.tallies[stream].bytes += value_len;
         self.records += 1;
         if self.settings.sync_producer {
             // Java's meaning: each record acknowledged before the next is sent.
-            self.wait_settled(Instant::now() + self.settings.delivery_budget(), |_| Ok(()))?;
-            self.settle()?;
+            self.wait_settled(
+                Instant::now() + self.settings.delivery_budget(),
+                "waiting for the record's acknowledgement",
+            )?;
+            self.settle("sync producer")?;
         } else if self.records % POLL_EVERY == 0 {
-            self.settle()?;
+            self.settle("producing")?;
         }
         Ok(())
     }
 
+    fn close_segment(&mut self, rendered_state: String) -> Result<()> {
+        let segment = self.tracker().lock().close(rendered_state);
+        tracing::debug!("STATE after {} records: waits in segment {}", self.records, segment - 1);
+        self.segment = segment;
+        self.release()
+    }
+
     /// Serves delivery reports, releases due states, stops at the first failed delivery.
-    fn settle(&mut self) -> Result<()> {
+    fn settle(&mut self, doing: &str) -> Result<()> {
         self.producer.serve_reports();
         self.release()?;
         if self.tracker().lock().has_failed() {
             return Err(Error::System("a record could not be delivered".into()));
         }
-        if self.last_progress.elapsed() >= PROGRESS_EVERY {
-            self.last_progress = Instant::now();
-            self.progress("progress");
-        }
+        self.tick(doing, false);
         Ok(())
     }
 
+    /// Writes every STATE whose records are all acknowledged, in input order.
     fn release(&mut self) -> Result<()> {
-        self.states_emitted += release(self.tracker())?;
-        Ok(())
+        let (mut written, mut emitted) = (Ok(()), 0);
+        self.producer.listener().lock().take_due(|state| {
+            if written.is_ok() {
+                written = output::emit(&state);
+                emitted += 1;
+            }
+        });
+        if emitted > 0 {
+            tracing::debug!("{emitted} STATE(s) emitted, all their records acknowledged");
+        }
+        self.states_emitted += emitted;
+        written.map_err(|e| Error::io("cannot write a STATE to stdout", e))
     }
 
-    /// Serves reports until every record sent is settled (acknowledged or failed) or the deadline passes.
-    fn wait_settled(&self, deadline: Instant, mut on_progress: impl FnMut(&Tracker) -> Result<()>) -> Result<bool> {
+    /// Serves reports until every record sent is settled (acknowledged or failed), the deadline passes or a stop
+    /// is asked for; returns whether everything settled.
+    fn wait_settled(&mut self, deadline: Instant, waiting_for: &str) -> Result<bool> {
         loop {
-            on_progress(self.tracker())?;
+            self.release()?;
             if self.tracker().lock().in_flight() == 0 {
                 return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            stop::check()?;
+            if !self.producer.serve_reports() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            self.tick(waiting_for, false);
+        }
+    }
+
+    /// After the input: waits for every record in flight (up to the delivery budget at a clean end of input, the
+    /// stop grace after a failure or a stop, counted from when it is seen), emitting the states that completes.
+    /// Returns whether everything settled.
+    fn drain(&mut self, clean: bool) -> Result<bool> {
+        let mut graced = !clean || stop::requested();
+        let mut deadline = Instant::now() + if graced { STOP_GRACE } else { self.settings.delivery_budget() };
+        loop {
+            self.release()?;
+            if self.tracker().lock().in_flight() == 0 {
+                return Ok(true);
+            }
+            if !graced && (stop::requested() || self.tracker().lock().has_failed()) {
+                graced = true;
+                deadline = deadline.min(Instant::now() + STOP_GRACE);
             }
             if Instant::now() >= deadline {
                 return Ok(false);
@@ -193,89 +308,25 @@ impl<'a> Pipeline<'a> {
             if !self.producer.serve_reports() {
                 std::thread::sleep(Duration::from_micros(200));
             }
+            self.tick("waiting for the last acknowledgements", false);
         }
     }
 
-    fn progress(&self, what: &str) {
-        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+    fn tick(&mut self, waiting_for: &str, force: bool) {
+        let now = Instant::now();
         let checkpoints = self.tracker().lock();
-        let acknowledged = checkpoints.acknowledged_count();
-        tracing::info!(
-            "{what}: {} records read, {acknowledged} acknowledged, {:.0} records/s, {:.1} MB read, {} states emitted, {} pending",
-            self.records,
-            acknowledged as f64 / secs,
-            self.bytes_read as f64 / 1e6,
-            self.states_emitted,
-            checkpoints.pending_states(),
-        );
+        let (acknowledged, states_pending) = (checkpoints.acknowledged_count(), checkpoints.pending_states());
+        drop(checkpoints);
+        self.progress.observe(now, self.records, acknowledged);
+        let snapshot = Snapshot {
+            records: self.records,
+            acknowledged,
+            bytes_read: self.bytes_read,
+            states_emitted: self.states_emitted,
+            states_pending,
+            waiting_for,
+            last_broker_error: self.producer.diagnostics().cause().map(|(_, reason)| reason),
+        };
+        self.progress.tick(now, &snapshot, force);
     }
-
-    /// Waits for what is in flight (all of it at end of input, a bounded time after a failure or a stop), emits
-    /// the states that completes, and reports.
-    pub fn finish(mut self, outcome: Result<()>, stop: &AtomicBool) -> Result<()> {
-        let started = Instant::now();
-        let budget = if outcome.is_ok() { self.settings.delivery_budget() } else { STOP_GRACE };
-        let mut emitted = 0;
-        let settled = self.wait_settled(started + budget, |tracker| {
-            emitted += release(tracker)?;
-            // After a failed delivery (nothing later will be emitted) or a stop signal, earlier records get only
-            // the grace period.
-            if started.elapsed() >= STOP_GRACE {
-                if tracker.lock().has_failed() {
-                    return Err(Error::System("gave up waiting after a failed delivery".into()));
-                }
-                if stop.load(Ordering::Relaxed) {
-                    return Err(stopped());
-                }
-            }
-            Ok(())
-        });
-        self.states_emitted += emitted;
-        let failure = self.tracker().lock().take_failure();
-        self.progress("summary");
-        for (stream, tally) in self.catalog.streams.iter().zip(&self.tallies) {
-            tracing::info!(
-                "stream `{}` → topic `{}`: {} records, {} bytes",
-                stream.describe(),
-                stream.topic,
-                tally.records,
-                tally.bytes
-            );
-        }
-        // The first broken promise is the cause; input or signal errors come next.
-        if let Some(error) = failure {
-            return Err(error);
-        }
-        outcome?;
-        let in_flight = self.tracker().lock().in_flight();
-        if !settled? || in_flight > 0 {
-            return Err(self.producer.diagnostics().explain(
-                self.settings,
-                &format!("{in_flight} records were not acknowledged within {} s", budget.as_secs()),
-            ));
-        }
-        let pending = self.tracker().lock().pending_states();
-        if pending > 0 {
-            return Err(Error::System(format!("{pending} states were never released")));
-        }
-        Ok(())
-    }
-}
-
-/// Writes every STATE whose records are all acknowledged, in input order; returns how many.
-fn release(tracker: &Tracker) -> Result<u64> {
-    let mut written = Ok(());
-    let mut emitted = 0;
-    tracker.lock().take_due(|state| {
-        if written.is_ok() {
-            written = output::emit(&state);
-            emitted += 1;
-        }
-    });
-    written.map_err(|e| Error::io("cannot write a STATE to stdout", e))?;
-    Ok(emitted)
-}
-
-fn stopped() -> Error {
-    Error::Transient("stopped by a signal; states of records not acknowledged were not emitted".into())
 }

@@ -134,13 +134,15 @@ pub fn read_json(path: &Path) -> Value {
 }
 
 /// The binary with piped stdin and stdout.
-fn spawn(args: &[&str], stderr: Stdio) -> Child {
-    Command::new(BIN).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr).spawn().unwrap()
+fn spawn(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Child {
+    let mut command = Command::new(BIN);
+    command.args(args).envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr);
+    command.spawn().unwrap()
 }
 
 /// Runs the binary to completion with `stdin` as its input.
 pub fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = spawn(args, Stdio::piped());
+    let mut child = spawn(args, &[], Stdio::piped());
     let mut input = child.stdin.take().unwrap();
     let stdin = stdin.to_string();
     let writer = std::thread::spawn(move || {
@@ -171,7 +173,11 @@ pub struct Live {
 
 impl Live {
     pub fn start(args: &[&str]) -> Live {
-        let mut child = spawn(args, Stdio::null());
+        Live::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Live {
+        let mut child = spawn(args, env, Stdio::null());
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -201,6 +207,40 @@ impl Live {
                 return Some(msg);
             }
         }
+    }
+
+    /// Every message written within `wait`.
+    pub fn messages_for(&self, wait: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => out.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (stdin left open, as the platform does when it stops a sync) for the exit, at most `limit`; returns
+    /// the status, how long it took, and every remaining output message.
+    pub fn exit_within(mut self, limit: Duration) -> (std::process::ExitStatus, Duration, Vec<Value>) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < limit, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let took = started.elapsed();
+        let rest = self.lines.iter().map(|l| serde_json::from_str(&l).unwrap()).collect();
+        (status, took, rest)
     }
 
     /// Closes stdin and returns the exit status and every remaining output message.
