@@ -55,13 +55,13 @@ def java_acceptance_config(bootstrap):
 class Broker:
     """One tansu broker on a free loopback port, started by the project's script."""
 
-    def __init__(self, sasl=False):
+    def __init__(self, *options):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        args = [str(REPO / "scripts" / "tansu-broker"), str(self.port)] + (["--sasl"] if sasl else [])
+        args = [str(REPO / "scripts" / "tansu-broker"), str(self.port), *options]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + (20 if not options else 180)
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
@@ -85,7 +85,15 @@ def broker():
 
 @pytest.fixture
 def sasl_broker():
-    b = Broker(sasl=True)
+    b = Broker("--sasl")
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def transactional_broker():
+    """The tansu build that commits, aborts and fences transactions (scripts/tansu-broker --transactions)."""
+    b = Broker("--transactions")
     yield b
     b.stop()
 
@@ -135,7 +143,14 @@ def dataset(name):
 
 
 def consume(bootstrap, topic, expected, timeout=60):
-    """Every message of `topic` from the earliest offset, as (key, parsed value), in offset order per partition."""
+    """Every message of `topic` from the earliest offset, as (partition, key text, parsed value), in offset order
+    per partition."""
+    return [(m.partition(), m.key().decode(), json.loads(m.value())) for m in read_back(bootstrap, topic, expected, timeout)]
+
+
+def read_back(bootstrap, topic, expected, timeout=60):
+    """Every message of `topic` from the earliest offset, as confluent_kafka Messages (key, value, headers,
+    timestamp), in offset order per partition."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -155,7 +170,7 @@ def consume(bootstrap, topic, expected, timeout=60):
             assert time.monotonic() < deadline, f"read {len(out)} of {expected} messages from {topic}"
             for msg in consumer.consume(num_messages=10000, timeout=0.2):
                 assert msg.error() is None, msg.error()
-                out.append((msg.partition(), msg.key().decode(), json.loads(msg.value())))
+                out.append(msg)
         # Nothing beyond what was expected.
         extra = consumer.consume(num_messages=1, timeout=0.5)
         assert not extra, f"unexpected extra message in {topic}"

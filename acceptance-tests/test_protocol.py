@@ -11,7 +11,7 @@ def test_spec_is_a_valid_connector_specification():
     assert [m["type"] for m in result.messages] == ["SPEC"]
     spec = result.messages[0]["spec"]
     jsonschema.Draft7Validator.check_schema(spec["connectionSpecification"])
-    assert spec["supported_destination_sync_modes"] == ["append"]
+    assert spec["supported_destination_sync_modes"] == ["append", "append_dedup"]
 
 
 def check(tmp_path, config) -> Result:

@@ -6,14 +6,19 @@ use crate::kafka::producer::Producer;
 use serde_json::{json, Value};
 
 pub fn run(settings: &Settings) -> Result<Vec<Value>> {
-    let producer = Producer::new(settings, NoRecords)?;
+    let producer = Producer::new(settings, None, NoRecords)?;
     let metadata = producer.metadata(settings, settings.metadata_timeout())?;
     let mut topics: Vec<&str> =
         metadata.topics().iter().map(|t| t.name()).filter(|name| !name.starts_with("__")).collect();
     topics.sort_unstable();
+    // Every topic takes appends, and keyed upserts (append_dedup: keyed by the stream's primary key; compacted
+    // topics keep the latest record per key).
     Ok(topics
         .into_iter()
-        .map(|topic| json!({"object_name": topic, "sync_mode": "append", "json_schema": envelope_schema()}))
+        .flat_map(|topic| {
+            ["append", "append_dedup"]
+                .map(|mode| json!({"object_name": topic, "sync_mode": mode, "json_schema": envelope_schema()}))
+        })
         .collect())
 }
 

@@ -101,6 +101,12 @@ pub fn describe(err: &KafkaError) -> String {
             "{err}; the message is larger than the producer's maximum message size: raise `max_request_size` \
              (and the topic's max.message.bytes)"
         ),
+        Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) => {
+            format!(
+                "{err}; another writer with the same transactional.id took over (a newer sync of this connection), \
+                 so this one stops without committing"
+            )
+        }
         _ => err.to_string(),
     }
 }
@@ -155,7 +161,11 @@ pub fn classify(code: RDKafkaErrorCode) -> FailureType {
         | TimedOutQueue
         | QueueFull
         | WaitingForCoordinator
-        | ThrottlingQuotaExceeded => FailureType::TransientError,
+        | ThrottlingQuotaExceeded
+        // Another sync took over the transactional id: this one is a zombie; the newer one goes on.
+        | Fenced
+        | ProducerFenced
+        | InvalidProducerEpoch => FailureType::TransientError,
         _ => FailureType::SystemError,
     }
 }

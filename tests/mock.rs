@@ -4,63 +4,9 @@
 mod common;
 
 use common::*;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn record(stream: &str, i: usize) -> String {
-    format!("{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"{stream}\",\"emitted_at\":1602637589000,\"data\":{{\"i\":{i}}}}}}}\n")
-}
-
-fn state(n: usize) -> String {
-    format!("{{\"type\":\"STATE\",\"state\":{{\"type\":\"LEGACY\",\"data\":{{\"n\":{n}}},\"id\":{n}}}}}\n")
-}
-
-/// A mock cluster with the topics of `streams` (pattern `{stream}`) and the files to run the connector on it.
-struct Setup {
-    mock: MockCluster<'static, DefaultProducerContext>,
-    config: String,
-    catalog: String,
-    _scratch: Scratch,
-}
-
-fn setup(name: &str, streams: &[&str]) -> Setup {
-    setup_with(name, streams, |_| {})
-}
-
-fn setup_with(name: &str, streams: &[&str], change: impl FnOnce(&mut Value)) -> Setup {
-    let mock = MockCluster::new(1).unwrap();
-    for s in streams {
-        mock.create_topic(s, 1, 1).unwrap();
-    }
-    let scratch = Scratch::new(name);
-    let mut config = java_config(&mock.bootstrap_servers());
-    config["topic_pattern"] = json!("{stream}");
-    config["acks"] = json!("1");
-    change(&mut config);
-    let config = scratch.json("config.json", &config);
-    let catalog = scratch
-        .json("catalog.json", &json!({"streams": streams.iter().map(|s| json!({"name": s})).collect::<Vec<_>>()}));
-    Setup { mock, config, catalog, _scratch: scratch }
-}
-
-/// A connector writing to the mock cluster, past its first record and state (so the pipeline is known to work).
-fn live_past_state_1(s: &Setup) -> Live {
-    let mut live = Live::start(&["write", "--config", &s.config, "--catalog", &s.catalog]);
-    live.send(&(record("users", 0) + &state(1)));
-    let first = live.next_state(Duration::from_secs(20)).expect("state 1 once its record is acknowledged");
-    assert_eq!(first["state"]["id"], 1);
-    live
-}
-
-/// Takes the broker down, then sends `input`, whose records now cannot be delivered.
-fn send_to_dead_broker(s: &Setup, live: &mut Live, input: &str) {
-    s.mock.broker_down(1).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    live.send(input);
-}
 
 #[test]
 fn no_state_while_its_records_are_unacknowledged() {
@@ -199,10 +145,6 @@ fn small_queue(max_block_ms: &str) -> impl FnOnce(&mut Value) + '_ {
         c["buffer_memory"] = json!("1048576");
         c["max_block_ms"] = json!(max_block_ms);
     }
-}
-
-fn records(from: usize, to: usize) -> String {
-    (from..to).map(|i| record("users", i)).collect()
 }
 
 #[test]

@@ -6,10 +6,18 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 /// One configured stream. Its index in [`Catalog::streams`] is how the write path refers to it.
+#[derive(Default)]
 pub struct Stream {
     pub namespace: Option<String>,
     pub name: String,
     pub topic: String,
+    /// The configured primary key: paths into `data`.
+    pub primary_key: Vec<Vec<String>>,
+    /// `append_dedup`: keyed by the primary key, into a compacted topic, deletes as tombstones.
+    pub dedup: bool,
+    /// The platform's ids of this sync and of the stream's generation, when the catalog carries them.
+    pub sync_id: Option<i64>,
+    pub generation_id: Option<i64>,
 }
 
 impl Stream {
@@ -22,6 +30,7 @@ impl Stream {
     }
 }
 
+#[derive(Default)]
 pub struct Catalog {
     pub streams: Vec<Stream>,
     by_name: HashMap<String, Vec<usize>>,
@@ -46,7 +55,8 @@ impl Catalog {
             let name =
                 stream["name"].as_str().ok_or_else(|| Error::Config(format!("catalog stream #{i} has no `name`")))?;
             let namespace = stream["namespace"].as_str().filter(|n| !n.is_empty());
-            if let Some(mode) = entry["destination_sync_mode"].as_str().filter(|m| *m != "append") {
+            let mode = entry["destination_sync_mode"].as_str().unwrap_or("append");
+            if !matches!(mode, "append" | "append_dedup") {
                 tracing::warn!("stream `{name}` asks for destination_sync_mode `{mode}`; Kafka topics are append-only, records are appended");
             }
             if out.find(namespace, name).is_some() {
@@ -55,7 +65,18 @@ impl Catalog {
             let topic = naming::topic_name(topic_pattern, namespace, name);
             naming::check_topic(&topic, &format!("stream `{}`", describe(namespace, name)))?;
             out.by_name.entry(name.to_string()).or_default().push(out.streams.len());
-            out.streams.push(Stream { namespace: namespace.map(str::to_string), name: name.to_string(), topic });
+            let primary_key: Vec<Vec<String>> = serde_json::from_value(entry["primary_key"].clone())
+                .or_else(|_| serde_json::from_value(stream["source_defined_primary_key"].clone()))
+                .unwrap_or_default();
+            out.streams.push(Stream {
+                namespace: namespace.map(str::to_string),
+                name: name.to_string(),
+                topic,
+                primary_key: primary_key.into_iter().filter(|path| !path.is_empty()).collect(),
+                dedup: mode == "append_dedup",
+                sync_id: entry["sync_id"].as_i64(),
+                generation_id: entry["generation_id"].as_i64(),
+            });
         }
         Ok(out)
     }
@@ -65,16 +86,25 @@ impl Catalog {
         self.by_name.get(name)?.iter().copied().find(|&i| self.streams[i].matches(namespace, name))
     }
 
-    /// Distinct topics, in catalog order.
-    pub fn topics(&self) -> Vec<&str> {
-        let mut topics: Vec<&str> = Vec::new();
+    /// Distinct topics, in catalog order; compacted when a stream writing there is in `append_dedup`.
+    pub fn topics(&self) -> Vec<Topic<'_>> {
+        let mut topics: Vec<Topic> = Vec::new();
         for stream in &self.streams {
-            if !topics.contains(&stream.topic.as_str()) {
-                topics.push(&stream.topic);
+            match topics.iter_mut().find(|t| t.name == stream.topic) {
+                Some(topic) => topic.compact |= stream.dedup,
+                None => topics.push(Topic { name: &stream.topic, compact: stream.dedup }),
             }
         }
         topics
     }
+}
+
+/// A topic the sync writes to, as it must exist before the first record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topic<'a> {
+    pub name: &'a str,
+    /// `cleanup.policy=compact`: the topic keeps the latest record per key.
+    pub compact: bool,
 }
 
 /// `namespace.stream`, or just `stream`, for messages.
@@ -98,7 +128,8 @@ mod tests {
             {"stream": {"name": "users", "json_schema": {}}, "destination_sync_mode": "append"},
         ]});
         let c = Catalog::from_value(&configured, "{namespace}.{stream}").unwrap();
-        assert_eq!(c.topics(), vec!["a_users", "b_users", "_users"]);
+        let names: Vec<&str> = c.topics().iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["a_users", "b_users", "_users"]);
         assert_eq!(c.find(Some("b"), "users"), Some(1));
         assert_eq!(c.find(None, "users"), Some(2));
         assert_eq!(c.find(Some(""), "users"), Some(2));
@@ -110,9 +141,28 @@ mod tests {
     }
 
     #[test]
+    fn primary_keys_dedup_and_platform_ids() {
+        let configured = json!({"streams": [
+            {"stream": {"name": "users", "source_defined_primary_key": [["id"]]}, "destination_sync_mode": "append"},
+            {"stream": {"name": "orders"}, "primary_key": [["customer", "id"], ["n"]], "destination_sync_mode": "append_dedup",
+             "sync_id": 7, "generation_id": 3},
+            {"stream": {"name": "logs"}, "destination_sync_mode": "overwrite"},
+        ]});
+        let c = Catalog::from_value(&configured, "{stream}").unwrap();
+        assert_eq!(c.streams[0].primary_key, vec![vec!["id".to_string()]]);
+        assert!(!c.streams[0].dedup && c.streams[0].sync_id.is_none());
+        let orders = &c.streams[1];
+        assert_eq!(orders.primary_key, vec![vec!["customer".to_string(), "id".to_string()], vec!["n".to_string()]]);
+        assert!(orders.dedup);
+        assert_eq!((orders.sync_id, orders.generation_id), (Some(7), Some(3)));
+        assert!(c.streams[2].primary_key.is_empty() && !c.streams[2].dedup);
+    }
+
+    #[test]
     fn shared_topics_are_listed_once() {
-        let c = json!({"streams": [{"name": "a"}, {"name": "b"}]});
-        assert_eq!(Catalog::from_value(&c, "all.records").unwrap().topics(), vec!["all_records"]);
+        let c = json!({"streams": [{"stream": {"name": "a"}}, {"stream": {"name": "b"}, "destination_sync_mode": "append_dedup"}]});
+        let c = Catalog::from_value(&c, "all.records").unwrap();
+        assert_eq!(c.topics(), vec![Topic { name: "all_records", compact: true }]);
     }
 
     #[test]

@@ -82,8 +82,15 @@ impl Settings {
     pub fn properties(&self) -> Result<Properties> {
         let mut props = Properties::default();
         props.set("bootstrap.servers", &self.bootstrap_servers, "bootstrap_servers");
-        props.set("acks", self.acks.as_str(), "acks");
-        props.set("enable.idempotence", self.enable_idempotence, "enable_idempotence");
+        if self.exactly_once() {
+            // Transactions need the idempotent producer, which needs acks=all.
+            props.set("acks", "all", "delivery_guarantee");
+            props.set("enable.idempotence", true, "delivery_guarantee");
+            props.set("transaction.timeout.ms", self.transaction_timeout().as_millis(), "transaction_max_ms");
+        } else {
+            props.set("acks", self.acks.as_str(), "acks");
+            props.set("enable.idempotence", self.enable_idempotence, "enable_idempotence");
+        }
         props.set("compression.type", self.compression_type.as_str(), "compression_type");
         props.set("batch.size", self.batch_size, "batch_size");
         props.set("linger.ms", self.linger.as_millis(), "linger_ms");
@@ -105,7 +112,7 @@ impl Settings {
             "socket_connection_setup_timeout_ms",
         );
         props.set("request.timeout.ms", self.request_timeout.as_millis(), "request_timeout_ms");
-        props.set("message.timeout.ms", self.delivery_timeout.as_millis(), "delivery_timeout_ms");
+        props.set("message.timeout.ms", self.message_timeout().as_millis(), "delivery_timeout_ms");
         // Java's -1 means "OS default", which librdkafka spells 0.
         props.set("socket.send.buffer.bytes", self.send_buffer_bytes.max(0), "send_buffer_bytes");
         props.set("socket.receive.buffer.bytes", self.receive_buffer_bytes.max(0), "receive_buffer_bytes");
@@ -156,6 +163,19 @@ mod tests {
         let s = Settings::from_value(c).unwrap();
         assert_eq!(s.properties().unwrap().get("queue.buffering.max.kbytes"), Some("2930"));
         assert_eq!(s.properties().unwrap().get("queue.buffering.max.messages"), Some("1024"));
+    }
+
+    #[test]
+    fn exactly_once_is_idempotent_with_acks_all_and_clamps_the_message_timeout() {
+        let c = with(with(java_config(), "acks", json!("1")), "enable_idempotence", json!(false));
+        let c = with(with(c, "delivery_guarantee", json!("exactly_once")), "transaction_max_ms", json!(20000));
+        let s = Settings::from_value(c).unwrap();
+        let props = s.properties().unwrap();
+        assert_eq!((props.get("acks"), props.get("enable.idempotence")), (Some("all"), Some("true")));
+        assert_eq!(props.get("transaction.timeout.ms"), Some("40000"));
+        assert_eq!(props.get("message.timeout.ms"), Some("40000"), "delivery_timeout_ms 120000 is cut");
+        let caveats = s.caveats().join(" | ");
+        assert!(caveats.contains("acks=all") && caveats.contains("cut to that"), "{caveats}");
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod security;
 pub mod spec;
 
 use crate::error::{Error, Result};
+use crate::format::key::KeySettings;
+use crate::format::timestamp::TimestampSettings;
 use crate::naming;
 use security::Security;
 use serde::Deserialize;
@@ -72,6 +74,50 @@ pub struct Settings {
     /// Replication factor of topics the connector creates; -1 = the broker's `default.replication.factor`.
     #[serde(default = "broker_default", deserialize_with = "lenient::number")]
     pub topic_replication_factor: i64,
+    #[serde(default)]
+    pub delivery_guarantee: DeliveryGuarantee,
+    /// Blank: derived from the connection (see `transactional_id`).
+    #[serde(default)]
+    pub transactional_id: Option<String>,
+    #[serde(
+        rename = "transaction_commit_interval_ms",
+        default = "commit_interval",
+        deserialize_with = "lenient::millis"
+    )]
+    pub transaction_commit_interval: Duration,
+    #[serde(rename = "transaction_max_ms", default = "transaction_max_age", deserialize_with = "lenient::millis")]
+    pub transaction_max_age: Duration,
+    #[serde(default = "transaction_max_records", deserialize_with = "lenient::number")]
+    pub transaction_max_records: i64,
+    #[serde(default)]
+    pub key: KeySettings,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub headers: bool,
+    #[serde(default)]
+    pub timestamp: TimestampSettings,
+}
+
+fn commit_interval() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn transaction_max_age() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn transaction_max_records() -> i64 {
+    500_000
+}
+
+/// What a STATE promises (`delivery_guarantee`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryGuarantee {
+    /// Every record before it is acknowledged; a retried sync may write records after the last STATE again.
+    #[default]
+    AtLeastOnce,
+    /// Every record before it is in a committed Kafka transaction.
+    ExactlyOnce,
 }
 
 fn one() -> i64 {
@@ -211,6 +257,12 @@ impl Settings {
         // A pattern that fails even for a plain stream name can never give a valid topic.
         let sample = naming::topic_name(&self.topic_pattern, Some("namespace"), "stream");
         naming::check_topic(&sample, "`topic_pattern` (for namespace `namespace`, stream `stream`)")?;
+        if self.transaction_max_records < 1 {
+            return config("config field `transaction_max_records` must be at least 1");
+        }
+        if self.transaction_max_age < Duration::from_secs(1) {
+            return config("config field `transaction_max_ms` must be at least 1000");
+        }
         // Builds the properties once so JAAS mistakes show up now, not at the first connection.
         self.properties().map(|_| ())
     }
@@ -223,7 +275,7 @@ impl Settings {
 
     /// How long librdkafka may take to report a record (retries included), plus a margin for the last round trip.
     pub fn delivery_budget(&self) -> Duration {
-        self.delivery_timeout + Duration::from_secs(5)
+        self.message_timeout() + Duration::from_secs(5)
     }
 
     /// What the user should know about these settings before a sync: said as LOG warnings by `write`, and in
@@ -238,6 +290,23 @@ impl Settings {
                     .to_string(),
             );
         }
+        if self.exactly_once() {
+            if self.acks != Acks::All || !self.enable_idempotence {
+                caveats.push(
+                    "`delivery_guarantee` is exactly_once: the producer is idempotent with acks=all, whatever \
+                     `acks` and `enable_idempotence` say"
+                        .to_string(),
+                );
+            }
+            if self.delivery_timeout > self.transaction_timeout() {
+                caveats.push(format!(
+                    "`delivery_timeout_ms` ({} ms) is longer than the transaction timeout ({} ms, twice \
+                     `transaction_max_ms`): a record must be delivered within the transaction, so it is cut to that",
+                    self.delivery_timeout.as_millis(),
+                    self.transaction_timeout().as_millis()
+                ));
+            }
+        }
         if self.max_request_size > self.buffer_memory {
             caveats.push(format!(
                 "`buffer_memory` ({} bytes) is smaller than `max_request_size` ({} bytes): the producer queue holds \
@@ -248,6 +317,25 @@ impl Settings {
             ));
         }
         caveats
+    }
+
+    pub fn exactly_once(&self) -> bool {
+        self.delivery_guarantee == DeliveryGuarantee::ExactlyOnce
+    }
+
+    /// librdkafka's `transaction.timeout.ms`: twice `transaction_max_ms`, within what brokers allow by default
+    /// (`transaction.max.timeout.ms`, 15 min), so a transaction is committed well before the broker aborts it.
+    pub fn transaction_timeout(&self) -> Duration {
+        (self.transaction_max_age * 2).clamp(Duration::from_secs(2), Duration::from_secs(900))
+    }
+
+    /// How long librdkafka may take to deliver a record: `delivery_timeout_ms`, within the transaction timeout.
+    pub fn message_timeout(&self) -> Duration {
+        if self.exactly_once() {
+            self.delivery_timeout.min(self.transaction_timeout())
+        } else {
+            self.delivery_timeout
+        }
     }
 
     /// The sanitised test topic, when one is configured (blank counts as none, as in Java).

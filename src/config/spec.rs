@@ -33,7 +33,7 @@ mod tests {
             assert_eq!(ours["properties"][key]["enum"], prop["enum"], "{key}");
             assert_eq!(ours["properties"][key]["oneOf"], prop["oneOf"], "{key}");
         }
-        assert_eq!(spec()["supported_destination_sync_modes"], serde_json::json!(["append"]));
+        assert_eq!(spec()["supported_destination_sync_modes"], serde_json::json!(["append", "append_dedup"]));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The cluster's side of a sync: metadata (is anyone there?) and the creation of missing topics.
 
 use super::producer::{DeliveryListener, Producer};
+use crate::airbyte::catalog::Topic;
 use crate::config::Settings;
 use crate::error::{describe, Error, Result};
 use crate::stop;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
@@ -41,12 +42,21 @@ impl<L: DeliveryListener> Producer<L> {
         }
     }
 
-    /// Creates the topics that do not exist yet. Topics that exist are used as they are.
-    pub fn ensure_topics(&self, settings: &Settings, topics: &[&str], timeout: Duration) -> Result<()> {
+    /// Creates the topics that do not exist yet (compacted ones with `cleanup.policy=compact`). Topics that exist
+    /// are used as they are; one that should be compacted and is not gets a warning.
+    pub fn ensure_topics(&self, settings: &Settings, topics: &[Topic<'_>], timeout: Duration) -> Result<()> {
         let metadata = self.metadata(settings, timeout)?;
         let existing: HashSet<&str> =
             metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
-        let missing: Vec<&str> = topics.iter().copied().filter(|t| !existing.contains(t)).collect();
+        let (present, missing): (Vec<&Topic>, Vec<&Topic>) = topics.iter().partition(|t| existing.contains(t.name));
+        let compacted: Vec<&str> = present.iter().filter(|t| t.compact).map(|t| t.name).collect();
+        if missing.is_empty() && compacted.is_empty() {
+            return Ok(());
+        }
+        let admin = Admin::new(settings)?;
+        if !compacted.is_empty() {
+            admin.warn_unless_compacted(&compacted, timeout)?;
+        }
         if missing.is_empty() {
             return Ok(());
         }
@@ -54,32 +64,77 @@ impl<L: DeliveryListener> Producer<L> {
             .iter()
             .map(|t| {
                 let replication = TopicReplication::Fixed(settings.topic_replication_factor as i32);
-                NewTopic::new(t, settings.topic_partitions as i32, replication)
+                let topic = NewTopic::new(t.name, settings.topic_partitions as i32, replication);
+                if t.compact {
+                    topic.set("cleanup.policy", "compact")
+                } else {
+                    topic
+                }
             })
             .collect();
-        let admin: AdminClient<DefaultClientContext> = settings.properties()?.create(DefaultClientContext)?;
         let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        let results = admin
+            .run(admin.client.create_topics(&new_topics, &options))?
+            .map_err(|e| Error::kafka("cannot create topics", e))?;
+        for result in results {
+            match result {
+                Ok(topic) => tracing::info!(
+                    "created topic `{topic}` (partitions {}, replication factor {}; -1 = broker default{})",
+                    settings.topic_partitions,
+                    settings.topic_replication_factor,
+                    if topics.iter().any(|t| t.name == topic && t.compact) { "; cleanup.policy=compact" } else { "" }
+                ),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(topic_creation_error(&topic, code)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An admin client and the runtime its futures need.
+struct Admin {
+    client: AdminClient<DefaultClientContext>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Admin {
+    fn new(settings: &Settings) -> Result<Admin> {
+        let client = settings.properties()?.create(DefaultClientContext)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| Error::io("cannot start the admin runtime", e))?;
-        let mut creation = std::pin::pin!(admin.create_topics(&new_topics, &options));
-        let results = loop {
-            // In slices, so a stop is seen while the broker takes its time.
-            match runtime.block_on(async { tokio::time::timeout(Duration::from_millis(100), &mut creation).await }) {
-                Ok(results) => break results.map_err(|e| Error::kafka("cannot create topics", e))?,
+        Ok(Admin { client, runtime })
+    }
+
+    /// Waits for an admin operation in slices, so a stop is seen while the broker takes its time.
+    fn run<T>(&self, operation: impl std::future::Future<Output = T>) -> Result<T> {
+        let mut operation = std::pin::pin!(operation);
+        loop {
+            let slice =
+                self.runtime.block_on(async { tokio::time::timeout(Duration::from_millis(100), &mut operation).await });
+            match slice {
+                Ok(done) => return Ok(done),
                 Err(_) => stop::check()?,
             }
-        };
-        for result in results {
-            match result {
-                Ok(topic) => tracing::info!(
-                    "created topic `{topic}` (partitions {}, replication factor {}; -1 = broker default)",
-                    settings.topic_partitions,
-                    settings.topic_replication_factor
-                ),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => return Err(topic_creation_error(&topic, code)),
+        }
+    }
+
+    /// `append_dedup` into a topic that exists: the connector does not change a topic's config, but says so.
+    fn warn_unless_compacted(&self, topics: &[&str], timeout: Duration) -> Result<()> {
+        let resources: Vec<ResourceSpecifier> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+        let options = AdminOptions::new().request_timeout(Some(timeout));
+        let described = self.run(self.client.describe_configs(&resources, &options))?;
+        let results = described.map_err(|e| Error::kafka("cannot describe topics", e))?;
+        for (topic, result) in topics.iter().zip(results) {
+            let policy = result.ok().and_then(|r| r.get("cleanup.policy").and_then(|e| e.value.clone()));
+            if !policy.as_deref().is_some_and(|p| p.contains("compact")) {
+                tracing::warn!(
+                    "topic `{topic}` receives a stream in append_dedup mode but is not compacted (cleanup.policy is \
+                     `{}`): it keeps every record, not only the latest per key; set cleanup.policy=compact on it",
+                    policy.as_deref().unwrap_or("not reported")
+                );
             }
         }
         Ok(())

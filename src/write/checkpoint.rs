@@ -3,9 +3,11 @@
 //! Records are grouped into segments, one per gap between two STATEs. A segment counts its records still in
 //! flight; a STATE closes the open segment. The oldest closed segment whose count reached zero releases its
 //! STATE, in input order. A failed delivery poisons its segment: neither its STATE nor any later one is released.
+//! With exactly-once delivery a segment must also be committed (in a Kafka transaction) before its STATE goes out.
 
 use crate::error::{Error, Result};
 use crate::kafka::producer::DeliveryListener;
+use rdkafka::error::RDKafkaErrorCode;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -25,13 +27,17 @@ pub struct InFlight {
 /// A record is counted before librdkafka gets it, so its report can never arrive first. Counting goes to an
 /// atomic (no lock per record); it is folded into the checkpoints, all in the open segment, whenever they are
 /// locked, and a segment is closed only under the lock.
-#[derive(Default)]
 pub struct Tracker {
     checkpoints: Mutex<Checkpoints>,
     uncounted: AtomicU64,
 }
 
 impl Tracker {
+    /// `committed_only`: a STATE also waits for the commit of its records (exactly-once).
+    pub fn new(committed_only: bool) -> Tracker {
+        Tracker { checkpoints: Mutex::new(Checkpoints::new(committed_only)), uncounted: AtomicU64::new(0) }
+    }
+
     /// The checkpoints, up to date with every record counted.
     pub fn lock(&self) -> MutexGuard<'_, Checkpoints> {
         let mut checkpoints = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
@@ -60,6 +66,15 @@ impl DeliveryListener for Tracker {
         let mut checkpoints = self.lock();
         match outcome {
             Ok(()) => checkpoints.acknowledged(record.segment),
+            // Purged by an abort, which has its own cause: not delivered, but not where the promise broke.
+            Err(error)
+                if matches!(
+                    error.kafka_code(),
+                    Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                ) =>
+            {
+                checkpoints.cancelled(record.segment)
+            }
             Err(error) => checkpoints.failed(record.segment, error.at_line(record.line)),
         }
     }
@@ -72,8 +87,12 @@ pub struct Checkpoints {
     segments: VecDeque<Segment>,
     in_flight: u64,
     acknowledged: u64,
+    /// First segment with a record that was not delivered (failed, or purged by an abort).
+    broken: Option<SegmentId>,
     /// First segment with a failed record, and why.
     failure: Option<(SegmentId, Error)>,
+    /// Segments before this one are committed (always, at least once).
+    committed_before: SegmentId,
 }
 
 #[derive(Default)]
@@ -82,19 +101,19 @@ struct Segment {
     state: Option<String>,
 }
 
-impl Default for Checkpoints {
-    fn default() -> Checkpoints {
+impl Checkpoints {
+    pub fn new(committed_only: bool) -> Checkpoints {
         Checkpoints {
             base: 0,
             segments: VecDeque::from([Segment::default()]),
             in_flight: 0,
             acknowledged: 0,
+            broken: None,
             failure: None,
+            committed_before: if committed_only { 0 } else { SegmentId::MAX },
         }
     }
-}
 
-impl Checkpoints {
     /// `records` more were handed to the producer in the open segment, whose id their delivery reports carry.
     pub fn sent(&mut self, records: u64) -> SegmentId {
         self.in_flight += records;
@@ -119,12 +138,23 @@ impl Checkpoints {
     }
 
     pub fn failed(&mut self, segment: SegmentId, error: Error) {
-        self.in_flight -= 1;
-        self.segments[segment - self.base].in_flight -= 1;
+        self.cancelled(segment);
         // Keep the earliest: it is where the promise broke, and its cause is the one to report.
         if self.failure.as_ref().is_none_or(|(first, _)| segment < *first) {
             self.failure = Some((segment, error));
         }
+    }
+
+    /// A record that will never be delivered, for a reason reported elsewhere (an abort purged it).
+    pub fn cancelled(&mut self, segment: SegmentId) {
+        self.in_flight -= 1;
+        self.segments[segment - self.base].in_flight -= 1;
+        self.broken = Some(self.broken.map_or(segment, |b| b.min(segment)));
+    }
+
+    /// Every record sent so far is in a committed transaction: the STATEs closed before now may go out.
+    pub fn committed(&mut self) {
+        self.committed_before = self.open_segment();
     }
 
     /// A STATE arrived: it waits for every record sent so far. Returns the new open segment.
@@ -136,8 +166,8 @@ impl Checkpoints {
 
     /// STATEs whose records are all acknowledged, oldest first, removed from the tracker.
     pub fn take_due(&mut self, mut emit: impl FnMut(String)) {
-        while self.segments.len() > 1 && self.segments[0].in_flight == 0 {
-            if self.failure.as_ref().is_some_and(|(failed, _)| *failed <= self.base) {
+        while self.segments.len() > 1 && self.segments[0].in_flight == 0 && self.base < self.committed_before {
+            if self.broken.is_some_and(|broken| broken <= self.base) {
                 return;
             }
             let segment = self.segments.pop_front().expect("len > 1");
@@ -215,7 +245,7 @@ mod tests {
 
     #[test]
     fn state_waits_for_every_earlier_record() {
-        let mut c = Checkpoints::default();
+        let mut c = Checkpoints::new(false);
         let a = c.sent(1);
         let b = c.sent(1);
         c.close("s1".into());
@@ -233,7 +263,7 @@ mod tests {
 
     #[test]
     fn states_without_records_between_them_go_out_in_order() {
-        let mut c = Checkpoints::default();
+        let mut c = Checkpoints::new(false);
         c.close("s1".into());
         c.close("s2".into());
         let r = c.sent(1);
@@ -245,7 +275,7 @@ mod tests {
 
     #[test]
     fn failure_stops_every_later_state() {
-        let mut c = Checkpoints::default();
+        let mut c = Checkpoints::new(false);
         let a = c.sent(1);
         c.close("s1".into());
         let b = c.sent(1);
@@ -264,7 +294,7 @@ mod tests {
 
     #[test]
     fn earliest_failure_wins() {
-        let mut c = Checkpoints::default();
+        let mut c = Checkpoints::new(false);
         let a = c.sent(1);
         c.close("s1".into());
         let b = c.sent(1);
@@ -275,8 +305,30 @@ mod tests {
     }
 
     #[test]
+    fn committed_only_states_wait_for_the_commit_and_purges_are_not_causes() {
+        let mut c = Checkpoints::new(true);
+        let a = c.sent(1);
+        c.close("s1".into());
+        c.acknowledged(a);
+        assert!(due(&mut c).is_empty(), "acknowledged but not committed");
+        let b = c.sent(1);
+        c.close("s2".into());
+        c.acknowledged(b);
+        c.committed();
+        assert_eq!(due(&mut c), vec!["s1", "s2"]);
+        // An abort purges what is in flight: no state past it, and no cause of its own.
+        let d = c.sent(1);
+        c.close("s3".into());
+        c.cancelled(d);
+        c.committed();
+        assert!(due(&mut c).is_empty());
+        assert!(!c.has_failed() && c.take_failure().is_none());
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
     fn records_can_be_counted_in_bulk() {
-        let mut c = Checkpoints::default();
+        let mut c = Checkpoints::new(false);
         let a = c.sent(2);
         c.close("s1".into());
         assert_eq!(c.open_segment(), a + 1);
@@ -288,7 +340,7 @@ mod tests {
 
     #[test]
     fn tracker_counts_before_the_producer_can_report() {
-        let t = Tracker::default();
+        let t = Tracker::new(false);
         // Three records counted; one report arrives before anything locked the checkpoints.
         let at = |segment, line| Box::new(InFlight { segment, line });
         t.sending();

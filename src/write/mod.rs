@@ -11,6 +11,7 @@ mod parse;
 mod parse_fuzz;
 mod pipeline;
 mod progress;
+pub(crate) mod transactions;
 
 use crate::airbyte::catalog::Catalog;
 use crate::config::Settings;
@@ -22,6 +23,7 @@ use input::Input;
 use parse::Parser;
 use pipeline::Pipeline;
 use std::sync::Arc;
+use transactions::Transactions;
 
 pub fn run(settings: &Settings, catalog_path: &str) -> Result<()> {
     for caveat in settings.caveats() {
@@ -29,14 +31,19 @@ pub fn run(settings: &Settings, catalog_path: &str) -> Result<()> {
     }
     // The catalog: the streams of this sync and their topics, which must exist before the first record.
     let catalog = Arc::new(Catalog::load(catalog_path, &settings.topic_pattern)?);
-    let encoders = format::encoders(&catalog.streams);
-    let producer = Producer::new(settings, Tracker::default())?;
+    let encoders = format::encoders(settings, &catalog.streams)?;
+    let mut transactions = settings.exactly_once().then(|| Transactions::new(settings, &catalog));
+    let id = transactions.as_ref().map(|t| t.id().to_string());
+    let producer = Producer::new(settings, id.as_deref(), Tracker::new(transactions.is_some()))?;
     producer.ensure_topics(settings, &catalog.topics(), settings.metadata_timeout())?;
+    if let Some(transactions) = transactions.as_mut() {
+        transactions.start(&producer, settings)?;
+    }
     // stdin → parse → route, on the stdin thread.
     let mut parser = Parser::new(Arc::clone(&catalog));
     let input = Input::spawn(std::io::stdin(), move |chunk| parser.parse(chunk));
     // encode → produce → acknowledge → state, here.
-    let mut pipeline = Pipeline::new(settings, &catalog, encoders, producer);
+    let mut pipeline = Pipeline::new(settings, &catalog, encoders, producer, transactions);
     let outcome = pipeline.consume(input);
     pipeline.finish(outcome)
 }

@@ -6,6 +6,7 @@ use super::checkpoint::{Counted, InFlight, RecordCounts, SegmentId, Tracker};
 use super::input::{Input, Next};
 use super::parse::{Item, Parsed};
 use super::progress::{Progress, Snapshot};
+use super::transactions::Transactions;
 use crate::airbyte::catalog::Catalog;
 use crate::airbyte::message::now_ms;
 use crate::airbyte::output;
@@ -41,12 +42,16 @@ pub struct Pipeline<'a> {
     sink: Sink<'a>,
 }
 
-/// Produce → acknowledge → state: the producer, the checkpoint tracker it reports to, and what is emitted.
+/// Produce → acknowledge → (commit →) state: the producer, the checkpoint tracker it reports to, the transactions
+/// of exactly-once delivery, and what is emitted.
 struct Sink<'a> {
     settings: &'a Settings,
     producer: Producer<Tracker>,
+    /// Exactly-once; `None` is at-least-once.
+    transactions: Option<Transactions>,
     /// The segment records are sent in now (the tracker's open segment).
     segment: SegmentId,
+    records_since_state: u64,
     records: u64,
     bytes_read: u64,
     states_emitted: u64,
@@ -59,6 +64,7 @@ impl<'a> Pipeline<'a> {
         catalog: &'a Catalog,
         encoders: Vec<StreamEncoder>,
         producer: Producer<Tracker>,
+        transactions: Option<Transactions>,
     ) -> Pipeline<'a> {
         let n = catalog.streams.len();
         let segment = producer.listener().lock().open_segment();
@@ -71,7 +77,9 @@ impl<'a> Pipeline<'a> {
             sink: Sink {
                 settings,
                 producer,
+                transactions,
                 segment,
+                records_since_state: 0,
                 records: 0,
                 bytes_read: 0,
                 states_emitted: 0,
@@ -103,14 +111,19 @@ impl<'a> Pipeline<'a> {
                     input.recycle(parsed.chunk);
                     self.sink.settle("reading input")?;
                 }
-                Next::Idle => self.sink.settle("waiting for input")?,
+                Next::Idle => {
+                    self.sink.commit_when_idle()?;
+                    self.sink.settle("waiting for input")?
+                }
                 Next::End => return Ok(()),
             }
         }
     }
 
     fn record(&mut self, stream: usize, line: u64, record: &RecordIn<'_>) -> Result<()> {
-        let outgoing = self.encoders[stream].encode(record);
+        let outgoing = self.encoders[stream].encode(record).map_err(|why| {
+            Error::Config(format!("stream `{}`: {why}", self.catalog.streams[stream].describe())).at_line(line)
+        })?;
         let bytes = outgoing.value.map_or(0, <[u8]>::len) as u64;
         self.sink.produce(&outgoing, line)?;
         self.counts.record(stream);
@@ -148,6 +161,9 @@ impl<'a> Pipeline<'a> {
         }
         if self.unknown > 0 {
             tracing::warn!("{} input lines of unknown message types were skipped", self.unknown);
+        }
+        if let Some(transactions) = &self.sink.transactions {
+            tracing::info!("exactly-once: {} transactions committed", transactions.commits);
         }
         // The first broken promise is the cause; input or signal errors come next.
         if let Some(error) = self.sink.tracker().lock().take_failure() {
@@ -221,6 +237,13 @@ impl Sink<'_> {
             self.tick("waiting for room in the producer queue (the broker has not acknowledged enough records)", false);
         }
         self.records += 1;
+        self.records_since_state += 1;
+        if let Some(transactions) = self.transactions.as_mut() {
+            transactions.sent();
+            if transactions.overdue() {
+                self.commit()?;
+            }
+        }
         if self.settings.sync_producer {
             // Java's meaning: each record acknowledged before the next is sent.
             self.wait_settled(
@@ -238,7 +261,33 @@ impl Sink<'_> {
         let segment = self.tracker().lock().close(rendered_state);
         tracing::debug!("STATE after {} records: waits in segment {}", self.records, segment - 1);
         self.segment = segment;
+        self.records_since_state = 0;
+        if let Some(transactions) = &self.transactions {
+            if !transactions.open() {
+                // Its records are in transactions already committed.
+                self.tracker().lock().committed();
+            } else if transactions.due() {
+                self.commit()?;
+            }
+        }
         self.release()
+    }
+
+    /// Exactly-once: commits and emits the states it covers.
+    fn commit(&mut self) -> Result<()> {
+        if let Some(transactions) = self.transactions.as_mut() {
+            transactions.commit(&self.producer)?;
+        }
+        self.release()
+    }
+
+    /// Exactly-once, when input pauses: states waiting for the commit interval go out now, if the open transaction
+    /// ends at a STATE (or is past a bound).
+    fn commit_when_idle(&mut self) -> Result<()> {
+        match &self.transactions {
+            Some(t) if t.open() && (self.records_since_state == 0 || t.overdue()) => self.commit(),
+            _ => Ok(()),
+        }
     }
 
     /// Serves delivery reports, releases due states, stops at the first failed delivery.
@@ -291,6 +340,20 @@ impl Sink<'_> {
     /// stop grace after a failure or a stop, counted from when it is seen), emitting the states that completes.
     /// Returns whether everything settled.
     fn drain(&mut self, clean: bool) -> Result<bool> {
+        // Exactly-once: the end of input commits what is left; anything else aborts it.
+        let failed = self.tracker().lock().has_failed();
+        if let Some(transactions) = self.transactions.as_mut() {
+            if clean && !failed && !stop::requested() {
+                if !transactions.open() {
+                    self.producer.listener().lock().committed();
+                } else if let Err(error) = transactions.commit(&self.producer) {
+                    transactions.abort(&self.producer);
+                    return Err(error);
+                }
+            } else {
+                transactions.abort(&self.producer);
+            }
+        }
         let mut graced = !clean || stop::requested();
         let mut deadline = Instant::now() + if graced { STOP_GRACE } else { self.settings.delivery_budget() };
         loop {

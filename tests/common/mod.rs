@@ -4,7 +4,9 @@
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -33,24 +35,27 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Broker {
-        Broker::launch(false)
+        Broker::launch(&[])
     }
 
     /// A broker that demands SASL authentication (and knows no users).
     pub fn start_sasl() -> Broker {
-        Broker::launch(true)
+        Broker::launch(&["--sasl"])
     }
 
-    fn launch(sasl: bool) -> Broker {
+    /// The tansu build that does transactions (commits, aborts, fences; see scripts/tansu-broker).
+    pub fn start_transactional() -> Broker {
+        Broker::launch(&["--transactions"])
+    }
+
+    fn launch(options: &[&str]) -> Broker {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut cmd = Command::new(repo().join("scripts/tansu-broker"));
-        cmd.arg(port.to_string()).stdout(Stdio::null()).stderr(Stdio::null());
-        if sasl {
-            cmd.arg("--sasl");
-        }
+        cmd.arg(port.to_string()).args(options).stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().expect("scripts/tansu-broker (install tansu with scripts/install-deps)");
         let broker = Broker { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // The first start of the transactional build installs it (a cached venv).
+        let deadline = Instant::now() + Duration::from_secs(if options.is_empty() { 20 } else { 180 });
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
@@ -252,9 +257,28 @@ impl Live {
     }
 }
 
+/// One message as a consumer reads it back.
+#[derive(Debug)]
+pub struct Read {
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    /// `None`: a tombstone.
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp: Option<i64>,
+}
+
 /// Every message of a topic (all partitions) from the earliest offset: (partition, key, value), in offset order
 /// per partition. Stops when `expected` messages are read, or fails after a timeout.
 pub fn consume(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
+    read_back(bootstrap, topic, expected)
+        .into_iter()
+        .map(|m| (m.partition, m.key.unwrap_or_default(), m.value.unwrap_or_default()))
+        .collect()
+}
+
+/// Like `consume`, with everything a message carries.
+pub fn read_back(bootstrap: &str, topic: &str, expected: usize) -> Vec<Read> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "destination-kafka-tests")
@@ -276,11 +300,17 @@ pub fn consume(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i32, Vec<u
         assert!(Instant::now() < deadline, "read {} of {expected} messages from {topic}", out.len());
         if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
             let msg = msg.unwrap();
-            out.push((
-                msg.partition(),
-                msg.key().unwrap_or_default().to_vec(),
-                msg.payload().unwrap_or_default().to_vec(),
-            ));
+            let headers = msg
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
+                .unwrap_or_default();
+            out.push(Read {
+                partition: msg.partition(),
+                key: msg.key().map(<[u8]>::to_vec),
+                value: msg.payload().map(<[u8]>::to_vec),
+                headers,
+                timestamp: msg.timestamp().to_millis(),
+            });
         }
     }
     // Nothing more than expected: poll a little longer to catch extra messages.
@@ -292,4 +322,62 @@ pub fn consume(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i32, Vec<u
         }
     }
     out
+}
+
+// ---- Input lines and librdkafka's mock cluster, for the fault-injection tests.
+
+pub fn record(stream: &str, i: usize) -> String {
+    format!("{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"{stream}\",\"emitted_at\":1602637589000,\"data\":{{\"i\":{i}}}}}}}\n")
+}
+
+pub fn state(n: usize) -> String {
+    format!("{{\"type\":\"STATE\",\"state\":{{\"type\":\"LEGACY\",\"data\":{{\"n\":{n}}},\"id\":{n}}}}}\n")
+}
+
+/// A mock cluster with the topics of `streams` (pattern `{stream}`) and the files to run the connector on it.
+pub struct Setup {
+    pub mock: MockCluster<'static, DefaultProducerContext>,
+    pub config: String,
+    pub catalog: String,
+    _scratch: Scratch,
+}
+
+pub fn setup(name: &str, streams: &[&str]) -> Setup {
+    setup_with(name, streams, |_| {})
+}
+
+pub fn setup_with(name: &str, streams: &[&str], change: impl FnOnce(&mut Value)) -> Setup {
+    let mock = MockCluster::new(1).unwrap();
+    for s in streams {
+        mock.create_topic(s, 1, 1).unwrap();
+    }
+    let scratch = Scratch::new(name);
+    let mut config = java_config(&mock.bootstrap_servers());
+    config["topic_pattern"] = json!("{stream}");
+    config["acks"] = json!("1");
+    change(&mut config);
+    let config = scratch.json("config.json", &config);
+    let catalog = scratch
+        .json("catalog.json", &json!({"streams": streams.iter().map(|s| json!({"name": s})).collect::<Vec<_>>()}));
+    Setup { mock, config, catalog, _scratch: scratch }
+}
+
+/// A connector writing to the mock cluster, past its first record and state (so the pipeline is known to work).
+pub fn live_past_state_1(s: &Setup) -> Live {
+    let mut live = Live::start(&["write", "--config", &s.config, "--catalog", &s.catalog]);
+    live.send(&(record("users", 0) + &state(1)));
+    let first = live.next_state(Duration::from_secs(20)).expect("state 1 once its record is acknowledged");
+    assert_eq!(first["state"]["id"], 1);
+    live
+}
+
+/// Takes the broker down, then sends `input`, whose records now cannot be delivered.
+pub fn send_to_dead_broker(s: &Setup, live: &mut Live, input: &str) {
+    s.mock.broker_down(1).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    live.send(input);
+}
+
+pub fn records(from: usize, to: usize) -> String {
+    (from..to).map(|i| record("users", i)).collect()
 }

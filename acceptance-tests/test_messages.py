@@ -1,0 +1,96 @@
+"""Keys, headers, timestamps, append_dedup and exactly-once, black box: the release binary writes, a Python Kafka
+client (confluent-kafka) reads back."""
+
+import json
+
+from conftest import configured_catalog, dataset, java_acceptance_config, read_back, run
+
+
+def record(stream, data, emitted_at=1700000000000, namespace=None):
+    r = {"stream": stream, "emitted_at": emitted_at, "data": data}
+    if namespace:
+        r["namespace"] = namespace
+    return json.dumps({"type": "RECORD", "record": r})
+
+
+def state(n):
+    return json.dumps({"type": "STATE", "state": {"type": "LEGACY", "data": {"n": n}}})
+
+
+def config_for(broker, **extra):
+    config = java_acceptance_config(broker.bootstrap)
+    config.update({"topic_pattern": "{stream}", "sync_producer": False}, **extra)
+    return config
+
+
+def test_field_keys_headers_and_field_timestamps(tmp_path, broker):
+    catalog = {"streams": [{"stream": {"name": "orders", "namespace": "shop", "json_schema": {}},
+                            "sync_mode": "incremental", "destination_sync_mode": "append", "generation_id": 5}]}
+    config = config_for(broker, key={"mode": "fields", "fields": ["id"]}, headers=True,
+                        timestamp={"source": "field", "field": "at"})
+    lines = [record("orders", {"id": 1, "at": "2024-01-01T00:00:00Z"}, namespace="shop"),
+             record("orders", {"id": "x", "at": 1704067200123}, namespace="shop"), state(1)]
+    result = run(["write"], "\n".join(lines) + "\n", tmp_path=tmp_path, config=config, catalog=catalog)
+    assert result.returncode == 0, result.messages
+    got = read_back(broker.bootstrap, "orders", 2)
+    assert [m.key() for m in got] == [b"1", b"x"]
+    assert [m.timestamp()[1] for m in got] == [1704067200000, 1704067200123]
+    headers = dict(got[0].headers())
+    assert headers["airbyte.stream"] == b"orders" and headers["airbyte.namespace"] == b"shop"
+    assert headers["airbyte.emitted_at"] == b"1700000000000" and headers["airbyte.generation_id"] == b"5"
+    assert headers["airbyte.ab_id"].decode() == json.loads(got[0].value())["_airbyte_ab_id"]
+    assert "airbyte.sync_id" not in headers
+
+
+def test_no_key_and_emitted_at_timestamps(tmp_path, broker):
+    catalog = configured_catalog({"streams": [{"name": "events", "json_schema": {}}]})
+    config = config_for(broker, key={"mode": "none"}, timestamp={"source": "emitted_at"})
+    lines = [record("events", {"n": 1}, emitted_at=1600000000000), state(1)]
+    result = run(["write"], "\n".join(lines) + "\n", tmp_path=tmp_path, config=config, catalog=catalog)
+    assert result.returncode == 0, result.messages
+    (message,) = read_back(broker.bootstrap, "events", 1)
+    assert message.key() is None and message.timestamp()[1] == 1600000000000 and message.headers() is None
+
+
+def test_append_dedup_primary_key_and_tombstones(tmp_path, broker):
+    catalog = {"streams": [{"stream": {"name": "customers", "json_schema": {}, "source_defined_primary_key": [["id"]]},
+                            "sync_mode": "incremental", "destination_sync_mode": "append_dedup"}]}
+    lines = [record("customers", {"id": 9, "name": "a"}),
+             record("customers", {"id": 9, "_ab_cdc_deleted_at": "2024-01-01T00:00:00Z"}), state(1)]
+    result = run(["write"], "\n".join(lines) + "\n", tmp_path=tmp_path, config=config_for(broker), catalog=catalog)
+    assert result.returncode == 0, result.messages
+    got = read_back(broker.bootstrap, "customers", 2)
+    assert [m.key() for m in got] == [b"9", b"9"]
+    assert json.loads(got[0].value())["_airbyte_data"]["name"] == "a"
+    assert got[1].value() is None
+
+
+def test_exactly_once_dataset_and_a_second_sync_with_the_same_transactional_id(tmp_path, transactional_broker):
+    catalog, lines = dataset("exchange_rate")
+    config = config_for(transactional_broker, delivery_guarantee="exactly_once", transactional_id="acceptance-txn",
+                        transaction_commit_interval_ms=0)
+    records = [l for l in lines if json.loads(l)["type"] == "RECORD"]
+    for attempt in (1, 2):
+        result = run(["write"], "\n".join(lines) + "\n", tmp_path=tmp_path, config=config,
+                     catalog=configured_catalog(catalog))
+        assert result.returncode == 0, result.messages
+        assert len(result.of_type("STATE")) == sum(1 for l in lines if json.loads(l)["type"] == "STATE")
+        got = read_back(transactional_broker.bootstrap, "exchange_rate", len(records) * attempt)
+        assert [json.loads(m.value())["_airbyte_data"] for m in got] == [json.loads(r)["record"]["data"] for r in records] * attempt
+
+
+def test_check_proves_transactions_with_the_test_message(tmp_path, transactional_broker):
+    config = config_for(transactional_broker, delivery_guarantee="exactly_once", test_topic="check-topic")
+    result = run(["check"], tmp_path=tmp_path, config=config)
+    (status,) = result.of_type("CONNECTION_STATUS")
+    assert status["connectionStatus"]["status"] == "SUCCEEDED", status
+    (message,) = read_back(transactional_broker.bootstrap, "check_topic", 1)
+    assert json.loads(message.value())["_airbyte_data"] == {"test-key": "test-value"}
+
+
+def test_check_says_when_the_broker_has_no_transactions(tmp_path, broker):
+    config = config_for(broker, delivery_guarantee="exactly_once", test_topic="check-topic")
+    result = run(["check"], tmp_path=tmp_path, config=config)
+    (status,) = result.of_type("CONNECTION_STATUS")
+    assert status["connectionStatus"]["status"] == "FAILED", status
+    assert "the broker does not support transactions" in status["connectionStatus"]["message"], status
