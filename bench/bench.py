@@ -54,14 +54,14 @@ LIBRDKAFKA = {
 
 
 class Broker:
-    def __init__(self):
+    def __init__(self, *options):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.bootstrap = f"127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([REPO / "scripts" / "tansu-broker", str(self.port)],
+        self.proc = subprocess.Popen([REPO / "scripts" / "tansu-broker", str(self.port), *options],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(400):
+        for _ in range(3600):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
@@ -128,11 +128,11 @@ def median_runs(runs):
     return runs[0][0], runs[0][1], merged
 
 
-def run_connector(broker, path, n, every):
+def run_connector(broker, path, n, every, **extra):
     for s in STREAMS:
         broker.create_topic(f"bench_{s}", 1)
     cfg = OUT / "config.json"
-    cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=broker.bootstrap)))
+    cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=broker.bootstrap, **extra)))
     out = OUT / "connector-out.jsonl"
     warm(path)
     with open(out, "wb") as stdout:
@@ -271,6 +271,31 @@ def soak(n, every, freezes, freeze_seconds):
     return ok
 
 
+def exactly_once(n, repeat):
+    """at_least_once vs exactly_once on the same broker build (the tansu with transactions), median of `repeat`."""
+    cases = [("at_least_once, a STATE every 10,000", 10_000, {}),
+             ("exactly_once, a STATE every 10,000", 10_000, {"delivery_guarantee": "exactly_once"}),
+             ("exactly_once, a STATE every 1,000", 1_000, {"delivery_guarantee": "exactly_once"})]
+    rows = {}
+    for i in range(repeat):
+        for name, every, extra in (cases if i % 2 == 0 else cases[::-1]):
+            path = generate(n, every)
+            broker = Broker("--transactions")
+            try:
+                # exactly_once is acks=all: the at-least-once row uses acks=all too, so only transactions differ.
+                rows.setdefault(name, []).append(run_connector(broker, path, n, every, acks="all", **extra))
+            finally:
+                broker.stop()
+    print(f"\n## exactly-once: {n:,} records, tansu with transactions, acks=all, median of {repeat}")
+    print("| run | records/s | wall s | user+sys CPU s | peak RSS MB | ÷ at_least_once |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    base = None
+    for name, _, _ in cases:
+        wall, cpu, rss = sorted(rows[name])[len(rows[name]) // 2]
+        base = base or wall
+        print(f"| {name} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {base / wall:.2f} |")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--venv", required=True)
@@ -280,7 +305,11 @@ def main():
     p.add_argument("--no-python", action="store_true")
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario (fresh broker each); the median is shown")
     p.add_argument("--soak", action="store_true", help="10M records with the broker frozen twice for 20 s")
+    p.add_argument("--exactly-once", action="store_true", help="at_least_once vs exactly_once (1,000 and 10,000)")
     args = p.parse_args()
+    if args.exactly_once:
+        exactly_once(10_000_000 if args.big else args.records, args.repeat)
+        return
     if args.soak:
         sys.exit(0 if soak(args.records if args.records != 1_000_000 else 10_000_000, args.state_every, 2, 20) else 1)
     n = 10_000_000 if args.big else args.records

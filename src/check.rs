@@ -6,7 +6,7 @@ use crate::airbyte::message::now_ms;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::format::{RecordIn, StreamEncoder};
-use crate::kafka::producer::{DeliveryListener, Producer, Sent, TxnError};
+use crate::kafka::producer::{DeliveryListener, Options, Producer, Sent, TxnError, Undelivered};
 use crate::write::transactions::{transactional_id, unsupported};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,8 +21,8 @@ struct Outcome(Mutex<Option<Result<()>>>);
 impl DeliveryListener for Outcome {
     type Token = ();
 
-    fn delivered(&self, _: (), outcome: Result<()>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+    fn delivered(&self, _: (), outcome: std::result::Result<(), Undelivered>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome.map_err(|u| u.error));
     }
 }
 
@@ -30,7 +30,8 @@ impl DeliveryListener for Outcome {
 pub fn run(settings: &Settings) -> Result<()> {
     // Its own id, so that a check never fences a running sync.
     let id = settings.exactly_once().then(|| format!("{}-check", transactional_id(settings, &Catalog::default())));
-    let producer = Producer::new(settings, id.as_deref(), Outcome::default())?;
+    let producer =
+        Producer::new(settings, Options { transactional_id: id.as_deref(), ..Options::default() }, Outcome::default())?;
     producer.metadata(settings, CHECK_TIMEOUT)?;
     if id.is_some() {
         producer.init_transactions(CHECK_TIMEOUT).map_err(|e| unsupported(e.into_error()))?;

@@ -2,11 +2,11 @@
 
 use crate::config::Settings;
 use crate::error::Result;
-use crate::kafka::producer::Producer;
+use crate::kafka::producer::{Options, Producer};
 use serde_json::{json, Value};
 
 pub fn run(settings: &Settings) -> Result<Vec<Value>> {
-    let producer = Producer::new(settings, None, NoRecords)?;
+    let producer = Producer::new(settings, Options::default(), NoRecords)?;
     let metadata = producer.metadata(settings, settings.metadata_timeout())?;
     let mut topics: Vec<&str> =
         metadata.topics().iter().map(|t| t.name()).filter(|name| !name.starts_with("__")).collect();
@@ -27,7 +27,7 @@ struct NoRecords;
 
 impl crate::kafka::producer::DeliveryListener for NoRecords {
     type Token = ();
-    fn delivered(&self, _: (), _: Result<()>) {}
+    fn delivered(&self, _: (), _: std::result::Result<(), crate::kafka::producer::Undelivered>) {}
 }
 
 /// JSON schema of the value of every message the connector writes.

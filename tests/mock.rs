@@ -237,6 +237,7 @@ fn progress_is_logged_during_a_stall_and_says_what_it_waits_for() {
     assert!(last.contains("11 records read") && last.contains("10 in flight"), "{last}");
     assert!(last.contains("last acknowledgement") && last.contains("oldest unacknowledged record sent"), "{last}");
     assert!(last.contains("waiting"), "{last}");
+    assert!(logs.iter().any(|l| l.contains("librdkafka: broker round trip")), "librdkafka's statistics: {logs:?}");
     s.mock.broker_up(1).unwrap();
     assert!(live.next_state(Duration::from_secs(30)).is_some());
     assert!(live.finish().0.success());

@@ -11,6 +11,8 @@ pub struct Stream {
     pub namespace: Option<String>,
     pub name: String,
     pub topic: String,
+    /// Where its rejected records go (`record_errors: dead_letter`).
+    pub dead_letter_topic: Option<String>,
     /// The configured primary key: paths into `data`.
     pub primary_key: Vec<Vec<String>>,
     /// `append_dedup`: keyed by the primary key, into a compacted topic, deletes as tombstones.
@@ -37,16 +39,16 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn load(path: &str, topic_pattern: &str) -> Result<Catalog> {
+    pub fn load(path: &str, topic_pattern: &str, dead_letter_pattern: Option<&str>) -> Result<Catalog> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("cannot read the catalog file {path}: {e}")))?;
         let catalog: Value = serde_json::from_str(&text)
             .map_err(|e| Error::Config(format!("the catalog file {path} is not valid JSON: {e}")))?;
-        Catalog::from_value(&catalog, topic_pattern)
+        Catalog::from_value(&catalog, topic_pattern, dead_letter_pattern)
     }
 
     /// Accepts a ConfiguredAirbyteCatalog, and also a plain AirbyteCatalog (streams without the `stream` wrapper).
-    pub fn from_value(catalog: &Value, topic_pattern: &str) -> Result<Catalog> {
+    pub fn from_value(catalog: &Value, topic_pattern: &str, dead_letter_pattern: Option<&str>) -> Result<Catalog> {
         let streams =
             catalog["streams"].as_array().ok_or_else(|| Error::Config("the catalog has no `streams` array".into()))?;
         let mut out = Catalog { streams: Vec::new(), by_name: HashMap::new() };
@@ -64,6 +66,10 @@ impl Catalog {
             }
             let topic = naming::topic_name(topic_pattern, namespace, name);
             naming::check_topic(&topic, &format!("stream `{}`", describe(namespace, name)))?;
+            let dead_letter_topic = dead_letter_pattern.map(|p| naming::topic_name(p, namespace, name));
+            if let Some(dlq) = &dead_letter_topic {
+                naming::check_topic(dlq, &format!("the dead-letter topic of stream `{}`", describe(namespace, name)))?;
+            }
             out.by_name.entry(name.to_string()).or_default().push(out.streams.len());
             let primary_key: Vec<Vec<String>> = serde_json::from_value(entry["primary_key"].clone())
                 .or_else(|_| serde_json::from_value(stream["source_defined_primary_key"].clone()))
@@ -72,6 +78,7 @@ impl Catalog {
                 namespace: namespace.map(str::to_string),
                 name: name.to_string(),
                 topic,
+                dead_letter_topic,
                 primary_key: primary_key.into_iter().filter(|path| !path.is_empty()).collect(),
                 dedup: mode == "append_dedup",
                 sync_id: entry["sync_id"].as_i64(),
@@ -86,13 +93,16 @@ impl Catalog {
         self.by_name.get(name)?.iter().copied().find(|&i| self.streams[i].matches(namespace, name))
     }
 
-    /// Distinct topics, in catalog order; compacted when a stream writing there is in `append_dedup`.
+    /// Distinct topics, data then dead-letter, in catalog order; compacted when a stream writing there is in
+    /// `append_dedup`.
     pub fn topics(&self) -> Vec<Topic<'_>> {
         let mut topics: Vec<Topic> = Vec::new();
-        for stream in &self.streams {
-            match topics.iter_mut().find(|t| t.name == stream.topic) {
-                Some(topic) => topic.compact |= stream.dedup,
-                None => topics.push(Topic { name: &stream.topic, compact: stream.dedup }),
+        let data = self.streams.iter().map(|s| (s.topic.as_str(), s.dedup));
+        let dead_letters = self.streams.iter().filter_map(|s| s.dead_letter_topic.as_deref().map(|t| (t, false)));
+        for (name, compact) in data.chain(dead_letters) {
+            match topics.iter_mut().find(|t| t.name == name) {
+                Some(topic) => topic.compact |= compact,
+                None => topics.push(Topic { name, compact }),
             }
         }
         topics
@@ -127,7 +137,7 @@ mod tests {
             {"stream": {"name": "users", "namespace": "b", "json_schema": {}}, "destination_sync_mode": "append"},
             {"stream": {"name": "users", "json_schema": {}}, "destination_sync_mode": "append"},
         ]});
-        let c = Catalog::from_value(&configured, "{namespace}.{stream}").unwrap();
+        let c = Catalog::from_value(&configured, "{namespace}.{stream}", None).unwrap();
         let names: Vec<&str> = c.topics().iter().map(|t| t.name).collect();
         assert_eq!(names, vec!["a_users", "b_users", "_users"]);
         assert_eq!(c.find(Some("b"), "users"), Some(1));
@@ -136,7 +146,7 @@ mod tests {
         assert_eq!(c.find(Some("c"), "users"), None);
 
         let plain = json!({"streams": [{"name": "exchange_rate", "json_schema": {}}]});
-        let c = Catalog::from_value(&plain, "{namespace}.{stream}.test.topic").unwrap();
+        let c = Catalog::from_value(&plain, "{namespace}.{stream}.test.topic", None).unwrap();
         assert_eq!(c.streams[0].topic, "_exchange_rate_test_topic");
     }
 
@@ -148,7 +158,7 @@ mod tests {
              "sync_id": 7, "generation_id": 3},
             {"stream": {"name": "logs"}, "destination_sync_mode": "overwrite"},
         ]});
-        let c = Catalog::from_value(&configured, "{stream}").unwrap();
+        let c = Catalog::from_value(&configured, "{stream}", None).unwrap();
         assert_eq!(c.streams[0].primary_key, vec![vec!["id".to_string()]]);
         assert!(!c.streams[0].dedup && c.streams[0].sync_id.is_none());
         let orders = &c.streams[1];
@@ -159,19 +169,31 @@ mod tests {
     }
 
     #[test]
+    fn dead_letter_topics_follow_their_pattern() {
+        let c = json!({"streams": [{"name": "a", "namespace": "n"}, {"name": "b"}]});
+        let c = Catalog::from_value(&c, "{stream}", Some("{namespace}.{stream}.dlq")).unwrap();
+        assert_eq!(c.streams[0].dead_letter_topic.as_deref(), Some("n_a_dlq"));
+        let names: Vec<&str> = c.topics().iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["a", "b", "n_a_dlq", "_b_dlq"]);
+        let shared = json!({"streams": [{"name": "a"}, {"name": "b"}]});
+        let shared = Catalog::from_value(&shared, "{stream}", Some("errors")).unwrap();
+        assert_eq!(shared.topics().len(), 3, "one dead-letter topic for both");
+    }
+
+    #[test]
     fn shared_topics_are_listed_once() {
         let c = json!({"streams": [{"stream": {"name": "a"}}, {"stream": {"name": "b"}, "destination_sync_mode": "append_dedup"}]});
-        let c = Catalog::from_value(&c, "all.records").unwrap();
+        let c = Catalog::from_value(&c, "all.records", None).unwrap();
         assert_eq!(c.topics(), vec![Topic { name: "all_records", compact: true }]);
     }
 
     #[test]
     fn bad_topic_names_name_the_stream() {
         let c = json!({"streams": [{"name": "x", "namespace": "ns"}]});
-        let err = Catalog::from_value(&c, "").err().unwrap().to_string();
+        let err = Catalog::from_value(&c, "", None).err().unwrap().to_string();
         assert!(err.contains("stream `ns.x`") && err.contains("empty"), "{err}");
         let c = json!({"streams": [{"name": "y".repeat(300)}]});
-        assert!(Catalog::from_value(&c, "{stream}").err().unwrap().to_string().contains("over Kafka's limit"));
-        assert!(Catalog::from_value(&json!({}), "{stream}").is_err());
+        assert!(Catalog::from_value(&c, "{stream}", None).err().unwrap().to_string().contains("over Kafka's limit"));
+        assert!(Catalog::from_value(&json!({}), "{stream}", None).is_err());
     }
 }

@@ -86,9 +86,14 @@ impl State {
         Ok(State { scope, pieces: pieces(line, state.get(), &entries) })
     }
 
-    /// The echo: the original line, with `destinationStats` = `{"recordCount":<count>.0}`.
-    pub fn render(&self, record_count: u64) -> String {
-        self.pieces.join(&format!("{{\"recordCount\":{record_count}.0}}"))
+    /// The echo: the original line, with `destinationStats` = `{"recordCount":<count>.0}`, and
+    /// `"rejectedRecordCount":<n>.0` when records can be rejected (dead-letter topic).
+    pub fn render(&self, record_count: u64, rejected: Option<u64>) -> String {
+        let stats = match rejected {
+            None => format!("{{\"recordCount\":{record_count}.0}}"),
+            Some(rejected) => format!("{{\"recordCount\":{record_count}.0,\"rejectedRecordCount\":{rejected}.0}}"),
+        };
+        self.pieces.join(&stats)
     }
 }
 
@@ -138,7 +143,7 @@ mod tests {
         let s = state_of(line);
         assert_eq!(s.scope, Scope::Global);
         assert_eq!(
-            s.render(3),
+            s.render(3, None),
             r#"{"type": "STATE", "state": { "data": {"start_date": "2020-08-31"},"destinationStats":{"recordCount":3.0}}, "x": 1}"#
         );
     }
@@ -148,7 +153,7 @@ mod tests {
         let line = r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"users","namespace":"ns"},"stream_state":{"c":1}},"sourceStats":{"recordCount":2.0},"destinationStats":{"recordCount":99.0},"id":7,"unknown":[1]}}"#;
         let s = state_of(line);
         assert_eq!(s.scope, Scope::Stream { name: "users".into(), namespace: Some("ns".into()) });
-        let out = s.render(2);
+        let out = s.render(2, None);
         assert_eq!(
             out,
             line.replace(r#""destinationStats":{"recordCount":99.0}"#, r#""destinationStats":{"recordCount":2.0}"#)
@@ -163,7 +168,7 @@ mod tests {
         );
         let s = state_of(&line);
         assert_eq!(s.scope, Scope::Stream { name: "users".into(), namespace: None });
-        assert!(s.render(2).ends_with(r#"}},"destinationStats":{"recordCount":2.0}}}"#));
+        assert!(s.render(2, None).ends_with(r#"}},"destinationStats":{"recordCount":2.0}}}"#));
     }
 
     #[test]
@@ -171,8 +176,14 @@ mod tests {
         let line = r#"{"type":"STATE","state":{"type":"GLOBAL","global_":{"shared_state":{}},"global_":{"shared_state":{"a":1}},"id":1}}"#;
         let s = state_of(line);
         assert_eq!(s.scope, Scope::Global);
-        assert!(s.render(5).ends_with(r#""id":1,"destinationStats":{"recordCount":5.0}}}"#));
+        assert!(s.render(5, None).ends_with(r#""id":1,"destinationStats":{"recordCount":5.0}}}"#));
+        assert!(s
+            .render(5, Some(2))
+            .ends_with(r#""destinationStats":{"recordCount":5.0,"rejectedRecordCount":2.0}}}"#));
         let empty = r#"{"type":"STATE","state":{ }}"#;
-        assert_eq!(state_of(empty).render(0), r#"{"type":"STATE","state":{ "destinationStats":{"recordCount":0.0}}}"#);
+        assert_eq!(
+            state_of(empty).render(0, None),
+            r#"{"type":"STATE","state":{ "destinationStats":{"recordCount":0.0}}}"#
+        );
     }
 }

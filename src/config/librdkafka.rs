@@ -6,12 +6,13 @@ use crate::error::{Error, Result};
 use rdkafka::client::ClientContext;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::ClientConfig;
+use std::borrow::Cow;
 
 /// One librdkafka property and the config field it came from.
 pub struct Property {
-    pub key: &'static str,
+    pub key: Cow<'static, str>,
     value: String,
-    field: &'static str,
+    field: Cow<'static, str>,
     secret: bool,
 }
 
@@ -20,19 +21,24 @@ pub struct Properties(Vec<Property>);
 
 impl std::fmt::Debug for Properties {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = self.0.iter().map(|p| (p.key, if p.secret { "***" } else { p.value.as_str() }));
+        let shown = self.0.iter().map(|p| (p.key.as_ref(), if p.secret { "***" } else { p.value.as_str() }));
         f.debug_map().entries(shown).finish()
     }
 }
 
 impl Properties {
     pub fn set(&mut self, key: &'static str, value: impl ToString, field: &'static str) {
-        self.0.push(Property { key, value: value.to_string(), field, secret: false });
+        self.0.push(Property { key: key.into(), value: value.to_string(), field: field.into(), secret: false });
     }
 
     /// A value that must never be shown (password, key material).
     pub fn set_secret(&mut self, key: &'static str, value: impl ToString, field: &'static str) {
-        self.0.push(Property { key, value: value.to_string(), field, secret: true });
+        self.0.push(Property { key: key.into(), value: value.to_string(), field: field.into(), secret: true });
+    }
+
+    /// The config field that set `key`, if any.
+    fn field_of(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|p| p.key == key).map(|p| p.field.as_ref())
     }
 
     /// The value set last for `key`.
@@ -49,7 +55,7 @@ impl Properties {
     {
         let mut config = ClientConfig::new();
         for p in &self.0 {
-            config.set(p.key, &p.value);
+            config.set(p.key.as_ref(), &p.value);
         }
         config.create_with_context(context).map_err(|e| Error::Config(self.explain_rejection(&e.to_string())))
     }
@@ -129,7 +135,56 @@ impl Settings {
             props.set("client.id", client_id, "client_id");
         }
         self.security.apply(&mut props)?;
+        for (key, value) in &self.kafka_properties {
+            props.pass_through(key, value)?;
+        }
         Ok(props)
+    }
+}
+
+/// Properties the spec sets that `kafka_properties` may still change: not a promise, only a default.
+const OVERRIDABLE: [&str; 3] = ["partitioner", "queue.buffering.max.messages", "debug"];
+
+/// Consumer properties: meaningless for a producer, so surely a mistake.
+const CONSUMER_ONLY: [&str; 14] = [
+    "group.id",
+    "group.instance.id",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "isolation.level",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "partition.assignment.strategy",
+    "enable.partition.eof",
+    "check.crcs",
+    "fetch.wait.max.ms",
+];
+
+impl Properties {
+    /// One entry of `kafka_properties`, applied last: refused, with the reason, when it would take over what the
+    /// connector's promise rests on; otherwise left for librdkafka to check. Values may be secrets: never shown.
+    fn pass_through(&mut self, key: &str, value: &serde_json::Value) -> Result<()> {
+        let field = format!("kafka_properties.{key}");
+        let refuse = |why: String| Err(Error::Config(format!("config field `{field}` is refused: {why}")));
+        if let Some(owner) = self.field_of(key).filter(|_| !OVERRIDABLE.contains(&key)) {
+            return refuse(format!("`{key}` is set from `{owner}`; change that instead"));
+        }
+        if key == "transactional.id" {
+            return refuse("use `transactional_id` (and `delivery_guarantee`)".into());
+        }
+        if key == "delivery.report.only.error" || key == "dr_msg_cb" || key == "dr_cb" {
+            return refuse("the connector needs the delivery report of every record to emit STATEs".into());
+        }
+        if CONSUMER_ONLY.contains(&key) || key.starts_with("fetch.") || key.starts_with("queued.") {
+            return refuse("a consumer property; this connector only produces".into());
+        }
+        // The spec allows strings, numbers and booleans: a number or boolean as JSON writes it.
+        let value = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+        self.0.push(Property { key: key.to_string().into(), value, field: field.into(), secret: true });
+        Ok(())
     }
 }
 
@@ -201,6 +256,56 @@ mod tests {
             .unwrap()
             .create::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
         assert!(matches!(err, Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn kafka_properties_pass_through_unless_they_take_over_a_promise() {
+        let c = with(
+            java_config(),
+            "kafka_properties",
+            json!({"socket.keepalive.enable": true, "partitioner": "consistent_random", "sticky.partitioning.linger.ms": 5}),
+        );
+        let props = Settings::from_value(c).unwrap().properties().unwrap();
+        assert_eq!(props.get("socket.keepalive.enable"), Some("true"));
+        assert_eq!(props.get("partitioner"), Some("consistent_random"));
+        assert!(!format!("{props:?}").contains("consistent_random"), "values are treated as secrets");
+        for (key, value, why) in [
+            ("acks", json!("0"), "set from `acks`"),
+            ("sasl.password", json!("x"), "set from `protocol.sasl_jaas_config`"),
+            ("enable.idempotence", json!(false), "set from `enable_idempotence`"),
+            ("transactional.id", json!("t"), "transactional_id"),
+            ("delivery.report.only.error", json!(true), "delivery report of every record"),
+            ("enable.auto.commit", json!(true), "consumer property"),
+            ("fetch.max.bytes", json!(1), "consumer property"),
+            ("socket.keepalive.enable", json!([1]), "is not of types"),
+        ] {
+            let jaas = "x.PlainLoginModule required username=\"u\" password=\"p\";";
+            let c = with(
+                java_config(),
+                "protocol",
+                json!({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_jaas_config": jaas}),
+            );
+            let c = with(c, "kafka_properties", json!({ key: value }));
+            let err = Settings::from_value(c).err().unwrap().to_string();
+            assert!(err.contains(&format!("`kafka_properties.{key}`")) && err.contains(why), "{key}: {err}");
+            assert!(!err.contains("\"p\""), "no secret in {err}");
+        }
+        // acks=0 with exactly-once: `acks` is set (to all) by `delivery_guarantee`.
+        let c = with(
+            with(java_config(), "delivery_guarantee", json!("exactly_once")),
+            "kafka_properties",
+            json!({"acks": 0}),
+        );
+        assert!(Settings::from_value(c).err().unwrap().to_string().contains("set from `delivery_guarantee`"));
+        // librdkafka checks the rest, and its refusal names the entry.
+        let c = with(java_config(), "kafka_properties", json!({"no.such.property": "1"}));
+        let err = Settings::from_value(c)
+            .unwrap()
+            .properties()
+            .unwrap()
+            .create::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
+        let err = err.err().unwrap().to_string();
+        assert!(err.contains("`kafka_properties.no.such.property`"), "{err}");
     }
 
     #[test]

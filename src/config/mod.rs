@@ -95,6 +95,31 @@ pub struct Settings {
     pub headers: bool,
     #[serde(default)]
     pub timestamp: TimestampSettings,
+    #[serde(default)]
+    pub record_errors: RecordErrors,
+    /// Extra librdkafka properties, applied last (see `librdkafka::Properties::pass_through`).
+    #[serde(default)]
+    pub kafka_properties: std::collections::BTreeMap<String, Value>,
+}
+
+/// What happens to a record rejected on its own account (`record_errors`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case")]
+pub enum RecordErrors {
+    /// The sync fails (the Java connector's behaviour).
+    #[default]
+    Fail,
+    /// The record goes to a dead-letter topic, and the sync goes on.
+    DeadLetter { topic_pattern: String },
+}
+
+impl RecordErrors {
+    pub fn dead_letter_pattern(&self) -> Option<&str> {
+        match self {
+            RecordErrors::Fail => None,
+            RecordErrors::DeadLetter { topic_pattern } => Some(topic_pattern),
+        }
+    }
 }
 
 fn commit_interval() -> Duration {
@@ -257,6 +282,10 @@ impl Settings {
         // A pattern that fails even for a plain stream name can never give a valid topic.
         let sample = naming::topic_name(&self.topic_pattern, Some("namespace"), "stream");
         naming::check_topic(&sample, "`topic_pattern` (for namespace `namespace`, stream `stream`)")?;
+        if let Some(pattern) = self.record_errors.dead_letter_pattern() {
+            let sample = naming::topic_name(pattern, Some("namespace"), "stream");
+            naming::check_topic(&sample, "`record_errors.topic_pattern` (for namespace `namespace`, stream `stream`)")?;
+        }
         if self.transaction_max_records < 1 {
             return config("config field `transaction_max_records` must be at least 1");
         }

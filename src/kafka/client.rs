@@ -5,17 +5,73 @@ use super::diagnostics::Diagnostics;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use std::sync::Mutex;
 
-/// The client context: logs and diagnostics, plus whatever the client kind needs (`extra`: the delivery
-/// listener of a producer).
+/// The client context: logs, diagnostics and statistics, plus whatever the client kind needs (`extra`: the
+/// delivery listener of a producer).
 pub struct Context<X> {
     pub diagnostics: Diagnostics,
+    pub stats: Mutex<Option<Stats>>,
     pub extra: X,
 }
 
 impl<X> Context<X> {
     pub fn new(extra: X) -> Context<X> {
-        Context { diagnostics: Diagnostics::default(), extra }
+        Context { diagnostics: Diagnostics::default(), stats: Mutex::new(None), extra }
+    }
+}
+
+/// What an operator looks at when a sync is slow, from librdkafka's latest statistics (`statistics.interval.ms`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    /// Average broker round trip, the slowest broker's, in milliseconds.
+    pub round_trip_ms: f64,
+    /// Messages and bytes waiting in the producer's queues or in flight.
+    pub queued_messages: u64,
+    pub queued_bytes: u64,
+    /// Average batch: messages and bytes (the topics' averages, weighted by nothing: an indication).
+    pub batch_messages: f64,
+    pub batch_bytes: f64,
+    /// Produce requests sent again, since the start.
+    pub retries: u64,
+}
+
+impl Stats {
+    fn of(s: &Statistics) -> Stats {
+        let round_trip_us = s.brokers.values().filter_map(|b| b.rtt.as_ref()).map(|w| w.avg).max().unwrap_or(0);
+        let batches: Vec<_> = s.topics.values().filter(|t| t.batchcnt.avg > 0).collect();
+        let mean = |f: &dyn Fn(&rdkafka::statistics::Topic) -> i64| {
+            if batches.is_empty() {
+                0.0
+            } else {
+                batches.iter().map(|t| f(t) as f64).sum::<f64>() / batches.len() as f64
+            }
+        };
+        Stats {
+            round_trip_ms: round_trip_us as f64 / 1000.0,
+            queued_messages: s.msg_cnt,
+            queued_bytes: s.msg_size,
+            batch_messages: mean(&|t| t.batchcnt.avg),
+            batch_bytes: mean(&|t| t.batchsize.avg),
+            retries: s.brokers.values().map(|b| b.txretries).sum(),
+        }
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "broker round trip {:.1} ms, {} messages ({:.1} MB) queued, batches of {:.0} messages ({:.0} KB) on \
+             average, {} retries",
+            self.round_trip_ms,
+            self.queued_messages,
+            self.queued_bytes as f64 / 1e6,
+            self.batch_messages,
+            self.batch_bytes / 1e3,
+            self.retries
+        )
     }
 }
 
@@ -32,6 +88,10 @@ impl<X: Send + Sync + 'static> ClientContext for Context<X> {
     /// librdkafka also logs these; they are kept to explain a later timeout.
     fn error(&self, error: KafkaError, reason: &str) {
         self.diagnostics.push(error.rdkafka_error_code(), reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(Stats::of(&statistics));
     }
 }
 

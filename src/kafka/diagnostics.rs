@@ -2,6 +2,7 @@
 //! name not resolved) as logs and error events, not as the result of the call that times out; these are kept
 //! so a timeout can be explained in one sentence that names what to fix.
 
+use crate::config::security::SaslMechanism;
 use crate::config::Settings;
 use crate::error::{classify, Error, FailureType};
 use rdkafka::error::RDKafkaErrorCode;
@@ -65,8 +66,15 @@ impl Diagnostics {
         let Some((code, reason)) = self.cause() else {
             return Error::Transient(format!("no answer from the brokers at {servers}: {waited}"));
         };
+        let kerberos = settings.security.sasl().is_some_and(|s| s.sasl_mechanism == SaslMechanism::Gssapi);
+        let auth = matches!(code, Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed));
         let message = match code {
-            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => format!(
+            _ if kerberos && (auth || reason.contains("kinit") || reason.contains("Kerberos")) => format!(
+                "Kerberos (GSSAPI) authentication failed at {servers}: {reason}; check the principal, keyTab and \
+                 serviceName in `protocol.sasl_jaas_config`, the realm in /etc/krb5.conf, and that `kinit` runs where \
+                 the connector runs"
+            ),
+            _ if auth => format!(
                 "authentication failed at {servers}: {reason}; check `protocol.sasl_mechanism` and the username and \
                  password in `protocol.sasl_jaas_config`"
             ),
@@ -118,6 +126,22 @@ mod tests {
             d.push(Some(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
         }
         assert_eq!(d.cause().unwrap().0, Some(RDKafkaErrorCode::SaslAuthenticationFailed), "a flood keeps the cause");
+    }
+
+    #[test]
+    fn kerberos_failures_speak_of_kerberos_not_passwords() {
+        let jaas = r#"com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true keyTab="/k.keytab" principal="kafka/h@R";"#;
+        let c = crate::config::tests::with(
+            java_config(),
+            "protocol",
+            serde_json::json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "GSSAPI", "sasl_jaas_config": jaas}),
+        );
+        let s = Settings::from_value(c).unwrap();
+        let d = Diagnostics::default();
+        d.push(None, "Kerberos ticket refresh failed: Command: kinit -R ...: exited with code 127");
+        let e = d.explain(&s, "timed out").to_string();
+        assert!(e.starts_with("Kerberos (GSSAPI) authentication failed") && e.contains("kinit"), "{e}");
+        assert!(!e.contains("password"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The producer: hands records to librdkafka without blocking and serves its delivery reports, which go to a
 //! [`DeliveryListener`] the caller owns (the write path's checkpoint tracker, or `check`'s single record).
 
-use super::client::Context;
+use super::client::{Context, Stats};
 use super::diagnostics::Diagnostics;
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -13,11 +13,18 @@ use rdkafka::util::IntoOpaque;
 use std::time::{Duration, Instant};
 
 /// Told the fate of every record handed to [`Producer::send`], exactly once, on whichever thread serves
-/// librdkafka's reports (inside `serve_reports`, `flush`, and later transaction calls).
+/// librdkafka's reports (inside `serve_reports`, `flush`, and transaction calls).
 pub trait DeliveryListener: Send + Sync + 'static {
     /// What the caller attaches to each record to recognise its report.
     type Token: IntoOpaque;
-    fn delivered(&self, token: Self::Token, outcome: Result<()>);
+    fn delivered(&self, token: Self::Token, outcome: std::result::Result<(), Undelivered>);
+}
+
+/// A record librdkafka could not deliver: why, and its bytes (for a dead-letter topic).
+pub struct Undelivered {
+    pub error: Error,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
 }
 
 impl<L: DeliveryListener> ProducerContext for Context<L> {
@@ -29,7 +36,11 @@ impl<L: DeliveryListener> ProducerContext for Context<L> {
             if let Some((_, reason)) = self.diagnostics.cause() {
                 what.push_str(&format!(" (last client error: {reason})"));
             }
-            Error::kafka(what, error.clone())
+            Undelivered {
+                error: Error::kafka(what, error.clone()),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+            }
         });
         self.extra.delivered(token, outcome);
     }
@@ -79,14 +90,30 @@ impl TxnError {
     }
 }
 
+/// What only some producers need.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// A transactional producer (call `init_transactions` first).
+    pub transactional_id: Option<&'a str>,
+    /// librdkafka's statistics this often (see `statistics`).
+    pub statistics: Option<Duration>,
+}
+
 impl<L: DeliveryListener> Producer<L> {
-    /// A producer; with a `transactional_id`, a transactional one (call `init_transactions` first).
-    pub fn new(settings: &Settings, transactional_id: Option<&str>, listener: L) -> Result<Producer<L>> {
+    pub fn new(settings: &Settings, options: Options<'_>, listener: L) -> Result<Producer<L>> {
         let mut props = settings.properties()?;
-        if let Some(id) = transactional_id {
+        if let Some(id) = options.transactional_id {
             props.set("transactional.id", id, "transactional_id");
         }
+        if let Some(every) = options.statistics {
+            props.set("statistics.interval.ms", every.as_millis().max(1), "statistics");
+        }
         Ok(Producer { inner: props.create(Context::new(listener))? })
+    }
+
+    /// librdkafka's latest statistics, when asked for in `Options`.
+    pub fn statistics(&self) -> Option<Stats> {
+        self.inner.context().stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn listener(&self) -> &L {

@@ -130,7 +130,7 @@ mod tests {
 
     fn parser() -> Parser {
         let catalog = json!({"streams": [{"name": "a"}, {"name": "b", "namespace": "n"}]});
-        Parser::new(Arc::new(Catalog::from_value(&catalog, "{stream}").unwrap()))
+        Parser::new(Arc::new(Catalog::from_value(&catalog, "{stream}", None).unwrap()))
     }
 
     #[test]
@@ -149,7 +149,7 @@ mod tests {
             {
                 assert_eq!(&chunk[d1.clone()], b"{\"x\": 1}");
                 assert_eq!(
-                    state.render(1),
+                    state.render(1, None),
                     "{\"type\":\"STATE\",\"state\":{\"data\":{},\"destinationStats\":{\"recordCount\":1.0}}}"
                 );
                 assert_eq!(&chunk[d2.clone()], b"[1]");

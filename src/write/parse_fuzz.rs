@@ -20,7 +20,7 @@ const CORPUS: &str = include_str!("../../tests/fuzz/parse-corpus.jsonl");
 
 fn catalog() -> Arc<Catalog> {
     let catalog = json!({"streams": [{"name": "a"}, {"name": "b", "namespace": "n"}]});
-    Arc::new(Catalog::from_value(&catalog, "{stream}").unwrap())
+    Arc::new(Catalog::from_value(&catalog, "{stream}", None).unwrap())
 }
 
 /// What a line must give, read independently.

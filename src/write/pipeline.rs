@@ -2,19 +2,20 @@
 //! handed to the [`Sink`], which produces it; a STATE closes a checkpoint segment. Delivery reports are served
 //! as records flow, and due states are emitted.
 
-use super::checkpoint::{Counted, InFlight, RecordCounts, SegmentId, Tracker};
+use super::checkpoint::{refused_on_its_own, Closing, Counted, InFlight, RecordCounts, SegmentId, Tracker};
+use super::dead_letter::{DeadLetter, Rejection};
 use super::input::{Input, Next};
 use super::parse::{Item, Parsed};
 use super::progress::{Progress, Snapshot};
 use super::transactions::Transactions;
-use crate::airbyte::catalog::Catalog;
+use crate::airbyte::catalog::{Catalog, Stream};
 use crate::airbyte::message::now_ms;
 use crate::airbyte::output;
 use crate::airbyte::state::State;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::format::{OutgoingRecord, RecordIn, StreamEncoder};
-use crate::kafka::producer::{Producer, Sent};
+use crate::kafka::producer::{Producer, Sent, Undelivered};
 use crate::stop;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,9 @@ pub struct Pipeline<'a> {
 /// of exactly-once delivery, and what is emitted.
 struct Sink<'a> {
     settings: &'a Settings,
+    streams: &'a [Stream],
+    /// `record_errors: dead_letter`.
+    dead_letters: bool,
     producer: Producer<Tracker>,
     /// Exactly-once; `None` is at-least-once.
     transactions: Option<Transactions>,
@@ -76,6 +80,8 @@ impl<'a> Pipeline<'a> {
             unknown: 0,
             sink: Sink {
                 settings,
+                streams: &catalog.streams,
+                dead_letters: settings.record_errors.dead_letter_pattern().is_some(),
                 producer,
                 transactions,
                 segment,
@@ -103,7 +109,7 @@ impl<'a> Pipeline<'a> {
                                 let emitted_at = emitted_at.unwrap_or_else(now_ms);
                                 self.record(stream, line, &RecordIn { emitted_at, data: &parsed.chunk[data] })?
                             }
-                            Item::State { counted, state } => self.state(&counted, &state)?,
+                            Item::State { counted, state } => self.state(counted, state)?,
                             Item::Unknown { kind, line } => self.unknown(&kind, line),
                             Item::Failure(error) => return Err(error),
                         }
@@ -121,21 +127,36 @@ impl<'a> Pipeline<'a> {
     }
 
     fn record(&mut self, stream: usize, line: u64, record: &RecordIn<'_>) -> Result<()> {
-        let outgoing = self.encoders[stream].encode(record).map_err(|why| {
-            Error::Config(format!("stream `{}`: {why}", self.catalog.streams[stream].describe())).at_line(line)
-        })?;
-        let bytes = outgoing.value.map_or(0, <[u8]>::len) as u64;
-        self.sink.produce(&outgoing, line)?;
+        let catalog = self.catalog;
+        let at =
+            InFlight { segment: self.sink.segment, line, stream, emitted_at: record.emitted_at, dead_letter: false };
+        let bytes = match self.encoders[stream].encode(record) {
+            Ok(outgoing) => {
+                let bytes = outgoing.value.map_or(0, <[u8]>::len) as u64;
+                self.sink.produce(&outgoing, at, true)?;
+                bytes
+            }
+            Err(why) if self.sink.dead_letters => {
+                let why = Rejection::not_encodable(why);
+                self.sink.dead_letter(at, None, Some(record.data.to_vec()), &why, true)?;
+                0
+            }
+            Err(why) => {
+                return Err(
+                    Error::Config(format!("stream `{}`: {why}", catalog.streams[stream].describe())).at_line(line)
+                )
+            }
+        };
         self.counts.record(stream);
         self.tallies[stream].records += 1;
         self.tallies[stream].bytes += bytes;
         Ok(())
     }
 
-    /// A STATE closes the open segment with its echo; it goes out once its records are acknowledged.
-    fn state(&mut self, counted: &Counted, state: &State) -> Result<()> {
-        let count = self.counts.take(counted);
-        self.sink.close_segment(state.render(count))
+    /// A STATE closes the open segment; it goes out once its records are acknowledged.
+    fn state(&mut self, counted: Counted, state: State) -> Result<()> {
+        let records = self.counts.take(&counted);
+        self.sink.close_segment(Closing { state, records, counted })
     }
 
     fn unknown(&mut self, kind: &str, line: u64) {
@@ -150,9 +171,13 @@ impl<'a> Pipeline<'a> {
     pub fn finish(mut self, outcome: Result<()>) -> Result<()> {
         let settled = self.sink.drain(outcome.is_ok());
         self.sink.tick("summary", true);
-        for (stream, tally) in self.catalog.streams.iter().zip(&self.tallies) {
+        for (i, (stream, tally)) in self.catalog.streams.iter().zip(&self.tallies).enumerate() {
+            let rejected = match &stream.dead_letter_topic {
+                Some(topic) => format!(", {} rejected to `{topic}`", self.sink.tracker().lock().rejected_of(i)),
+                None => String::new(),
+            };
             tracing::info!(
-                "stream `{}` → topic `{}`: {} records, {} bytes",
+                "stream `{}` → topic `{}`: {} records, {} bytes{rejected}",
                 stream.describe(),
                 stream.topic,
                 tally.records,
@@ -194,27 +219,39 @@ impl Sink<'_> {
     }
 
     /// Hands one record to the producer; on a full queue, serves reports until it has room, for as long as the
-    /// broker makes progress (`max_block_ms`) and no stop is asked for.
-    fn produce(&mut self, record: &OutgoingRecord<'_>, line: u64) -> Result<()> {
-        let mut token = Box::new(InFlight { segment: self.segment, line });
+    /// broker makes progress (`max_block_ms`) and no stop is asked for. `new`: a record of the input (not the
+    /// dead letter of one already counted).
+    fn produce(&mut self, record: &OutgoingRecord<'_>, at: InFlight, new: bool) -> Result<()> {
+        let mut token = Box::new(at);
         let mut full_since: Option<(Instant, u64)> = None;
         loop {
-            self.tracker().sending();
+            if new {
+                self.tracker().sending();
+            }
             match self.producer.send(record, token) {
                 Ok(Sent::Queued) => break,
                 Ok(Sent::QueueFull(back)) => {
-                    self.tracker().not_sent();
+                    if new {
+                        self.tracker().not_sent();
+                    }
                     token = back;
                 }
                 Err(error) => {
-                    self.tracker().not_sent();
-                    return Err(error.at_line(line));
+                    if new {
+                        self.tracker().not_sent();
+                    }
+                    // Refused before it left (larger than max_request_size): the record alone is at fault.
+                    if self.dead_letters && !at.dead_letter && refused_on_its_own(error.kafka_code()) {
+                        let (key, value) = (record.key.map(<[u8]>::to_vec), record.value.map(<[u8]>::to_vec));
+                        return self.dead_letter(at, key, value, &Rejection::refused(&error), new);
+                    }
+                    return Err(error.at_line(at.line));
                 }
             }
             stop::check()?;
             let acknowledged = self.tracker().lock().acknowledged_count();
             if full_since.is_none() {
-                tracing::debug!("producer queue full at record {} (input line {line})", self.records + 1);
+                tracing::debug!("producer queue full at record {} (input line {})", self.records + 1, at.line);
             }
             let (since, seen) = *full_since.get_or_insert((Instant::now(), acknowledged));
             if acknowledged != seen {
@@ -235,6 +272,9 @@ impl Sink<'_> {
             }
             self.release()?;
             self.tick("waiting for room in the producer queue (the broker has not acknowledged enough records)", false);
+        }
+        if !new {
+            return Ok(());
         }
         self.records += 1;
         self.records_since_state += 1;
@@ -257,8 +297,40 @@ impl Sink<'_> {
         Ok(())
     }
 
-    fn close_segment(&mut self, rendered_state: String) -> Result<()> {
-        let segment = self.tracker().lock().close(rendered_state);
+    /// Writes a rejected record to its stream's dead-letter topic; its acknowledgement there settles it.
+    fn dead_letter(
+        &mut self,
+        at: InFlight,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        why: &Rejection,
+        new: bool,
+    ) -> Result<()> {
+        let stream = &self.streams[at.stream];
+        tracing::warn!(
+            "input line {}: record of stream `{}` rejected to `{}`: {}",
+            at.line,
+            stream.describe(),
+            stream.dead_letter_topic.as_deref().unwrap_or_default(),
+            why.message
+        );
+        let letter = DeadLetter::new(stream, &at, key, value, why, self.settings.max_request_size.max(0) as usize);
+        self.produce(&letter.record(), InFlight { dead_letter: true, ..at }, new)
+    }
+
+    /// Serves delivery reports, and dead-letters the records the broker refused on their own account.
+    fn serve(&mut self) -> Result<bool> {
+        let served = self.producer.serve_reports();
+        for refused in self.tracker().take_refused() {
+            let why = Rejection::refused(&refused.undelivered.error);
+            let Undelivered { key, value, .. } = refused.undelivered;
+            self.dead_letter(*refused.record, key, value, &why, false)?;
+        }
+        Ok(served)
+    }
+
+    fn close_segment(&mut self, closing: Closing) -> Result<()> {
+        let segment = self.tracker().lock().close(closing);
         tracing::debug!("STATE after {} records: waits in segment {}", self.records, segment - 1);
         self.segment = segment;
         self.records_since_state = 0;
@@ -292,7 +364,7 @@ impl Sink<'_> {
 
     /// Serves delivery reports, releases due states, stops at the first failed delivery.
     fn settle(&mut self, doing: &str) -> Result<()> {
-        self.producer.serve_reports();
+        self.serve()?;
         self.release()?;
         if self.tracker().lock().has_failed() {
             return Err(Error::System("a record could not be delivered".into()));
@@ -329,7 +401,7 @@ impl Sink<'_> {
                 return Ok(false);
             }
             stop::check()?;
-            if !self.producer.serve_reports() {
+            if !self.serve()? {
                 std::thread::sleep(Duration::from_micros(200));
             }
             self.tick(waiting_for, false);
@@ -368,7 +440,7 @@ impl Sink<'_> {
             if Instant::now() >= deadline {
                 return Ok(false);
             }
-            if !self.producer.serve_reports() {
+            if !self.serve()? {
                 std::thread::sleep(Duration::from_micros(200));
             }
             self.tick("waiting for the last acknowledgements", false);
@@ -379,6 +451,7 @@ impl Sink<'_> {
         let now = Instant::now();
         let checkpoints = self.tracker().lock();
         let (acknowledged, states_pending) = (checkpoints.acknowledged_count(), checkpoints.pending_states());
+        let rejected = checkpoints.rejected_count();
         drop(checkpoints);
         self.progress.observe(now, self.records, acknowledged);
         let snapshot = Snapshot {
@@ -387,8 +460,10 @@ impl Sink<'_> {
             bytes_read: self.bytes_read,
             states_emitted: self.states_emitted,
             states_pending,
+            rejected,
             waiting_for,
             last_broker_error: self.producer.diagnostics().cause().map(|(_, reason)| reason),
+            client: self.producer.statistics().map(|s| s.to_string()),
         };
         self.progress.tick(now, &snapshot, force);
     }

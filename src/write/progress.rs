@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Every 30 s; `DESTINATION_KAFKA_PROGRESS_SECONDS` changes it (the tests use 1 s).
-fn every() -> Duration {
+pub fn every() -> Duration {
     let seconds = std::env::var("DESTINATION_KAFKA_PROGRESS_SECONDS").ok().and_then(|s| s.parse::<f64>().ok());
     Duration::from_secs_f64(seconds.filter(|s| *s > 0.0).unwrap_or(30.0))
 }
@@ -19,8 +19,12 @@ pub struct Snapshot<'a> {
     pub bytes_read: u64,
     pub states_emitted: u64,
     pub states_pending: usize,
+    /// Records written to a dead-letter topic.
+    pub rejected: u64,
     pub waiting_for: &'a str,
     pub last_broker_error: Option<String>,
+    /// librdkafka's own view (round trip, queue, batches, retries), when it has reported.
+    pub client: Option<String>,
 }
 
 pub struct Progress {
@@ -89,6 +93,9 @@ impl Progress {
             s.states_emitted,
             s.states_pending
         );
+        if s.rejected > 0 {
+            line.push_str(&format!("; {} rejected to dead-letter topics", s.rejected));
+        }
         line.push_str(&format!("; {}", s.waiting_for));
         if in_flight > 0 {
             line.push_str(&format!(
@@ -98,6 +105,9 @@ impl Progress {
             if let Some(age) = self.oldest_unacknowledged(now) {
                 line.push_str(&format!(", oldest unacknowledged record sent {:.0} s ago", age.as_secs_f64()));
             }
+        }
+        if let Some(client) = &s.client {
+            line.push_str(&format!("; librdkafka: {client}"));
         }
         if let Some(error) = &s.last_broker_error {
             line.push_str(&format!("; last broker error: {error}"));
@@ -117,8 +127,10 @@ mod tests {
             bytes_read: 2_500_000,
             states_emitted: 3,
             states_pending: 1,
+            rejected: 0,
             waiting_for: "waiting for the producer queue to drain",
             last_broker_error: Some("Connection refused".into()),
+            client: Some("broker round trip 1.5 ms".into()),
         }
     }
 
@@ -137,7 +149,10 @@ mod tests {
         assert!(line.contains("last acknowledgement 39 s ago"), "{line}");
         // Records 101..200 were sent by second 1: the oldest unacknowledged one has waited at least 39 s.
         assert!(line.contains("oldest unacknowledged record sent 39 s ago"), "{line}");
-        assert!(line.ends_with("last broker error: Connection refused"), "{line}");
+        assert!(
+            line.ends_with("librdkafka: broker round trip 1.5 ms; last broker error: Connection refused"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -145,8 +160,9 @@ mod tests {
         let mut p = Progress::new();
         let t0 = p.started;
         p.observe(t0, 50, 50);
-        let line = p.line(t0 + Duration::from_secs(5), &Snapshot { last_broker_error: None, ..snapshot(50, 50) });
-        assert!(!line.contains("ago") && !line.contains("broker error"), "{line}");
+        let quiet = Snapshot { last_broker_error: None, client: None, ..snapshot(50, 50) };
+        let line = p.line(t0 + Duration::from_secs(5), &quiet);
+        assert!(!line.contains("ago") && !line.contains("broker error") && !line.contains("librdkafka"), "{line}");
         assert!(p.marks.is_empty());
     }
 }

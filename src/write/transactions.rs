@@ -173,7 +173,7 @@ mod tests {
     use serde_json::json;
 
     fn catalog(streams: serde_json::Value) -> Catalog {
-        Catalog::from_value(&json!({ "streams": streams }), "{stream}").unwrap()
+        Catalog::from_value(&json!({ "streams": streams }), "{stream}", None).unwrap()
     }
 
     #[test]

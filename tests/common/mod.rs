@@ -347,8 +347,13 @@ pub fn setup(name: &str, streams: &[&str]) -> Setup {
 }
 
 pub fn setup_with(name: &str, streams: &[&str], change: impl FnOnce(&mut Value)) -> Setup {
+    setup_with_topics(name, streams, &[], change)
+}
+
+/// The same, with `more_topics` created too (the mock cluster does not create topics on request).
+pub fn setup_with_topics(name: &str, streams: &[&str], more_topics: &[&str], change: impl FnOnce(&mut Value)) -> Setup {
     let mock = MockCluster::new(1).unwrap();
-    for s in streams {
+    for s in streams.iter().chain(more_topics) {
         mock.create_topic(s, 1, 1).unwrap();
     }
     let scratch = Scratch::new(name);

@@ -1,0 +1,159 @@
+//! `record_errors: dead_letter`: records rejected on their own account go to a dead-letter topic with headers
+//! saying why, are counted in the STATEs, and the sync goes on. Broker refusals are injected with librdkafka's
+//! mock cluster; records the connector cannot encode are shown against tansu.
+
+mod common;
+
+use common::*;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use serde_json::{json, Value};
+
+fn dead_letter(change: impl FnOnce(&mut Value)) -> impl FnOnce(&mut Value) {
+    move |c| {
+        c["record_errors"] = json!({"policy": "dead_letter", "topic_pattern": "{stream}.dlq"});
+        change(c);
+    }
+}
+
+fn header<'a>(message: &'a Read, name: &str) -> &'a str {
+    let value =
+        message.headers.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("no header {name}: {message:?}"));
+    std::str::from_utf8(&value.1).unwrap()
+}
+
+fn stats(msgs: &[Value]) -> Vec<Value> {
+    of_type(msgs, "STATE").iter().map(|m| m["state"]["destinationStats"].clone()).collect()
+}
+
+fn big_record(i: usize) -> String {
+    format!(
+        "{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"users\",\"emitted_at\":1602637589000,\"data\":{{\"i\":{i},\"blob\":\"{}\"}}}}}}\n",
+        "x".repeat(1_100_000)
+    )
+}
+
+#[test]
+fn a_record_over_max_request_size_is_dead_lettered_without_its_value() {
+    let s = setup_with_topics("dlq-too-large", &["users"], &["users_dlq"], dead_letter(|_| {}));
+    let input = records(0, 2) + &big_record(2) + &records(3, 4) + &state(1);
+    let out = run(&["write", "--config", &s.config, "--catalog", &s.catalog], &input);
+    let msgs = messages(&out);
+    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    assert_eq!(stats(&msgs), vec![json!({"recordCount": 4.0, "rejectedRecordCount": 1.0})]);
+    assert_eq!(read_back(&s.mock.bootstrap_servers(), "users", 3).len(), 3);
+    let dlq = read_back(&s.mock.bootstrap_servers(), "users_dlq", 1);
+    let letter = &dlq[0];
+    assert_eq!(letter.value, None, "the value could not be written anywhere");
+    assert_eq!(letter.key.as_ref().map(|k| k.len()), Some(36), "the original key (a UUID)");
+    assert_eq!(header(letter, "__connect.errors.topic"), "users");
+    assert_eq!(header(letter, "__connect.errors.stage"), "KAFKA_PRODUCE");
+    assert_eq!(header(letter, "__connect.errors.exception.class.name"), "MessageSizeTooLarge");
+    assert!(header(letter, "__connect.errors.exception.message").contains("max_request_size"));
+    assert_eq!((header(letter, "airbyte.stream"), header(letter, "airbyte.input_line")), ("users", "3"));
+    assert_eq!(header(letter, "airbyte.emitted_at"), "1602637589000");
+    let dropped = header(letter, "airbyte.value_dropped");
+    let size: usize = dropped.split(' ').next().unwrap().parse().unwrap();
+    assert!(size > 1_100_000 && dropped.ends_with("bytes, over max_request_size"), "{dropped}");
+    let summary = of_type(&msgs, "LOG")
+        .iter()
+        .any(|m| m["log"]["message"].as_str().unwrap().contains("1 rejected to `users_dlq`"));
+    assert!(summary, "the per-stream summary counts rejections");
+}
+
+#[test]
+fn records_the_broker_refuses_keep_their_bytes_in_the_dead_letter_topic() {
+    let s =
+        setup_with_topics("dlq-refused", &["users"], &["users_dlq"], dead_letter(|c| c["sync_producer"] = json!(true)));
+    let mut live = Live::start(&["write", "--config", &s.config, "--catalog", &s.catalog]);
+    live.send(&(records(0, 1) + &state(1)));
+    assert!(live.next_state(std::time::Duration::from_secs(20)).is_some());
+    // The broker refuses the next produce request: its one record (a sync producer sends one at a time).
+    s.mock.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE]);
+    live.send(&(records(1, 3) + &state(2)));
+    let (status, rest) = live.finish();
+    assert!(status.success(), "{rest:?}");
+    assert_eq!(stats(&rest), vec![json!({"recordCount": 2.0, "rejectedRecordCount": 1.0})]);
+    let letter = &read_back(&s.mock.bootstrap_servers(), "users_dlq", 1)[0];
+    let value: Value = serde_json::from_slice(letter.value.as_ref().unwrap()).unwrap();
+    assert_eq!(value["_airbyte_data"], json!({"i": 1}), "the original envelope");
+    assert_eq!(letter.key.as_ref().unwrap(), value["_airbyte_ab_id"].as_str().unwrap().as_bytes());
+    assert_eq!(header(letter, "airbyte.input_line"), "3");
+    assert_eq!(header(letter, "__connect.errors.exception.class.name"), "MessageSizeTooLarge");
+    let users: Vec<Value> = read_back(&s.mock.bootstrap_servers(), "users", 2)
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(m.value.as_ref().unwrap()).unwrap()["_airbyte_data"].clone())
+        .collect();
+    assert_eq!(users, vec![json!({"i": 0}), json!({"i": 2})]);
+}
+
+#[test]
+fn a_failed_dead_letter_write_fails_the_sync() {
+    let s =
+        setup_with_topics("dlq-fails", &["users"], &["users_dlq"], dead_letter(|c| c["sync_producer"] = json!(true)));
+    s.mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        ],
+    );
+    let out = run(&["write", "--config", &s.config, "--catalog", &s.catalog], &(records(0, 1) + &state(1)));
+    let msgs = messages(&out);
+    assert!(!out.status.success());
+    assert!(of_type(&msgs, "STATE").is_empty(), "{msgs:?}");
+    let error = &of_type(&msgs, "TRACE")[0]["trace"]["error"];
+    assert!(error["message"].as_str().unwrap().contains("users_dlq"), "{error}");
+}
+
+#[test]
+fn unencodable_records_go_to_the_dead_letter_topic_with_their_data() {
+    let broker = Broker::start();
+    let scratch = Scratch::new("dlq-encode");
+    let mut config = java_config(&broker.bootstrap());
+    config["topic_pattern"] = json!("{namespace}.{stream}");
+    config["key"] = json!({"mode": "fields", "fields": ["id"]});
+    config["record_errors"] = json!({"policy": "dead_letter", "topic_pattern": "{namespace}.{stream}.dlq"});
+    let config = scratch.json("config.json", &config);
+    let catalog = scratch.json(
+        "catalog.json",
+        &json!({"streams": [
+        {"stream": {"name": "a", "namespace": "ns"}, "destination_sync_mode": "append"},
+        {"stream": {"name": "b", "namespace": "ns"}, "destination_sync_mode": "append"}]}),
+    );
+    let rec = |stream: &str, data: Value| {
+        json!({"type": "RECORD", "record": {"namespace": "ns", "stream": stream, "emitted_at": 5, "data": data}})
+            .to_string()
+            + "\n"
+    };
+    let stream_state = |stream: &str| {
+        json!({"type": "STATE", "state": {"type": "STREAM", "stream": {"stream_descriptor": {"name": stream, "namespace": "ns"}}}})
+            .to_string()
+            + "\n"
+    };
+    let input = rec("a", json!({"id": 1}))
+        + &rec("a", json!({"no_id": true}))
+        + &rec("b", json!({"no_id": 2}))
+        + &stream_state("a")
+        + &rec("b", json!({"id": 3}))
+        + &stream_state("b");
+    let out = run(&["write", "--config", &config, "--catalog", &catalog], &input);
+    let msgs = messages(&out);
+    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    assert_eq!(
+        stats(&msgs),
+        vec![
+            json!({"recordCount": 2.0, "rejectedRecordCount": 1.0}),
+            json!({"recordCount": 2.0, "rejectedRecordCount": 1.0})
+        ]
+    );
+    let letters = read_back(&broker.bootstrap(), "ns_a_dlq", 1);
+    assert_eq!(letters[0].value.as_deref(), Some(&br#"{"no_id":true}"#[..]), "the record's data");
+    assert_eq!(letters[0].key, None);
+    assert_eq!(header(&letters[0], "__connect.errors.stage"), "ENCODE");
+    assert_eq!(header(&letters[0], "__connect.errors.exception.class.name"), "RecordNotEncodable");
+    assert_eq!(header(&letters[0], "__connect.errors.exception.message"), "key field `id` is missing");
+    assert_eq!((header(&letters[0], "airbyte.namespace"), header(&letters[0], "airbyte.input_line")), ("ns", "2"));
+    assert_eq!(read_back(&broker.bootstrap(), "ns_b_dlq", 1)[0].value.as_deref(), Some(&br#"{"no_id":2}"#[..]));
+    assert_eq!(read_back(&broker.bootstrap(), "ns_a", 1).len(), 1);
+    assert_eq!(read_back(&broker.bootstrap(), "ns_b", 1).len(), 1);
+}
