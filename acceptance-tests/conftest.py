@@ -23,6 +23,12 @@ MESSAGE_SCHEMA = {"$ref": "#/definitions/AirbyteMessage", "definitions": _protoc
 _validator = jsonschema.Draft7Validator(MESSAGE_SCHEMA)
 
 
+def validate(message):
+    """Fails unless `message` is a valid AirbyteMessage."""
+    errors = list(_validator.iter_errors(message))
+    assert not errors, f"not a valid AirbyteMessage: {json.dumps(message)[:300]}: {errors[0].message}"
+
+
 def java_acceptance_config(bootstrap):
     """The config of the Java connector's own acceptance test, unchanged: numbers as strings, sync producer."""
     return {
@@ -122,8 +128,7 @@ def run(args, stdin="", tmp_path=None, config=None, catalog=None):
     messages = []
     for line in proc.stdout.decode().splitlines():
         message = json.loads(line)
-        errors = list(_validator.iter_errors(message))
-        assert not errors, f"not a valid AirbyteMessage: {line[:300]}: {errors[0].message}"
+        validate(message)
         messages.append(message)
     return Result(proc.returncode, messages)
 
