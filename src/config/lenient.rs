@@ -85,7 +85,7 @@ pub fn validate(schema: &Value, config: &Value) -> Result<()> {
             let path = e.instance_path().to_string();
             let field = path.trim_start_matches('/').replace('/', ".");
             let hint = if field == "protocol" {
-                " (security_protocol must be PLAINTEXT, SASL_PLAINTEXT or SASL_SSL; SASL needs sasl_mechanism and sasl_jaas_config)"
+                " (security_protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL needs sasl_mechanism)"
             } else {
                 ""
             };

@@ -66,9 +66,16 @@ impl Properties {
             .0
             .iter()
             .find(|p| message.contains(&format!("\"{}\"", p.key)) || message.contains(&format!("`{}`", p.key)));
+        // Read before the secrets are masked (a password may be an ordinary word of the message); says only
+        // fixed words.
+        let client_certificate = self.get("ssl.certificate.pem").is_some();
+        let tls = super::security::explain_tls(message, client_certificate);
         let mut message = message.to_string();
         for secret in self.0.iter().filter(|p| p.secret && !p.value.is_empty()) {
             message = message.replace(&secret.value, "***");
+        }
+        if let Some(why) = tls {
+            return format!("{why} ({message})");
         }
         match culprit {
             Some(p) => format!("config field `{}` (librdkafka `{}`) is refused: {message}", p.field, p.key),
@@ -306,6 +313,18 @@ mod tests {
             .create::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
         let err = err.err().unwrap().to_string();
         assert!(err.contains("`kafka_properties.no.such.property`"), "{err}");
+    }
+
+    #[test]
+    fn this_build_has_oidc_and_tls() {
+        let protocol = json!({"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER",
+            "oauth_token_endpoint_url": "https://127.0.0.1:9/token", "oauth_client_id": "id", "oauth_client_secret": "s"});
+        let s = Settings::from_value(with(java_config(), "protocol", protocol)).unwrap();
+        let client = s
+            .properties()
+            .unwrap()
+            .create::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
+        assert!(client.is_ok(), "OIDC needs librdkafka built with libcurl: {:?}", client.err());
     }
 
     #[test]

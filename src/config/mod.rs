@@ -310,7 +310,7 @@ impl Settings {
     /// What the user should know about these settings before a sync: said as LOG warnings by `write`, and in
     /// `check`'s status.
     pub fn caveats(&self) -> Vec<String> {
-        let mut caveats = Vec::new();
+        let mut caveats = self.security.caveats();
         if self.acks == Acks::None {
             caveats.push(
                 "`acks` is 0: the broker acknowledges nothing, so a STATE then means its records were sent, not \
@@ -499,8 +499,8 @@ pub(crate) mod tests {
         let err = Settings::from_value(with(java_config(), "protocol", no_password)).err().unwrap().to_string();
         assert!(err.contains("`password`"), "{err}");
 
-        let ssl_only = json!({"security_protocol": "SSL", "sasl_jaas_config": "hunter2"});
-        let err = Settings::from_value(with(java_config(), "protocol", ssl_only)).err().unwrap().to_string();
+        let unknown = json!({"security_protocol": "TLS", "sasl_jaas_config": "hunter2"});
+        let err = Settings::from_value(with(java_config(), "protocol", unknown)).err().unwrap().to_string();
         assert!(err.contains("`protocol`") && !err.contains("hunter2"), "{err}");
     }
 

@@ -31,9 +31,31 @@ mod tests {
         for (key, prop) in java["properties"].as_object().unwrap() {
             assert_eq!(ours["properties"][key]["type"], prop["type"], "{key}");
             assert_eq!(ours["properties"][key]["enum"], prop["enum"], "{key}");
-            assert_eq!(ours["properties"][key]["oneOf"], prop["oneOf"], "{key}");
+        }
+        // Every Java branch of `protocol` is still there, accepting what it accepted: the same properties with the
+        // same types and at least the same values, and nothing newly required.
+        let ours_branches = ours["properties"]["protocol"]["oneOf"].as_array().unwrap();
+        for branch in java["properties"]["protocol"]["oneOf"].as_array().unwrap() {
+            let kind = &branch["properties"]["security_protocol"]["enum"];
+            let mine = ours_branches.iter().find(|b| b["properties"]["security_protocol"]["enum"] == *kind).unwrap();
+            for (key, prop) in branch["properties"].as_object().unwrap() {
+                assert_eq!(mine["properties"][key]["type"], prop["type"], "{kind} {key}");
+                for value in prop["enum"].as_array().into_iter().flatten() {
+                    assert!(
+                        mine["properties"][key]["enum"].as_array().unwrap().contains(value),
+                        "{kind} {key} {value}"
+                    );
+                }
+            }
+            for required in mine["required"].as_array().unwrap() {
+                assert!(branch["required"].as_array().unwrap().contains(required), "{kind}: {required} newly required");
+            }
         }
         assert_eq!(spec()["supported_destination_sync_modes"], serde_json::json!(["append", "append_dedup"]));
+        // The SSL branch the Java connector lacked.
+        assert!(ours_branches
+            .iter()
+            .any(|b| b["properties"]["security_protocol"]["enum"] == serde_json::json!(["SSL"])));
     }
 
     #[test]

@@ -25,7 +25,11 @@ impl<L: DeliveryListener> Producer<L> {
             stop::check()?;
             let attempt = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
             match self.inner().client().fetch_metadata(None, attempt) {
-                Ok(metadata) => return Ok(metadata),
+                Ok(metadata) => {
+                    // librdkafka's logs wait in its queue until served: serve them (a quick check polls nothing else).
+                    self.serve_reports();
+                    return Ok(metadata);
+                }
                 Err(error) => {
                     // Serves librdkafka's error and log events, which say why.
                     self.poll(Duration::from_millis(100));

@@ -2,7 +2,8 @@
 //! name not resolved) as logs and error events, not as the result of the call that times out; these are kept
 //! so a timeout can be explained in one sentence that names what to fix.
 
-use crate::config::security::SaslMechanism;
+use super::tls_probe::verification_failure;
+use crate::config::security::{explain_tls, SaslMechanism};
 use crate::config::Settings;
 use crate::error::{classify, Error, FailureType};
 use rdkafka::error::RDKafkaErrorCode;
@@ -66,33 +67,79 @@ impl Diagnostics {
         let Some((code, reason)) = self.cause() else {
             return Error::Transient(format!("no answer from the brokers at {servers}: {waited}"));
         };
-        let kerberos = settings.security.sasl().is_some_and(|s| s.sasl_mechanism == SaslMechanism::Gssapi);
+        let sasl = settings.security.sasl();
+        let mechanism = sasl.map(|s| s.sasl_mechanism);
         let auth = matches!(code, Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed));
-        let message = match code {
-            _ if kerberos && (auth || reason.contains("kinit") || reason.contains("Kerberos")) => format!(
+        let client_certificate = settings.security.client_certificate();
+        let tls = settings.security.tls().and_then(|tls| {
+            // librdkafka says only "certificate verify failed": OpenSSL, asked directly, says why.
+            let detail = (reason.contains("certificate verify failed") || reason.contains("could not be verified"))
+                .then(|| verification_failure(servers, tls))
+                .flatten();
+            explain_tls(detail.as_deref().unwrap_or(&reason), client_certificate)
+        });
+        let oidc = sasl.map(|s| s.oauth_token_endpoint_url.trim()).filter(|url| !url.is_empty());
+        let (message, failure) = if mechanism == Some(SaslMechanism::Gssapi)
+            && (auth || reason.contains("kinit") || reason.contains("Kerberos"))
+        {
+            let message = format!(
                 "Kerberos (GSSAPI) authentication failed at {servers}: {reason}; check the principal, keyTab and \
-                 serviceName in `protocol.sasl_jaas_config`, the realm in /etc/krb5.conf, and that `kinit` runs where \
-                 the connector runs"
-            ),
-            _ if auth => format!(
+                 serviceName in `protocol.sasl_jaas_config`, the realm in /etc/krb5.conf, and that `kinit` runs \
+                 where the connector runs"
+            );
+            (message, FailureType::ConfigError)
+        } else if let Some(why) = tls {
+            (format!("TLS with {servers} failed: {why} ({reason})"), FailureType::ConfigError)
+        } else if let (Some(url), true) = (oidc, reason.contains("OAUTHBEARER token") || reason.contains("OIDC")) {
+            explain_token_endpoint(url, &reason)
+        } else if mechanism == Some(SaslMechanism::AwsMskIam) && auth {
+            let message = format!(
+                "AWS MSK IAM authentication failed at {servers}: {reason}; check the AWS credentials (`protocol.aws_*`, \
+                 or the environment's), that their role may kafka-cluster:Connect, and `protocol.aws_region`"
+            );
+            (message, FailureType::ConfigError)
+        } else if auth {
+            let message = format!(
                 "authentication failed at {servers}: {reason}; check `protocol.sasl_mechanism` and the username and \
-                 password in `protocol.sasl_jaas_config`"
-            ),
-            Some(RDKafkaErrorCode::Resolve) => {
-                format!("cannot resolve the broker address in `bootstrap_servers` ({servers}): {reason}")
-            }
-            Some(RDKafkaErrorCode::SSL) => format!("TLS handshake with {servers} failed: {reason}"),
-            _ => format!(
-                "cannot reach the brokers at {servers}: {reason}; check `bootstrap_servers`, the network path and \
-                 `protocol.security_protocol`"
-            ),
+                 password (`protocol.sasl_username` and `protocol.sasl_password`, or `protocol.sasl_jaas_config`)"
+            );
+            (message, FailureType::ConfigError)
+        } else {
+            let message = match code {
+                Some(RDKafkaErrorCode::Resolve) => {
+                    format!("cannot resolve the broker address in `bootstrap_servers` ({servers}): {reason}")
+                }
+                Some(RDKafkaErrorCode::SSL) => format!("TLS handshake with {servers} failed: {reason}"),
+                _ => format!(
+                    "cannot reach the brokers at {servers}: {reason}; check `bootstrap_servers`, the network path and \
+                     `protocol.security_protocol`"
+                ),
+            };
+            (message, code.map_or(FailureType::TransientError, classify))
         };
         let message = format!("{message} ({waited})");
-        match code.map_or(FailureType::TransientError, classify) {
+        match failure {
             FailureType::ConfigError => Error::Config(message),
             FailureType::TransientError => Error::Transient(message),
             FailureType::SystemError => Error::System(message),
         }
+    }
+}
+
+/// librdkafka could not get a token from the OIDC endpoint: unreachable (perhaps for now) or refusing the client.
+fn explain_token_endpoint(url: &str, reason: &str) -> (String, FailureType) {
+    let unreachable = ["Could not resolve", "Failed to connect", "Couldn't connect", "timed out", "Connection refused"];
+    if unreachable.iter().any(|w| reason.contains(w)) {
+        let message = format!(
+            "the OAuth token endpoint `{url}` cannot be reached ({reason}); check `protocol.oauth_token_endpoint_url`"
+        );
+        (message, FailureType::TransientError)
+    } else {
+        let message = format!(
+            "the OAuth token endpoint `{url}` gave no token ({reason}); check `protocol.oauth_client_id`, \
+             `protocol.oauth_client_secret` and `protocol.oauth_scope`"
+        );
+        (message, FailureType::ConfigError)
     }
 }
 

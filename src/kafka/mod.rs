@@ -5,3 +5,4 @@ pub mod admin;
 pub mod client;
 pub mod diagnostics;
 pub mod producer;
+pub mod tls_probe;

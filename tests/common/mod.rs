@@ -48,21 +48,17 @@ impl Broker {
         Broker::launch(&["--transactions"])
     }
 
-    fn launch(options: &[&str]) -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    pub fn launch(options: &[&str]) -> Broker {
+        Broker::launch_on(free_port(), options)
+    }
+
+    pub fn launch_on(port: u16, options: &[&str]) -> Broker {
         let mut cmd = Command::new(repo().join("scripts/tansu-broker"));
         cmd.arg(port.to_string()).args(options).stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().expect("scripts/tansu-broker (install tansu with scripts/install-deps)");
         let broker = Broker { child, port };
-        // The first start of the transactional build installs it (a cached venv).
-        let deadline = Instant::now() + Duration::from_secs(if options.is_empty() { 20 } else { 180 });
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not start on port {port}: is it installed (scripts/install-deps)?"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // The first start of the transactional build installs it (a cached venv); SASL creates users first.
+        wait_for_port(port, Duration::from_secs(if options.is_empty() { 20 } else { 180 }));
         broker
     }
 
@@ -75,6 +71,21 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn wait_for_port(port: u16, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port}: is tansu installed (scripts/install-deps)?"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -279,13 +290,21 @@ pub fn consume(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i32, Vec<u
 
 /// Like `consume`, with everything a message carries.
 pub fn read_back(bootstrap: &str, topic: &str, expected: usize) -> Vec<Read> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    read_back_with(bootstrap, &[], topic, expected)
+}
+
+/// Like `read_back`, with more consumer properties (TLS, SASL).
+pub fn read_back_with(bootstrap: &str, properties: &[(&str, &str)], topic: &str, expected: usize) -> Vec<Read> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "destination-kafka-tests")
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
+        .set("fetch.wait.max.ms", "10");
+    for (key, value) in properties {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().unwrap();
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
     let partitions = metadata.topics()[0].partitions().len() as i32;
     assert!(partitions > 0, "topic {topic} has no partitions");
