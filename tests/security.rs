@@ -396,3 +396,47 @@ fn no_secret_reaches_any_output_even_at_rust_log_trace() {
         assert!(of_type(&messages(&out), "TRACE").is_empty(), "{:?}", of_type(&messages(&out), "TRACE"));
     }
 }
+
+fn msk_iam(certs: &Certs, keys: Option<(&str, &str)>) -> Value {
+    let mut protocol = ssl(certs, Some("ca.pem"));
+    protocol["security_protocol"] = json!("SASL_SSL");
+    protocol["sasl_mechanism"] = json!("AWS_MSK_IAM");
+    protocol["aws_region"] = json!("us-east-1");
+    if let Some((key, secret)) = keys {
+        protocol["aws_access_key_id"] = json!(key);
+        protocol["aws_secret_access_key"] = json!(secret);
+    }
+    protocol
+}
+
+/// No AWS credentials anywhere: no environment keys, no profile files, no instance metadata.
+const NO_AWS: [(&str, &str); 6] = [
+    ("AWS_ACCESS_KEY_ID", ""),
+    ("AWS_SECRET_ACCESS_KEY", ""),
+    ("AWS_CONFIG_FILE", "/nonexistent/config"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_WEB_IDENTITY_TOKEN_FILE", ""),
+];
+
+#[test]
+fn msk_iam_signs_a_token_or_says_no_credentials_were_found() {
+    // No MSK here: tansu refuses every OAUTHBEARER token, so a signed token shows as the broker's refusal; the
+    // token itself is checked against AWS's signer in src/kafka/msk_iam.rs and acceptance-tests/test_msk_iam.py.
+    let certs = Certs::new("msk-iam");
+    let broker = TlsBroker::start(&certs, "server", None, &["--sasl"]);
+    let with_keys = config_with(&broker.bootstrap(), msk_iam(&certs, Some(("AKIDEXAMPLE", "secret-key-1"))));
+    let (status, message) = check_with_env(&with_keys, &NO_AWS);
+    assert_eq!(status, "FAILED");
+    assert!(
+        message.starts_with("AWS MSK IAM authentication failed") && !message.contains("no AWS credentials"),
+        "{message}"
+    );
+    assert!(!message.contains("secret-key-1"));
+    let (status, message) = check_with_env(&config_with(&broker.bootstrap(), msk_iam(&certs, None)), &NO_AWS);
+    assert_eq!(status, "FAILED");
+    assert!(
+        message.contains("no AWS credentials found") && message.contains("`protocol.aws_access_key_id`"),
+        "{message}"
+    );
+}

@@ -1,5 +1,6 @@
 //! The cluster's side of a sync: metadata (is anyone there?) and the creation of missing topics.
 
+use super::msk_iam::MskIam;
 use super::producer::{DeliveryListener, Producer};
 use crate::airbyte::catalog::Topic;
 use crate::config::Settings;
@@ -57,7 +58,7 @@ impl<L: DeliveryListener> Producer<L> {
         if missing.is_empty() && compacted.is_empty() {
             return Ok(());
         }
-        let admin = Admin::new(settings)?;
+        let admin = Admin::new(settings, self.msk_iam())?;
         if !compacted.is_empty() {
             admin.warn_unless_compacted(&compacted, timeout)?;
         }
@@ -103,8 +104,11 @@ struct Admin {
 }
 
 impl Admin {
-    fn new(settings: &Settings) -> Result<Admin> {
-        let client = settings.properties()?.create(DefaultClientContext)?;
+    fn new(settings: &Settings, msk_iam: Option<&MskIam>) -> Result<Admin> {
+        let client: AdminClient<DefaultClientContext> = settings.properties()?.create(DefaultClientContext)?;
+        if let Some(iam) = msk_iam {
+            set_token(&client, iam)?;
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -143,6 +147,36 @@ impl Admin {
         }
         Ok(())
     }
+}
+
+/// rdkafka 0.39's admin client never asks its context for an OAUTHBEARER token (it does not serve that event): the
+/// token is given to it here, once, at creation (topic creation takes far less than the token's 15 minutes).
+fn set_token(client: &AdminClient<DefaultClientContext>, iam: &MskIam) -> Result<()> {
+    use std::ffi::CString;
+    let token = iam.token().map_err(|why| Error::Config(format!("AWS MSK IAM: {why}")))?;
+    let value = CString::new(token.value).map_err(|_| Error::System("an MSK IAM token with a NUL byte".into()))?;
+    let principal = CString::new("destination-kafka").expect("no NUL");
+    let mut errstr = [0 as std::ffi::c_char; 512];
+    // SAFETY: the client's handle is alive for the call; the strings are NUL-terminated and outlive it; librdkafka
+    // copies them, and writes at most `errstr.len()` bytes of error text.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_oauthbearer_set_token(
+            client.inner().native_ptr(),
+            value.as_ptr(),
+            token.expires_ms,
+            principal.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+            errstr.as_mut_ptr(),
+            errstr.len(),
+        )
+    };
+    if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        // SAFETY: librdkafka NUL-terminates what it writes in `errstr`.
+        let why = unsafe { std::ffi::CStr::from_ptr(errstr.as_ptr()) }.to_string_lossy().into_owned();
+        return Err(Error::System(format!("cannot give the admin client its MSK IAM token: {why}")));
+    }
+    Ok(())
 }
 
 fn topic_creation_error(topic: &str, code: RDKafkaErrorCode) -> Error {

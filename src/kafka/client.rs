@@ -2,7 +2,8 @@
 //! explain a later timeout.
 
 use super::diagnostics::Diagnostics;
-use rdkafka::client::ClientContext;
+use super::msk_iam::MskIam;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
@@ -13,12 +14,14 @@ use std::sync::Mutex;
 pub struct Context<X> {
     pub diagnostics: Diagnostics,
     pub stats: Mutex<Option<Stats>>,
+    /// Makes OAUTHBEARER tokens for AWS MSK IAM.
+    pub msk_iam: Option<MskIam>,
     pub extra: X,
 }
 
 impl<X> Context<X> {
-    pub fn new(extra: X) -> Context<X> {
-        Context { diagnostics: Diagnostics::default(), stats: Mutex::new(None), extra }
+    pub fn new(extra: X, msk_iam: Option<MskIam>) -> Context<X> {
+        Context { diagnostics: Diagnostics::default(), stats: Mutex::new(None), msk_iam, extra }
     }
 }
 
@@ -76,6 +79,25 @@ impl std::fmt::Display for Stats {
 }
 
 impl<X: Send + Sync + 'static> ClientContext for Context<X> {
+    /// librdkafka asks for OAUTHBEARER tokens here: MSK IAM's, or the refresh of an unsecured JWT (JAAS configs;
+    /// librdkafka makes only the first of those itself when events are on).
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        if let Some(iam) = &self.msk_iam {
+            let token = iam.token()?;
+            return Ok(OAuthToken {
+                token: token.value,
+                principal_name: "destination-kafka".into(),
+                lifetime_ms: token.expires_ms,
+            });
+        }
+        match config {
+            Some(config) => Ok(unsecured_jwt(config)),
+            None => Err("no OAUTHBEARER token source is configured".into()),
+        }
+    }
+
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         log_to_tracing(level, facility, message);
         // Error logs carry the concrete cause ("Connection refused") that error events summarise.
@@ -95,6 +117,22 @@ impl<X: Send + Sync + 'static> ClientContext for Context<X> {
     }
 }
 
+/// An unsecured JWT (`alg: none`), as librdkafka makes from `sasl.oauthbearer.config` (`principal=.. scope=..`):
+/// for development brokers only, as in Java.
+fn unsecured_jwt(config: &str) -> OAuthToken {
+    use base64::Engine as _;
+    let option = |key: &str| config.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
+    let principal = option("principal").unwrap_or("destination-kafka").to_string();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut claims = serde_json::json!({"sub": principal, "iat": now, "exp": now + 3600});
+    if let Some(scope) = option("scope") {
+        claims["scope"] = scope.split(',').collect::<Vec<_>>().into();
+    }
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let token = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(&claims.to_string()));
+    OAuthToken { token, principal_name: principal, lifetime_ms: (now as i64 + 3600) * 1000 }
+}
+
 fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
     match level {
         RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
@@ -103,5 +141,27 @@ fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
         RDKafkaLogLevel::Warning => tracing::warn!("librdkafka {facility}: {message}"),
         RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!("librdkafka {facility}: {message}"),
         RDKafkaLogLevel::Debug => tracing::debug!("librdkafka {facility}: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    #[test]
+    fn unsecured_jwts_carry_the_principal_and_scope() {
+        let token = unsecured_jwt("principal=svc scope=read,write");
+        assert_eq!(token.principal_name, "svc");
+        let parts: Vec<&str> = token.token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let decode = |p: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap();
+        assert_eq!(decode(parts[0]), br#"{"alg":"none"}"#);
+        let claims: serde_json::Value = serde_json::from_slice(&decode(parts[1])).unwrap();
+        assert_eq!(
+            (claims["sub"].as_str(), claims["scope"].clone()),
+            (Some("svc"), serde_json::json!(["read", "write"]))
+        );
+        assert_eq!(claims["exp"].as_i64().unwrap() * 1000, token.lifetime_ms);
     }
 }

@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod client;
 pub mod diagnostics;
+pub mod msk_iam;
 pub mod producer;
 pub mod tls_probe;

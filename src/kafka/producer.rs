@@ -3,6 +3,8 @@
 
 use super::client::{Context, Stats};
 use super::diagnostics::Diagnostics;
+use super::msk_iam::MskIam;
+use crate::config::security::SaslMechanism;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::format::OutgoingRecord;
@@ -108,7 +110,13 @@ impl<L: DeliveryListener> Producer<L> {
         if let Some(every) = options.statistics {
             props.set("statistics.interval.ms", every.as_millis().max(1), "statistics");
         }
-        Ok(Producer { inner: props.create(Context::new(listener))? })
+        let msk_iam = match settings.security.sasl() {
+            Some(sasl) if sasl.sasl_mechanism == SaslMechanism::AwsMskIam => {
+                Some(MskIam::new(sasl, &settings.bootstrap_servers)?)
+            }
+            _ => None,
+        };
+        Ok(Producer { inner: props.create(Context::new(listener, msk_iam))? })
     }
 
     /// librdkafka's latest statistics, when asked for in `Options`.
@@ -122,6 +130,10 @@ impl<L: DeliveryListener> Producer<L> {
 
     pub fn diagnostics(&self) -> &Diagnostics {
         &self.inner.context().diagnostics
+    }
+
+    pub(super) fn msk_iam(&self) -> Option<&MskIam> {
+        self.inner.context().msk_iam.as_ref()
     }
 
     pub(super) fn inner(&self) -> &BaseProducer<Context<L>> {

@@ -291,7 +291,7 @@ impl Sink<'_> {
                 "waiting for the record's acknowledgement",
             )?;
             self.settle("sync producer")?;
-        } else if self.records % POLL_EVERY == 0 {
+        } else if self.records.is_multiple_of(POLL_EVERY) {
             self.settle("producing")?;
         }
         Ok(())
