@@ -153,7 +153,7 @@ def consume(bootstrap, topic, expected, timeout=60):
     return [(m.partition(), m.key().decode(), json.loads(m.value())) for m in read_back(bootstrap, topic, expected, timeout)]
 
 
-def read_back(bootstrap, topic, expected, timeout=60):
+def read_back(bootstrap, topic, expected, timeout=60, consumer_config=None):
     """Every message of `topic` from the earliest offset, as confluent_kafka Messages (key, value, headers,
     timestamp), in offset order per partition."""
     consumer = Consumer(
@@ -162,6 +162,7 @@ def read_back(bootstrap, topic, expected, timeout=60):
             "group.id": "acceptance",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 10,
+            **(consumer_config or {}),
         }
     )
     try:
