@@ -128,7 +128,7 @@ def median_runs(runs):
     return runs[0][0], runs[0][1], merged
 
 
-def run_connector(broker, path, n, every, **extra):
+def run_connector(broker, path, n, every, json_schema=None, **extra):
     for s in STREAMS:
         broker.create_topic(f"bench_{s}", 1)
     cfg = OUT / "config.json"
@@ -136,7 +136,7 @@ def run_connector(broker, path, n, every, **extra):
     out = OUT / "connector-out.jsonl"
     warm(path)
     with open(out, "wb") as stdout:
-        row = timed([BIN, "write", "--config", cfg, "--catalog", catalog()], path, stdout=stdout)
+        row = timed([BIN, "write", "--config", cfg, "--catalog", catalog(json_schema)], path, stdout=stdout)
     lines = out.read_text().splitlines()
     states = sum(1 for l in lines if '"type":"STATE"' in l or '"type": "STATE"' in l)
     assert states == (n // every if every else 0), f"{states} states emitted"
@@ -144,10 +144,11 @@ def run_connector(broker, path, n, every, **extra):
     return row
 
 
-def catalog():
+def catalog(json_schema=None):
     path = OUT / "catalog.json"
     path.write_text(json.dumps({"streams": [
-        {"stream": {"name": s, "json_schema": {}, "supported_sync_modes": ["full_refresh"]}, "sync_mode": "full_refresh",
+        {"stream": {"name": s, "json_schema": json_schema or {}, "supported_sync_modes": ["full_refresh"]},
+         "sync_mode": "full_refresh",
          "destination_sync_mode": "append"} for s in STREAMS]}))
     return path
 
@@ -296,6 +297,48 @@ def exactly_once(n, repeat):
         print(f"| {name} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {base / wall:.2f} |")
 
 
+# The schema of gen.py's records, as a source would declare it: what the Avro row encodes against.
+RECORD_SCHEMA = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "name": {"type": "string"}, "email": {"type": "string"}, "score": {"type": "number"},
+    "active": {"type": "boolean"},
+    "created_at": {"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"},
+    "address": {"type": "object", "properties": {"street": {"type": "string"}, "city": {"type": "string"},
+                                                 "zip": {"type": "string"}}},
+    "tags": {"type": "array", "items": {"type": "string"}}}}
+
+
+def formats(n, every, repeat):
+    """The value formats on the same input and broker settings, median of `repeat`; Avro registers its schemas
+    with the acceptance suite's registry double (once per stream, before the first record)."""
+    sys.path.insert(0, str(REPO / "acceptance-tests"))
+    from registry_double import Registry
+
+    registry = Registry()
+    cases = [("airbyte_json (the Java envelope)", {}), ("json", {"format": {"type": "json"}}),
+             ("airbyte_v2_json", {"format": {"type": "airbyte_v2_json"}}),
+             ("avro", {"format": {"type": "avro", "schema_registry_url": registry.url}})]
+    path = generate(n, every)
+    rows = {}
+    try:
+        for i in range(repeat):
+            for name, extra in (cases if i % 2 == 0 else cases[::-1]):
+                broker = Broker()
+                try:
+                    rows.setdefault(name, []).append(run_connector(broker, path, n, every, RECORD_SCHEMA, **extra))
+                finally:
+                    broker.stop()
+    finally:
+        registry.stop()
+    print(f"\n## formats: {n:,} records, a STATE every {every:,}, tansu in memory, acks=1, median of {repeat}")
+    print("| format | records/s | wall s | user+sys CPU s | peak RSS MB | ÷ envelope records/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    base = None
+    for name, _ in cases:
+        wall, cpu, rss = sorted(rows[name])[len(rows[name]) // 2]
+        base = base or wall
+        print(f"| {name} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {base / wall:.2f} |")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--venv", required=True)
@@ -306,7 +349,11 @@ def main():
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario (fresh broker each); the median is shown")
     p.add_argument("--soak", action="store_true", help="10M records with the broker frozen twice for 20 s")
     p.add_argument("--exactly-once", action="store_true", help="at_least_once vs exactly_once (1,000 and 10,000)")
+    p.add_argument("--formats", action="store_true", help="the value formats: envelope, json, airbyte_v2_json, avro")
     args = p.parse_args()
+    if args.formats:
+        formats(10_000_000 if args.big else args.records, args.state_every, args.repeat)
+        return
     if args.exactly_once:
         exactly_once(10_000_000 if args.big else args.records, args.repeat)
         return

@@ -5,6 +5,7 @@ use crate::airbyte::catalog::{Catalog, Stream, Topic};
 use crate::airbyte::message::now_ms;
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::format::registry::Registry;
 use crate::format::{RecordIn, StreamEncoder};
 use crate::kafka::producer::{DeliveryListener, Options, Producer, Sent, TxnError, Undelivered};
 use crate::write::transactions::{transactional_id, unsupported};
@@ -33,6 +34,10 @@ pub fn run(settings: &Settings) -> Result<()> {
     let producer =
         Producer::new(settings, Options { transactional_id: id.as_deref(), ..Options::default() }, Outcome::default())?;
     producer.metadata(settings, CHECK_TIMEOUT)?;
+    // The registry formats need the registry: reachable, taking the credentials.
+    if let Some(registry) = settings.format.registry() {
+        Registry::new(registry)?.check()?;
+    }
     if id.is_some() {
         producer.init_transactions(CHECK_TIMEOUT).map_err(|e| unsupported(e.into_error()))?;
     }
@@ -52,7 +57,7 @@ pub fn run(settings: &Settings) -> Result<()> {
     let stream = Stream { name: "test-topic-stream".into(), topic: topic.clone(), ..Stream::default() };
     let mut encoder = StreamEncoder::java(&stream);
     let data = br#"{"test-key":"test-value"}"#;
-    let record = encoder.encode(&RecordIn { emitted_at: now_ms(), data }).map_err(Error::System)?;
+    let record = encoder.encode(&RecordIn { emitted_at: now_ms(), data, meta: None }).map_err(Error::System)?;
     if let Sent::QueueFull(()) = producer.send(&record, ())? {
         return Err(Error::System("the producer queue is full before the first record".into()));
     }

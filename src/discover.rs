@@ -2,6 +2,7 @@
 
 use crate::config::Settings;
 use crate::error::Result;
+use crate::format::FormatSettings;
 use crate::kafka::producer::{Options, Producer};
 use serde_json::{json, Value};
 
@@ -16,8 +17,9 @@ pub fn run(settings: &Settings) -> Result<Vec<Value>> {
     Ok(topics
         .into_iter()
         .flat_map(|topic| {
-            ["append", "append_dedup"]
-                .map(|mode| json!({"object_name": topic, "sync_mode": mode, "json_schema": envelope_schema()}))
+            ["append", "append_dedup"].map(
+                |mode| json!({"object_name": topic, "sync_mode": mode, "json_schema": value_schema(&settings.format)}),
+            )
         })
         .collect())
 }
@@ -30,7 +32,29 @@ impl crate::kafka::producer::DeliveryListener for NoRecords {
     fn delivered(&self, _: (), _: std::result::Result<(), crate::kafka::producer::Undelivered>) {}
 }
 
-/// JSON schema of the value of every message the connector writes.
+/// JSON schema of the value of the messages the connector writes, in the configured format.
+fn value_schema(format: &FormatSettings) -> Value {
+    match format {
+        FormatSettings::AirbyteJson => envelope_schema(),
+        FormatSettings::Json => json!({"type": "object", "description": "The record's data, as the source emitted it"}),
+        FormatSettings::AirbyteV2Json => json!({
+            "type": "object",
+            "required": ["_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta", "_airbyte_generation_id", "_airbyte_data"],
+            "properties": {
+                "_airbyte_raw_id": {"type": "string", "format": "uuid"},
+                "_airbyte_extracted_at": {"type": "integer", "description": "emitted_at, epoch ms"},
+                "_airbyte_meta": {"type": "object", "properties": {"sync_id": {"type": ["null", "integer"]}, "changes": {"type": "array"}}},
+                "_airbyte_generation_id": {"type": "integer"},
+                "_airbyte_data": {"type": "object"}
+            }
+        }),
+        FormatSettings::Avro(_) | FormatSettings::JsonSchema(_) => json!({
+            "type": "object",
+            "description": "Confluent wire format: the schema of each stream is in the schema registry"
+        }),
+    }
+}
+
 fn envelope_schema() -> Value {
     json!({
         "type": "object",

@@ -29,6 +29,8 @@ pub struct Record<'a> {
     /// Epoch milliseconds; `None` when the source left it out.
     pub emitted_at: Option<i64>,
     pub data: &'a RawValue,
+    /// `meta` (changes the source made to the record), kept raw.
+    pub meta: Option<&'a RawValue>,
 }
 
 /// The message types of the Airbyte protocol that a destination may see and ignore.
@@ -46,6 +48,7 @@ struct RawRecord<'a> {
     namespace: Option<Cow<'a, str>>,
     emitted_at: Option<EmittedAt>,
     data: Option<&'a RawValue>,
+    meta: Option<&'a RawValue>,
 }
 
 /// `emitted_at` as real sources send it: a number (integer or not) or a numeric string, in range.
@@ -72,6 +75,7 @@ impl<'a> Message<'a> {
                     emitted_at: record.emitted_at.map(|e| e.0),
                     stream,
                     data,
+                    meta: record.meta,
                 }))
             }
             "STATE" => line.state.map(Message::State).ok_or_else(|| ParseError("STATE message without `state`".into())),
@@ -103,6 +107,7 @@ enum RecordField {
     Namespace,
     EmittedAt,
     Data,
+    Meta,
     #[serde(other)]
     Other,
 }
@@ -144,13 +149,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawRecord<'a> {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<RawRecord<'a>, M::Error> {
-                let mut record = RawRecord { stream: None, namespace: None, emitted_at: None, data: None };
+                let mut record = RawRecord { stream: None, namespace: None, emitted_at: None, data: None, meta: None };
                 while let Some(field) = map.next_key()? {
                     match field {
                         RecordField::Stream => record.stream = map.next_value::<Option<Borrowed>>()?.map(|b| b.0),
                         RecordField::Namespace => record.namespace = map.next_value::<Option<Borrowed>>()?.map(|b| b.0),
                         RecordField::EmittedAt => record.emitted_at = map.next_value()?,
                         RecordField::Data => record.data = map.next_value()?,
+                        RecordField::Meta => record.meta = map.next_value()?,
                         RecordField::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }

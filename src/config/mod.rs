@@ -13,6 +13,7 @@ pub mod spec;
 use crate::error::{Error, Result};
 use crate::format::key::KeySettings;
 use crate::format::timestamp::TimestampSettings;
+use crate::format::FormatSettings;
 use crate::naming;
 use security::Security;
 use serde::Deserialize;
@@ -95,6 +96,8 @@ pub struct Settings {
     pub headers: bool,
     #[serde(default)]
     pub timestamp: TimestampSettings,
+    #[serde(default)]
+    pub format: FormatSettings,
     #[serde(default)]
     pub record_errors: RecordErrors,
     /// Extra librdkafka properties, applied last (see `librdkafka::Properties::pass_through`).

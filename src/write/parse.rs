@@ -15,6 +15,8 @@ pub enum Item {
         stream: usize,
         emitted_at: Option<i64>,
         data: Range<usize>,
+        /// The record's `meta`, when it has one.
+        meta: Option<Range<usize>>,
         line: u64,
     },
     /// A STATE, parsed once here: what it counts and its echo.
@@ -106,11 +108,15 @@ impl Parser {
             },
         };
         self.last_stream = Some(stream);
-        let data_start = record.data.get().as_ptr() as usize - chunk.as_ptr() as usize;
+        let range_of = |raw: &serde_json::value::RawValue| {
+            let start = raw.get().as_ptr() as usize - chunk.as_ptr() as usize;
+            start..start + raw.get().len()
+        };
         Some(Item::Record {
             stream,
             emitted_at: record.emitted_at,
-            data: data_start..data_start + record.data.get().len(),
+            data: range_of(record.data),
+            meta: record.meta.filter(|m| m.get() != "null").map(range_of),
             line: line_no,
         })
     }
@@ -145,7 +151,7 @@ mod tests {
         let parsed = parser().parse(text.as_bytes().to_vec());
         let chunk = &parsed.chunk;
         match &parsed.items[..] {
-            [Item::Record { stream: 0, emitted_at: Some(5), data: d1, line: 1 }, Item::State { counted: Counted::Global, state }, Item::Record { stream: 1, emitted_at: None, data: d2, line: 5 }] =>
+            [Item::Record { stream: 0, emitted_at: Some(5), data: d1, meta: None, line: 1 }, Item::State { counted: Counted::Global, state }, Item::Record { stream: 1, emitted_at: None, data: d2, meta: None, line: 5 }] =>
             {
                 assert_eq!(&chunk[d1.clone()], b"{\"x\": 1}");
                 assert_eq!(

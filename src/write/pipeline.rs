@@ -105,9 +105,10 @@ impl<'a> Pipeline<'a> {
                     self.sink.bytes_read += parsed.chunk.len() as u64;
                     for item in parsed.items {
                         match item {
-                            Item::Record { stream, emitted_at, data, line } => {
+                            Item::Record { stream, emitted_at, data, meta, line } => {
                                 let emitted_at = emitted_at.unwrap_or_else(now_ms);
-                                self.record(stream, line, &RecordIn { emitted_at, data: &parsed.chunk[data] })?
+                                let meta = meta.map(|m| &parsed.chunk[m]);
+                                self.record(stream, line, &RecordIn { emitted_at, data: &parsed.chunk[data], meta })?
                             }
                             Item::State { counted, state } => self.state(counted, state)?,
                             Item::Unknown { kind, line } => self.unknown(&kind, line),
@@ -176,8 +177,12 @@ impl<'a> Pipeline<'a> {
                 Some(topic) => format!(", {} rejected to `{topic}`", self.sink.tracker().lock().rejected_of(i)),
                 None => String::new(),
             };
+            let nulled = match self.encoders[i].nulled {
+                0 => String::new(),
+                n => format!(", {n} values nulled (they fit no type of the schema; see the `airbyte.changes` header)"),
+            };
             tracing::info!(
-                "stream `{}` → topic `{}`: {} records, {} bytes{rejected}",
+                "stream `{}` → topic `{}`: {} records, {} bytes{rejected}{nulled}",
                 stream.describe(),
                 stream.topic,
                 tally.records,

@@ -1,0 +1,243 @@
+"""The value formats, black box: json, airbyte_v2_json, and Avro / JSON Schema with a schema registry.
+
+No Confluent-compatible registry installs here, so a test double (registry_double.py) stands in: it stores what it
+is sent and answers as the registry does. The assertions are made by independent readers of what landed in Kafka:
+confluent-kafka's own AvroDeserializer and JSONDeserializer (asking the double for the schema by id, as a real
+consumer asks a registry) and fastavro with the registered schema. What the double cannot show: a real registry's
+full compatibility rules (it checks top-level fields only) and its authentication schemes beyond HTTP basic."""
+
+import datetime
+import io
+import json
+import subprocess
+import unicodedata
+
+import fastavro
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from conftest import REPO, configured_catalog, dataset, java_acceptance_config, read_back, run
+from registry_double import Registry
+
+
+@pytest.fixture
+def registry():
+    r = Registry()
+    yield r
+    r.stop()
+
+
+def config_for(broker, fmt, **extra):
+    c = java_acceptance_config(broker.bootstrap)
+    c.update({"topic_pattern": "{stream}", "sync_producer": False, "format": fmt}, **extra)
+    return c
+
+
+def write(tmp_path, config, catalog, lines):
+    return run(["write"], "\n".join(lines) + "\n", tmp_path=tmp_path, config=config, catalog=catalog)
+
+
+def records_of(lines):
+    return [json.loads(l)["record"] for l in lines if json.loads(l)["type"] == "RECORD"]
+
+
+def avro_name(name):
+    """Airbyte's Avro names, as its converter documents them: NFKD, marks dropped, [A-Za-z0-9_], leading `_` if needed."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.category(c).startswith("M"))
+    text = "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in text)
+    return text if text[:1].isalpha() or text[:1] == "_" else "_" + text
+
+
+def expected_avro(record, schema):
+    """The documented conversion of a record with a simple schema: fields under their Avro names (missing: None),
+    the Airbyte columns, unknown keys as text in _airbyte_additional_properties."""
+    data = record["data"]
+    properties = schema.get("properties", {})
+    out = {avro_name(k): data.get(k) for k in properties}
+    extra = {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items() if k not in properties and v is not None}
+    out["_airbyte_additional_properties"] = extra or None
+    return out
+
+
+def test_json_is_the_record_data(tmp_path, broker):
+    catalog, lines = dataset("exchange_rate")
+    assert write(tmp_path, config_for(broker, {"type": "json"}), configured_catalog(catalog), lines).returncode == 0
+    records = records_of(lines)
+    got = read_back(broker.bootstrap, "exchange_rate", len(records))
+    assert [json.loads(m.value()) for m in got] == [r["data"] for r in records]
+    # Verbatim: the source's own text, spacing and number forms included.
+    assert got[0].value().decode() == lines[0][lines[0].index('"data": ') + 8:-2]
+
+
+def test_airbyte_v2_json(tmp_path, broker):
+    catalog = {"streams": [{"stream": {"name": "users", "json_schema": {}}, "sync_mode": "incremental",
+                            "destination_sync_mode": "append", "sync_id": 77, "generation_id": 4}]}
+    meta = {"changes": [{"field": "bio", "change": "TRUNCATED", "reason": "SOURCE_FIELD_SIZE_LIMITATION"}]}
+    lines = [json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1700000000000, "data": {"id": 1}, "meta": meta}}),
+             json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1700000000001, "data": {"id": 2}}})]
+    assert write(tmp_path, config_for(broker, {"type": "airbyte_v2_json"}), catalog, lines).returncode == 0
+    first, second = [json.loads(m.value()) for m in read_back(broker.bootstrap, "users", 2)]
+    assert set(first) == {"_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta", "_airbyte_generation_id", "_airbyte_data"}
+    assert first["_airbyte_extracted_at"] == 1700000000000 and first["_airbyte_generation_id"] == 4
+    assert first["_airbyte_meta"] == {"sync_id": 77, "changes": meta["changes"]}
+    assert second["_airbyte_meta"] == {"sync_id": 77, "changes": []} and second["_airbyte_data"] == {"id": 2}
+    assert len(first["_airbyte_raw_id"]) == 36
+
+
+def avro_readers(registry, bootstrap, topic, expected):
+    """What landed in `topic`, decoded twice: confluent-kafka's AvroDeserializer (schema fetched by id from the
+    registry) and fastavro with the schema the registry holds for that id."""
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry.url}))
+    decoded = []
+    for message in read_back(bootstrap, topic, expected):
+        value = message.value()
+        assert value[0] == 0, "Confluent's magic byte"
+        schema_id = int.from_bytes(value[1:5], "big")
+        by_confluent = deserializer(value, SerializationContext(topic, MessageField.VALUE))
+        schema = fastavro.parse_schema(json.loads(registry.schema_of(schema_id)[0]))
+        by_fastavro = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)
+        assert by_confluent == by_fastavro
+        decoded.append((by_confluent, dict(message.headers() or [])))
+    return decoded
+
+
+@pytest.mark.parametrize("name", ["exchange_rate", "edge_case"])
+def test_avro_datasets_read_back_field_for_field(tmp_path, broker, registry, name):
+    catalog, lines = dataset(name)
+    fmt = {"type": "avro", "schema_registry_url": registry.url}
+    result = write(tmp_path, config_for(broker, fmt), configured_catalog(catalog), lines)
+    assert result.returncode == 0, result.of_type("TRACE")
+    schemas = {s["name"]: s["json_schema"] for s in catalog["streams"]}
+    for stream, schema in schemas.items():
+        records = [r for r in records_of(lines) if r["stream"] == stream]
+        topic = avro_name(stream)
+        decoded = avro_readers(registry, broker.bootstrap, topic, len(records)) if records else []
+        for (value, _), record in zip(decoded, records):
+            assert value.pop("_airbyte_emitted_at") == datetime.datetime.fromtimestamp(record["emitted_at"] / 1000, datetime.timezone.utc)
+            assert len(str(value.pop("_airbyte_ab_id"))) == 36
+            assert value == expected_avro(record, schema), stream
+    # One subject per stream, TopicNameStrategy.
+    assert sorted(registry.subjects) == sorted(f"{avro_name(s)}-value" for s in schemas)
+
+
+LOGICAL = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "day": {"type": "string", "format": "date"},
+    "at": {"type": "string", "format": "date-time"}, "clock": {"type": "string", "format": "time"},
+    "price": {"type": ["null", "number"]}, "user": {"type": "object", "properties": {"name": {"type": "string"}}},
+    "tags": {"type": "array", "items": {"type": "string"}}}}
+
+
+def test_avro_logical_types_and_values_that_fit_no_type(tmp_path, broker, registry):
+    catalog = configured_catalog({"streams": [{"name": "events", "json_schema": LOGICAL}]})
+    data = [{"id": 1, "day": "2021-01-01", "at": "2021-01-01T01:01:01.5+01:00", "clock": "12:23:01.541", "price": 1.5,
+             "user": {"name": "ana", "extra": 7}, "tags": ["a", "b"], "unknown": {"x": 1}},
+            {"id": "abc", "day": "someday", "at": "never", "clock": "12:00:00", "price": "cheap"}]
+    lines = [json.dumps({"type": "RECORD", "record": {"stream": "events", "emitted_at": 1, "data": d}}) for d in data]
+    lines.append(json.dumps({"type": "STATE", "state": {"data": {}}}))
+    result = write(tmp_path, config_for(broker, {"type": "avro", "schema_registry_url": registry.url}), catalog, lines)
+    assert result.returncode == 0, result.of_type("TRACE")
+    (good, good_headers), (bad, bad_headers) = avro_readers(registry, broker.bootstrap, "events", 2)
+    assert good["day"] == datetime.date(2021, 1, 1)
+    assert good["at"] == datetime.datetime(2021, 1, 1, 0, 1, 1, 500000, tzinfo=datetime.timezone.utc)
+    assert good["clock"] == datetime.time(12, 23, 1, 541000)
+    assert (good["id"], good["price"], good["tags"]) == (1, 1.5, ["a", "b"])
+    assert good["user"] == {"name": "ana", "_airbyte_additional_properties": {"extra": "7"}}
+    assert good["_airbyte_additional_properties"] == {"unknown": '{"x": 1}'.replace(" ", "")}
+    assert "airbyte.changes" not in good_headers
+    # Dates and times that do not parse keep their text (the string fallback); "abc" for an integer and "cheap" for
+    # a number fit no type: nulled, and said.
+    assert (bad["day"], bad["at"], bad["id"], bad["price"]) == ("someday", "never", None, None)
+    changes = json.loads(bad_headers["airbyte.changes"])
+    assert changes == [{"field": f, "change": "NULLED", "reason": "DESTINATION_SERIALIZATION_ERROR"} for f in ("id", "price")]
+    logs = " ".join(m["log"]["message"] for m in result.of_type("LOG"))
+    assert "2 values nulled" in logs
+
+
+def test_schema_evolution_registers_version_2_and_old_readers_still_read(tmp_path, broker, registry):
+    fmt = {"type": "avro", "schema_registry_url": registry.url}
+    v1 = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    v2 = {"type": "object", "properties": {"id": {"type": "integer"}, "email": {"type": "string"}}}
+    line = lambda d: json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1, "data": d}})
+    for schema, data in [(v1, {"id": 1}), (v2, {"id": 2, "email": "b@x"})]:
+        catalog = configured_catalog({"streams": [{"name": "users", "json_schema": schema}]})
+        assert write(tmp_path, config_for(broker, fmt), catalog, [line(data)]).returncode == 0
+    assert len(registry.subjects["users-value"]) == 2, "version 2 registered"
+    old_schema = fastavro.parse_schema(json.loads(registry.schema_of(registry.subjects["users-value"][0])[0]))
+    newest = read_back(broker.bootstrap, "users", 2)[1].value()
+    writer = fastavro.parse_schema(json.loads(registry.schema_of(int.from_bytes(newest[1:5], "big"))[0]))
+    as_old = fastavro.schemaless_reader(io.BytesIO(newest[5:]), writer, old_schema)
+    assert as_old["id"] == 2 and "email" not in as_old
+    # An incompatible change (a field's type) is refused: a config error naming the subject, quoting the registry.
+    v3 = {"type": "object", "properties": {"id": {"type": "string"}}}
+    result = write(tmp_path, config_for(broker, fmt), configured_catalog({"streams": [{"name": "users", "json_schema": v3}]}), [line({"id": "x"})])
+    (trace,) = result.of_type("TRACE")
+    error = trace["trace"]["error"]
+    assert error["failure_type"] == "config_error"
+    assert "users-value" in error["message"] and "incompatible" in error["message"] and "TYPE_MISMATCH" in error["message"]
+
+
+def test_subject_name_strategies(tmp_path, broker, registry):
+    catalog = configured_catalog({"streams": [{"name": "orders", "namespace": "shop", "json_schema": {"properties": {"n": {"type": "integer"}}}}]})
+    line = json.dumps({"type": "RECORD", "record": {"namespace": "shop", "stream": "orders", "emitted_at": 1, "data": {"n": 1}}})
+    for strategy, subject in [("RecordNameStrategy", "shop.orders"), ("TopicRecordNameStrategy", "shop_orders-shop.orders")]:
+        fmt = {"type": "avro", "schema_registry_url": registry.url, "subject_name_strategy": strategy}
+        config = config_for(broker, fmt, topic_pattern="{namespace}.{stream}")
+        assert write(tmp_path, config, catalog, [line]).returncode == 0
+        assert subject in registry.subjects, registry.subjects
+
+
+def test_json_schema_with_the_registry(tmp_path, broker, registry):
+    catalog, lines = dataset("exchange_rate")
+    fmt = {"type": "json_schema", "schema_registry_url": registry.url}
+    assert write(tmp_path, config_for(broker, fmt), configured_catalog(catalog), lines).returncode == 0
+    client = SchemaRegistryClient({"url": registry.url})
+    deserializer = JSONDeserializer(None, schema_registry_client=client)
+    records = records_of(lines)
+    got = read_back(broker.bootstrap, "exchange_rate", len(records))
+    decoded = [deserializer(m.value(), SerializationContext("exchange_rate", MessageField.VALUE)) for m in got]
+    assert decoded == [r["data"] for r in records]
+    (schema_id,) = registry.subjects["exchange_rate-value"]
+    assert registry.schema_of(schema_id)[1] == "JSON"
+    assert json.loads(registry.schema_of(schema_id)[0])["properties"] == catalog["streams"][0]["json_schema"]["properties"]
+
+
+def test_registry_credentials_and_reachability(tmp_path, broker):
+    guarded = Registry("api-key", "api-secret")
+    try:
+        fmt = {"type": "avro", "schema_registry_url": guarded.url}
+        (status,) = run(["check"], tmp_path=tmp_path, config=config_for(broker, fmt)).of_type("CONNECTION_STATUS")
+        assert status["connectionStatus"]["status"] == "FAILED"
+        assert "format.schema_registry_username" in status["connectionStatus"]["message"]
+        fmt.update(schema_registry_username="api-key", schema_registry_password="api-secret")
+        result = run(["check"], tmp_path=tmp_path, config=config_for(broker, fmt))
+        (status,) = result.of_type("CONNECTION_STATUS")
+        assert status["connectionStatus"]["status"] == "SUCCEEDED", status
+        assert all("api-secret" not in json.dumps(m) for m in result.messages)
+    finally:
+        guarded.stop()
+    # Nothing listens there any more: a transient error, before any record is read.
+    catalog = configured_catalog({"streams": [{"name": "users", "json_schema": {}}]})
+    result = write(tmp_path, config_for(broker, {"type": "avro", "schema_registry_url": guarded.url}), catalog, [])
+    (trace,) = result.of_type("TRACE")
+    assert trace["trace"]["error"]["failure_type"] == "transient_error"
+    assert "cannot be reached" in trace["trace"]["error"]["message"]
+
+
+def test_registry_over_tls_with_its_ca(tmp_path, broker):
+    certs = tmp_path / "certs"
+    subprocess.run([str(REPO / "scripts" / "test-certs"), str(certs)], check=True)
+    secure = Registry(tls=(certs / "server.pem", certs / "server.key"))
+    try:
+        fmt = {"type": "json_schema", "schema_registry_url": secure.url}
+        (status,) = run(["check"], tmp_path=tmp_path, config=config_for(broker, fmt)).of_type("CONNECTION_STATUS")
+        assert status["connectionStatus"]["status"] == "FAILED"
+        assert "format.schema_registry_ca_certificates" in status["connectionStatus"]["message"], status
+        fmt["schema_registry_ca_certificates"] = (certs / "ca.pem").read_text()
+        (status,) = run(["check"], tmp_path=tmp_path, config=config_for(broker, fmt)).of_type("CONNECTION_STATUS")
+        assert status["connectionStatus"]["status"] == "SUCCEEDED", status
+        assert ("GET", "/subjects", None) in secure.requests
+    finally:
+        secure.stop()

@@ -1,0 +1,593 @@
+//! Avro schemas from the catalog's JSON schemas, by the rules of Airbyte's own converter (the S3/GCS destinations'
+//! `JsonToAvroSchemaConverter`), so a topic reads like the files Airbyte writes:
+//!
+//! - names sanitised as Airbyte does (NFKD, marks dropped, `[A-Za-z0-9_]`, a leading `_` when needed), the original
+//!   in `doc` as `_airbyte_original_name:<name>`;
+//! - the root record: `_airbyte_ab_id` (string, uuid), `_airbyte_emitted_at` (long, timestamp-millis), the stream's
+//!   fields, then `_airbyte_additional_properties` (nullable map of strings), which every record gets;
+//! - every field a union with `null` first and `default: null`; integer → long, number → double, boolean, string;
+//!   `date` → int/date, `date-time` and timestamps → long/timestamp-micros, times → long/time-micros, each logical
+//!   type with a `string` fallback last in the union; objects → nested records (namespace: the path of the enclosing
+//!   records; `""` under the root); arrays (untyped items: nullable strings; a list of item schemas: their union);
+//!   anyOf / oneOf / allOf and type lists → unions, their record members merged into one.
+
+use crate::naming;
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Avro {
+    Null,
+    Boolean,
+    Long,
+    Float,
+    Double,
+    Bytes,
+    String,
+    Uuid,
+    Date,
+    TimestampMillis,
+    TimestampMicros,
+    TimeMicros,
+    Array(Box<Avro>),
+    /// A map of strings (`_airbyte_additional_properties`).
+    StringMap,
+    Record(Record),
+    Union(Vec<Avro>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub doc: Option<String>,
+    pub fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The Avro name.
+    pub name: String,
+    /// The key in the JSON record.
+    pub original: String,
+    pub doc: Option<String>,
+    pub schema: Avro,
+    pub default_null: bool,
+}
+
+pub const AB_ID: &str = "_airbyte_ab_id";
+pub const EMITTED_AT: &str = "_airbyte_emitted_at";
+pub const ADDITIONAL: &str = "_airbyte_additional_properties";
+/// Keys of `data` whose object goes into the record's additional-properties map.
+pub const ADDITIONAL_KEYS: [&str; 2] = ["_ab_additional_properties", "_airbyte_additional_properties"];
+
+/// Airbyte's Avro identifier: sanitised, with a leading `_` unless it starts with a letter or `_`.
+pub fn identifier(name: &str) -> String {
+    let sanitized = naming::sanitize(name);
+    match sanitized.chars().next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => sanitized,
+        _ => format!("_{sanitized}"),
+    }
+}
+
+/// Each dot-separated part an identifier.
+fn namespace_of(namespace: &str) -> String {
+    namespace.split('.').filter(|p| !p.is_empty()).map(identifier).collect::<Vec<_>>().join(".")
+}
+
+fn doc_for(original: &str, name: &str) -> Option<String> {
+    (original != name).then(|| format!("_airbyte_original_name:{original}"))
+}
+
+fn additional_properties() -> Field {
+    Field {
+        name: ADDITIONAL.into(),
+        original: ADDITIONAL.into(),
+        doc: None,
+        schema: Avro::Union(vec![Avro::Null, Avro::StringMap]),
+        default_null: true,
+    }
+}
+
+/// The schema of a stream's records.
+pub fn for_stream(json_schema: &Value, stream: &str, namespace: Option<&str>) -> Record {
+    let name = identifier(stream);
+    let mut fields = vec![
+        Field { name: AB_ID.into(), original: AB_ID.into(), doc: None, schema: Avro::Uuid, default_null: false },
+        Field {
+            name: EMITTED_AT.into(),
+            original: EMITTED_AT.into(),
+            doc: None,
+            schema: Avro::TimestampMillis,
+            default_null: false,
+        },
+    ];
+    fields.extend(properties(json_schema, None));
+    fields.push(additional_properties());
+    Record {
+        doc: doc_for(stream, &name),
+        name,
+        namespace: namespace.filter(|n| !n.is_empty()).map(namespace_of),
+        fields,
+    }
+}
+
+/// The fields of an object schema's `properties`, in order; `namespace` is that of records nested in them.
+fn properties(schema: &Value, namespace: Option<&str>) -> Vec<Field> {
+    let Some(properties) = schema["properties"].as_object() else { return Vec::new() };
+    properties
+        .iter()
+        .filter(|(key, _)| !ADDITIONAL_KEYS.contains(&key.as_str()))
+        .map(|(key, definition)| {
+            let name = identifier(key);
+            Field {
+                doc: doc_for(key, &name),
+                schema: field(key, namespace, definition),
+                original: key.clone(),
+                name,
+                default_null: true,
+            }
+        })
+        .collect()
+}
+
+/// A field's union: its types, `null` first, a `string` fallback after a logical type.
+fn field(name: &str, namespace: Option<&str>, definition: &Value) -> Avro {
+    let mut members: Vec<Avro> = Vec::new();
+    for member in types(name, namespace, definition) {
+        let flat = match member {
+            Avro::Union(inner) => inner,
+            other => vec![other],
+        };
+        for m in flat {
+            if m != Avro::Null && !members.contains(&m) {
+                members.push(m);
+            }
+        }
+    }
+    if members.is_empty() {
+        return Avro::Null;
+    }
+    let logical = members.iter().any(|m| matches!(m, Avro::Date | Avro::TimestampMicros | Avro::TimeMicros));
+    if logical && !members.contains(&Avro::String) {
+        members.push(Avro::String);
+    }
+    members.insert(0, Avro::Null);
+    Avro::Union(members)
+}
+
+/// The non-null types a definition allows (before `field` adds null and the fallback).
+fn types(name: &str, namespace: Option<&str>, definition: &Value) -> Vec<Avro> {
+    for combination in ["anyOf", "allOf", "oneOf"] {
+        if let Some(options) = definition[combination].as_array() {
+            return combined(name, namespace, options);
+        }
+    }
+    match &definition["type"] {
+        Value::Array(list) => {
+            list.iter().filter_map(|t| t.as_str()).map(|t| single(name, namespace, t, definition)).collect()
+        }
+        Value::String(t) => vec![single(name, namespace, t, definition)],
+        _ => match definition["$ref"].as_str() {
+            Some(reference) => vec![well_known(reference)],
+            None => vec![Avro::String],
+        },
+    }
+}
+
+/// One JSON schema type of a definition (its `format`, `airbyte_type` and children read as needed).
+fn single(name: &str, namespace: Option<&str>, kind: &str, definition: &Value) -> Avro {
+    let airbyte_type = definition["airbyte_type"].as_str();
+    match kind {
+        "string" if airbyte_type == Some("big_integer") => Avro::String,
+        "string" => match definition["format"].as_str() {
+            Some("date-time") => Avro::TimestampMicros,
+            Some("date") => Avro::Date,
+            Some("time") => Avro::TimeMicros,
+            _ => Avro::String,
+        },
+        "integer" => Avro::Long,
+        "number" => match airbyte_type {
+            Some("integer") => Avro::Long,
+            Some("float") => Avro::Float,
+            _ => Avro::Double,
+        },
+        "boolean" => Avro::Boolean,
+        "null" => Avro::Null,
+        "object" if ADDITIONAL_KEYS.contains(&name) => Avro::StringMap,
+        "object" => record(name, namespace, definition),
+        "array" => array(name, namespace, definition),
+        _ => Avro::String,
+    }
+}
+
+fn well_known(reference: &str) -> Avro {
+    match reference.rsplit('/').next().unwrap_or_default() {
+        "Integer" => Avro::Long,
+        "Number" => Avro::Double,
+        "Boolean" => Avro::Boolean,
+        "BinaryData" => Avro::Bytes,
+        "Date" => Avro::Date,
+        "TimestampWithTimezone" | "TimestampWithoutTimezone" => Avro::TimestampMicros,
+        "TimeWithTimezone" | "TimeWithoutTimezone" => Avro::TimeMicros,
+        _ => Avro::String,
+    }
+}
+
+/// A nested object: a record named after its field, in the namespace of the path that leads to it.
+fn record(name: &str, namespace: Option<&str>, definition: &Value) -> Avro {
+    let record_name = identifier(name);
+    let path = match namespace {
+        None | Some("") => record_name.clone(),
+        Some(ns) => format!("{ns}.{record_name}"),
+    };
+    let mut fields = properties(definition, Some(&path));
+    fields.push(additional_properties());
+    Avro::Record(Record {
+        doc: doc_for(name, &record_name),
+        name: record_name,
+        namespace: Some(namespace.unwrap_or("").to_string()),
+        fields,
+    })
+}
+
+fn array(name: &str, namespace: Option<&str>, definition: &Value) -> Avro {
+    let items = &definition["items"];
+    let nullable_strings = || Avro::Array(Box::new(Avro::Union(vec![Avro::Null, Avro::String])));
+    match items {
+        Value::Object(i) if i.contains_key("type") || i.contains_key("$ref") || has_combination(items) => {
+            Avro::Array(Box::new(field(&format!("{name}.items"), namespace, items)))
+        }
+        Value::Array(list) => {
+            let merged = combined(&format!("{name}.items"), namespace, list);
+            let mut union = vec![Avro::Null];
+            union.extend(merged.into_iter().filter(|m| *m != Avro::Null));
+            Avro::Array(Box::new(Avro::Union(union)))
+        }
+        _ => nullable_strings(),
+    }
+}
+
+fn has_combination(definition: &Value) -> bool {
+    ["anyOf", "allOf", "oneOf"].iter().any(|c| definition.get(c).is_some())
+}
+
+/// The types of several definitions (anyOf, oneOf, allOf, tuple items): distinct, with their records merged into
+/// one (last), and a plain long winning over a timestamp-micros long.
+fn combined(name: &str, namespace: Option<&str>, options: &[Value]) -> Vec<Avro> {
+    let mut out: Vec<Avro> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
+    for option in options {
+        for t in types(name, namespace, option) {
+            match t {
+                Avro::Null => {}
+                Avro::Record(r) => records.push(r),
+                Avro::Union(members) => {
+                    for m in members.into_iter().filter(|m| *m != Avro::Null) {
+                        if !out.contains(&m) {
+                            out.push(m);
+                        }
+                    }
+                }
+                other if !out.contains(&other) => out.push(other),
+                _ => {}
+            }
+        }
+    }
+    if out.contains(&Avro::Long) {
+        out.retain(|m| *m != Avro::TimestampMicros);
+    }
+    if let Some(first) = records.first() {
+        let merged = records[1..].iter().fold(first.clone(), merge);
+        out.push(Avro::Record(merged));
+    }
+    out
+}
+
+/// Two records of one union as one: every field of both, each a union of the types both give it.
+fn merge(a: Record, b: &Record) -> Record {
+    let mut fields: Vec<Field> = a.fields.into_iter().filter(|f| f.name != ADDITIONAL).collect();
+    for other in b.fields.iter().filter(|f| f.name != ADDITIONAL) {
+        match fields.iter_mut().find(|f| f.name == other.name) {
+            Some(field) => {
+                let members = |s: &Avro| match s {
+                    Avro::Union(m) => m.clone(),
+                    other => vec![other.clone()],
+                };
+                let mut union = members(&field.schema);
+                for m in members(&other.schema) {
+                    if !union.contains(&m) {
+                        union.push(m);
+                    }
+                }
+                field.schema = Avro::Union(union);
+                field.doc = match (field.doc.take(), &other.doc) {
+                    (Some(x), Some(y)) if &x != y => Some(format!("{x}; {y}")),
+                    (x, y) => x.or_else(|| y.clone()),
+                };
+            }
+            None => fields.push(other.clone()),
+        }
+    }
+    fields.push(additional_properties());
+    Record { fields, ..a }
+}
+
+impl Avro {
+    /// The schema as Avro's JSON, named types defined once.
+    pub fn to_json(&self) -> Value {
+        self.json(&mut Vec::new())
+    }
+
+    fn json(&self, defined: &mut Vec<String>) -> Value {
+        match self {
+            Avro::Null => json!("null"),
+            Avro::Boolean => json!("boolean"),
+            Avro::Long => json!("long"),
+            Avro::Float => json!("float"),
+            Avro::Double => json!("double"),
+            Avro::Bytes => json!("bytes"),
+            Avro::String => json!("string"),
+            Avro::Uuid => json!({"type": "string", "logicalType": "uuid"}),
+            Avro::Date => json!({"type": "int", "logicalType": "date"}),
+            Avro::TimestampMillis => json!({"type": "long", "logicalType": "timestamp-millis"}),
+            Avro::TimestampMicros => json!({"type": "long", "logicalType": "timestamp-micros"}),
+            Avro::TimeMicros => json!({"type": "long", "logicalType": "time-micros"}),
+            Avro::Array(items) => json!({"type": "array", "items": items.json(defined)}),
+            Avro::StringMap => json!({"type": "map", "values": "string"}),
+            Avro::Union(members) => Value::Array(members.iter().map(|m| m.json(defined)).collect()),
+            Avro::Record(r) => r.json(defined),
+        }
+    }
+}
+
+impl Record {
+    /// The schema as Avro's JSON, named types defined once.
+    pub fn to_json(&self) -> Value {
+        self.json(&mut Vec::new())
+    }
+
+    fn json(&self, defined: &mut Vec<String>) -> Value {
+        let full = self.full_name();
+        if defined.contains(&full) {
+            return json!(full);
+        }
+        defined.push(full);
+        let mut out = Map::new();
+        out.insert("type".into(), json!("record"));
+        out.insert("name".into(), json!(self.name));
+        if let Some(ns) = &self.namespace {
+            out.insert("namespace".into(), json!(ns));
+        }
+        if let Some(doc) = &self.doc {
+            out.insert("doc".into(), json!(doc));
+        }
+        let fields: Vec<Value> = self
+            .fields
+            .iter()
+            .map(|f| {
+                let mut field = Map::new();
+                field.insert("name".into(), json!(f.name));
+                field.insert("type".into(), f.schema.json(defined));
+                if let Some(doc) = &f.doc {
+                    field.insert("doc".into(), json!(doc));
+                }
+                if f.default_null {
+                    field.insert("default".into(), Value::Null);
+                }
+                Value::Object(field)
+            })
+            .collect();
+        out.insert("fields".into(), Value::Array(fields));
+        Value::Object(out)
+    }
+
+    /// `namespace.name`, as the record-name subject strategies use it.
+    pub fn full_name(&self) -> String {
+        match self.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => format!("{ns}.{}", self.name),
+            _ => self.name.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Avro JSON of a field defined by `definition` under the root.
+    fn field_json(name: &str, definition: Value) -> Value {
+        field(name, None, &definition).to_json()
+    }
+
+    const ADDITIONAL_JSON: &str =
+        r#"{"name":"_airbyte_additional_properties","type":["null",{"type":"map","values":"string"}],"default":null}"#;
+
+    fn additional() -> Value {
+        serde_json::from_str(ADDITIONAL_JSON).unwrap()
+    }
+
+    #[test]
+    fn the_root_record() {
+        let schema = json!({"type": "object", "properties": {"node_id": {"type": ["null", "string"]}}});
+        assert_eq!(
+            for_stream(&schema, "simple_schema", Some("namespace1")).to_json(),
+            json!({"type": "record", "name": "simple_schema", "namespace": "namespace1", "fields": [
+                {"name": "_airbyte_ab_id", "type": {"type": "string", "logicalType": "uuid"}},
+                {"name": "_airbyte_emitted_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+                {"name": "node_id", "type": ["null", "string"], "default": null},
+                additional()]})
+        );
+        // No namespace: none in the schema.
+        assert!(for_stream(&json!({}), "s", None).to_json().get("namespace").is_none());
+    }
+
+    #[test]
+    fn names_are_sanitised_with_the_original_in_doc() {
+        let schema =
+            json!({"type": "object", "properties": {"node:id": {"type": "string"}, "5field_name": {"type": "string"}}});
+        let avro =
+            for_stream(&schema, "name_with:spécial:characters", Some("namespace_with:spécial:characters")).to_json();
+        assert_eq!(avro["name"], "name_with_special_characters");
+        assert_eq!(avro["namespace"], "namespace_with_special_characters");
+        assert_eq!(avro["doc"], "_airbyte_original_name:name_with:spécial:characters");
+        assert_eq!(
+            avro["fields"][2],
+            json!({"name": "node_id", "type": ["null", "string"], "doc": "_airbyte_original_name:node:id", "default": null})
+        );
+        assert_eq!(avro["fields"][3]["name"], "_5field_name");
+        assert_eq!(avro["fields"][3]["doc"], "_airbyte_original_name:5field_name");
+        assert_eq!(identifier(":message"), "_message");
+    }
+
+    #[test]
+    fn scalar_types() {
+        assert_eq!(field_json("f", json!({"type": "string"})), json!(["null", "string"]));
+        assert_eq!(field_json("f", json!({"type": "integer"})), json!(["null", "long"]));
+        assert_eq!(field_json("f", json!({"type": "number"})), json!(["null", "double"]));
+        assert_eq!(field_json("f", json!({"type": "number", "airbyte_type": "integer"})), json!(["null", "long"]));
+        assert_eq!(field_json("f", json!({"type": "number", "airbyte_type": "float"})), json!(["null", "float"]));
+        assert_eq!(
+            field_json("f", json!({"type": "string", "airbyte_type": "big_integer"})),
+            json!(["null", "string"])
+        );
+        assert_eq!(field_json("f", json!({"type": "boolean"})), json!(["null", "boolean"]));
+        assert_eq!(field_json("f", json!({"type": "null"})), json!("null"));
+        assert_eq!(field_json("f", json!({})), json!(["null", "string"]), "no type: string");
+    }
+
+    #[test]
+    fn logical_types_with_a_string_fallback() {
+        let ts = json!(["null", {"type": "long", "logicalType": "timestamp-micros"}, "string"]);
+        assert_eq!(field_json("f", json!({"type": "string", "format": "date-time"})), ts);
+        assert_eq!(
+            field_json(
+                "f",
+                json!({"type": "string", "format": "date-time", "airbyte_type": "timestamp_without_timezone"})
+            ),
+            ts
+        );
+        assert_eq!(
+            field_json("f", json!({"type": "string", "format": "date"})),
+            json!(["null", {"type": "int", "logicalType": "date"}, "string"])
+        );
+        assert_eq!(
+            field_json("f", json!({"type": "string", "format": "time"})),
+            json!(["null", {"type": "long", "logicalType": "time-micros"}, "string"])
+        );
+    }
+
+    #[test]
+    fn well_known_types() {
+        let r = |name: &str| json!({"$ref": format!("WellKnownTypes.json#/definitions/{name}")});
+        assert_eq!(field_json("f", r("String")), json!(["null", "string"]));
+        assert_eq!(field_json("f", r("Integer")), json!(["null", "long"]));
+        assert_eq!(field_json("f", r("Number")), json!(["null", "double"]));
+        assert_eq!(field_json("f", r("Boolean")), json!(["null", "boolean"]));
+        assert_eq!(field_json("f", r("BinaryData")), json!(["null", "bytes"]));
+        assert_eq!(field_json("f", r("Date")), json!(["null", {"type": "int", "logicalType": "date"}, "string"]));
+        assert_eq!(
+            field_json("f", r("TimestampWithTimezone")),
+            json!(["null", {"type": "long", "logicalType": "timestamp-micros"}, "string"])
+        );
+        assert_eq!(
+            field_json("f", r("TimeWithoutTimezone")),
+            json!(["null", {"type": "long", "logicalType": "time-micros"}, "string"])
+        );
+    }
+
+    #[test]
+    fn nested_objects_are_records_in_the_namespace_of_their_path() {
+        let schema = json!({"type": "object", "properties": {
+            "commit": {"type": "object", "properties": {"author": {"type": "object", "properties": {"pr": {"type": "object", "properties": {"n": {"type": "integer"}}}}}}}}});
+        let avro = for_stream(&schema, "s", Some("ns")).to_json();
+        let commit = &avro["fields"][2]["type"][1];
+        assert_eq!((commit["name"].as_str(), commit["namespace"].as_str()), (Some("commit"), Some("")));
+        let author = &commit["fields"][0]["type"][1];
+        assert_eq!((author["name"].as_str(), author["namespace"].as_str()), (Some("author"), Some("commit")));
+        let pr = &author["fields"][0]["type"][1];
+        assert_eq!((pr["name"].as_str(), pr["namespace"].as_str()), (Some("pr"), Some("commit.author")));
+        assert_eq!(pr["fields"], json!([{"name": "n", "type": ["null", "long"], "default": null}, additional()]));
+    }
+
+    #[test]
+    fn objects_without_properties_keep_everything_in_the_map() {
+        assert_eq!(
+            field_json("object_field_without_properties", json!({"type": "object"})),
+            json!(["null", {"type": "record", "name": "object_field_without_properties", "namespace": "", "fields": [additional()]}])
+        );
+        assert_eq!(
+            field_json("_airbyte_additional_properties", json!({"type": "object"})),
+            json!(["null", {"type": "map", "values": "string"}])
+        );
+    }
+
+    #[test]
+    fn arrays() {
+        let strings = json!(["null", {"type": "array", "items": ["null", "string"]}]);
+        assert_eq!(field_json("f", json!({"type": "array"})), strings, "untyped items: nullable strings");
+        assert_eq!(field_json("f", json!({"type": "array", "items": {}})), strings);
+        assert_eq!(
+            field_json("f", json!({"type": "array", "items": {"type": "integer"}})),
+            json!(["null", {"type": "array", "items": ["null", "long"]}])
+        );
+        assert_eq!(
+            field_json(
+                "f",
+                json!({"type": "array", "items": [{"type": "string"}, {"type": "number"}, {"type": "integer"}, {"type": "string"}]})
+            ),
+            json!(["null", {"type": "array", "items": ["null", "string", "double", "long"]}])
+        );
+        let objects = field_json(
+            "filters",
+            json!({"type": "array", "items": {"type": "object", "properties": {"x": {"type": "string"}}}}),
+        );
+        let item = &objects[1]["items"][1];
+        assert_eq!(
+            (item["name"].as_str(), item["doc"].as_str()),
+            (Some("filters_items"), Some("_airbyte_original_name:filters.items"))
+        );
+    }
+
+    #[test]
+    fn combinations_and_type_lists_are_unions() {
+        assert_eq!(field_json("f", json!({"type": ["null", "number", "string"]})), json!(["null", "double", "string"]));
+        assert_eq!(
+            field_json("f", json!({"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "number"}]})),
+            json!(["null", "string", "long", "double"])
+        );
+        assert_eq!(
+            field_json(
+                "f",
+                json!({"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "string", "airbyte_type": "big_integer"}]})
+            ),
+            json!(["null", "string", "long"])
+        );
+        // A plain long wins over a timestamp long, and then no string fallback is needed.
+        let ts = json!({"$ref": "WellKnownTypes.json#/definitions/TimestampWithTimezone"});
+        let int = json!({"$ref": "WellKnownTypes.json#/definitions/Integer"});
+        assert_eq!(field_json("f", json!({"anyOf": [ts, {"type": "string"}, int]})), json!(["null", "string", "long"]));
+    }
+
+    #[test]
+    fn union_records_are_merged() {
+        let a = json!({"type": "object", "properties": {"id": {"type": "integer"}}});
+        let b = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}});
+        let merged = field_json("any_of_field", json!({"anyOf": [a, {"type": "boolean"}, b]}));
+        assert_eq!(
+            merged,
+            json!(["null", "boolean", {"type": "record", "name": "any_of_field", "namespace": "", "fields": [
+                {"name": "id", "type": ["null", "long", "string"], "default": null},
+                {"name": "name", "type": ["null", "string"], "default": null},
+                additional()]}])
+        );
+    }
+
+    #[test]
+    fn named_types_are_defined_once() {
+        let same = json!({"type": "object", "properties": {"x": {"type": "integer"}}});
+        let schema = json!({"type": "object", "properties": {"a": {"type": "array", "items": same.clone()}, "b": {"type": "array", "items": same}}});
+        let avro = for_stream(&schema, "s", None).to_json();
+        assert_eq!(avro["fields"][2]["type"][1]["items"][1]["name"], "a_items");
+        assert_eq!(avro["fields"][3]["type"][1]["items"][1]["name"], "b_items");
+    }
+}
