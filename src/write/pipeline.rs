@@ -468,7 +468,13 @@ impl Sink<'_> {
             rejected,
             waiting_for,
             last_broker_error: self.producer.diagnostics().cause().map(|(_, reason)| reason),
-            client: self.producer.statistics().map(|s| s.to_string()),
+            client: self.producer.statistics().map(|mut s| {
+                // The statistics are seconds old: once every record is acknowledged, nothing is queued.
+                if acknowledged == self.records {
+                    (s.queued_messages, s.queued_bytes) = (0, 0);
+                }
+                s.to_string()
+            }),
         };
         self.progress.tick(now, &snapshot, force);
     }
