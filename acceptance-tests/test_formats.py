@@ -3,7 +3,9 @@
 No Confluent-compatible registry installs here, so a test double (registry_double.py) stands in: it stores what it
 is sent and answers as the registry does. The assertions are made by independent readers of what landed in Kafka:
 confluent-kafka's own AvroDeserializer and JSONDeserializer (asking the double for the schema by id, as a real
-consumer asks a registry) and fastavro with the registered schema. What the double cannot show: a real registry's
+consumer asks a registry) and fastavro with the registered schema; every registered Avro schema is also parsed by
+Apache Avro's own Python implementation, which enforces the rules a Java registry would (unique names, one union
+member per type). What the double cannot show: a real registry's
 full compatibility rules (it checks top-level fields only) and its authentication schemes beyond HTTP basic."""
 
 import datetime
@@ -12,6 +14,7 @@ import json
 import subprocess
 import unicodedata
 
+import avro.schema
 import fastavro
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -97,7 +100,9 @@ def avro_readers(registry, bootstrap, topic, expected):
         assert value[0] == 0, "Confluent's magic byte"
         schema_id = int.from_bytes(value[1:5], "big")
         by_confluent = deserializer(value, SerializationContext(topic, MessageField.VALUE))
-        schema = fastavro.parse_schema(json.loads(registry.schema_of(schema_id)[0]))
+        text = registry.schema_of(schema_id)[0]
+        avro.schema.parse(text)  # raises on an invalid schema
+        schema = fastavro.parse_schema(json.loads(text))
         by_fastavro = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)
         assert by_confluent == by_fastavro
         decoded.append((by_confluent, dict(message.headers() or [])))
@@ -154,6 +159,39 @@ def test_avro_logical_types_and_values_that_fit_no_type(tmp_path, broker, regist
     assert changes == [{"field": f, "change": "NULLED", "reason": "DESTINATION_SERIALIZATION_ERROR"} for f in ("id", "price")]
     logs = " ".join(m["log"]["message"] for m in result.of_type("LOG"))
     assert "2 values nulled" in logs
+
+
+# Names and unions that collide once sanitised or combined: Avro allows none of them as they are.
+COLLIDING = {"type": "object", "properties": {
+    "users": {"type": "object", "properties": {"id": {"type": "integer"}}},
+    "名前": {"type": "string"}, "住所": {"type": "string"}, "_airbyte_emitted_at": {"type": "integer"},
+    "tags": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "string"}}}},
+    "tags_items": {"type": "object", "properties": {"b": {"type": "string"}}},
+    "either": {"oneOf": [
+        {"type": "object", "properties": {"address": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+        {"type": "object", "properties": {"address": {"type": "object", "properties": {"zip": {"type": "integer"}}}}}]},
+    "when": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]},
+    "lists": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "array", "items": {"type": "integer"}}]},
+    "amount": {"type": ["integer", "number"]}}}
+
+
+def test_avro_names_and_unions_that_collide(tmp_path, broker, registry):
+    catalog = configured_catalog({"streams": [{"name": "users", "json_schema": COLLIDING}]})
+    data = {"users": {"id": 7}, "名前": "ana", "住所": "lisbon", "_airbyte_emitted_at": 5, "tags": [{"a": "x"}],
+            "tags_items": {"b": "y"}, "either": {"address": {"city": "porto", "zip": 4000}},
+            "when": "2021-01-01T00:00:00Z", "lists": ["a", 1], "amount": 2.5}
+    line = json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1000, "data": data}})
+    result = write(tmp_path, config_for(broker, {"type": "avro", "schema_registry_url": registry.url}), catalog, [line])
+    assert result.returncode == 0, result.of_type("TRACE")
+    ((value, headers),) = avro_readers(registry, broker.bootstrap, "users", 1)
+    none = {"_airbyte_additional_properties": None}
+    assert value["_airbyte_emitted_at"] == datetime.datetime(1970, 1, 1, 0, 0, 1, tzinfo=datetime.timezone.utc)
+    assert (value["__"], value["___2"], value["_airbyte_emitted_at_2"]) == ("ana", "lisbon", 5)
+    assert value["users"] == {"id": 7, **none}
+    assert value["tags"] == [{"a": "x", **none}] and value["tags_items"] == {"b": "y", **none}
+    assert value["either"] == {"address": {"city": "porto", "zip": 4000, **none}, **none}
+    assert (value["when"], value["lists"], value["amount"]) == ("2021-01-01T00:00:00Z", ["a", 1], 2.5)
+    assert value["_airbyte_additional_properties"] is None and "airbyte.changes" not in headers
 
 
 def test_schema_evolution_registers_version_2_and_old_readers_still_read(tmp_path, broker, registry):

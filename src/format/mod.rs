@@ -244,6 +244,7 @@ fn json_schema_of(stream: &Stream) -> (String, serde_json::Value) {
         serde_json::Value::Object(o) if !o.is_empty() => serde_json::Value::Object(o.clone()),
         _ => serde_json::json!({"type": "object"}),
     };
+    inline_well_known_types(&mut schema);
     let title = match schema["title"].as_str() {
         Some(t) => t.to_string(),
         None => {
@@ -257,6 +258,47 @@ fn json_schema_of(stream: &Stream) -> (String, serde_json::Value) {
         }
     };
     (title, schema)
+}
+
+/// Airbyte's `{"$ref": "WellKnownTypes.json#/definitions/<T>"}` replaced by what `<T>` defines: a registry cannot
+/// resolve a file it was never given, and refuses the schema.
+fn inline_well_known_types(schema: &mut serde_json::Value) {
+    use serde_json::json;
+    match schema {
+        serde_json::Value::Object(o) => {
+            let known = o
+                .get("$ref")
+                .and_then(|r| r.as_str())
+                .and_then(|r| r.strip_prefix("WellKnownTypes.json#/definitions/"));
+            let definition = match known {
+                Some("String") => json!({"type": "string"}),
+                Some("BinaryData") => json!({"type": "string", "contentEncoding": "base64"}),
+                Some("Boolean") => json!({"type": "boolean"}),
+                Some("Integer") => json!({"type": "integer"}),
+                Some("Number") => json!({"type": "number"}),
+                Some("Date") => json!({"type": "string", "format": "date"}),
+                Some("TimestampWithTimezone") => {
+                    json!({"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"})
+                }
+                Some("TimestampWithoutTimezone") => {
+                    json!({"type": "string", "format": "date-time", "airbyte_type": "timestamp_without_timezone"})
+                }
+                Some("TimeWithTimezone") => {
+                    json!({"type": "string", "format": "time", "airbyte_type": "time_with_timezone"})
+                }
+                Some("TimeWithoutTimezone") => {
+                    json!({"type": "string", "format": "time", "airbyte_type": "time_without_timezone"})
+                }
+                _ => return o.values_mut().for_each(inline_well_known_types),
+            };
+            o.remove("$ref");
+            if let serde_json::Value::Object(d) = definition {
+                o.extend(d);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(inline_well_known_types),
+        _ => {}
+    }
 }
 
 fn is_deleted(data: &str) -> std::result::Result<bool, String> {
@@ -369,6 +411,23 @@ mod tests {
         assert_eq!(enc.nulled, 1);
         // Data that is not an object cannot be a record: the record error policy decides.
         assert!(enc.encode(&RecordIn { emitted_at: 1, data: b"[1]", meta: None }).is_err());
+    }
+
+    #[test]
+    fn registered_json_schemas_carry_no_reference_a_registry_cannot_resolve() {
+        let mut s = stream("s");
+        s.json_schema = json!({"type": "object", "properties": {
+            "at": {"$ref": "WellKnownTypes.json#/definitions/TimestampWithTimezone"},
+            "n": {"oneOf": [{"$ref": "WellKnownTypes.json#/definitions/Integer"}, {"type": "null"}]},
+            "local": {"$ref": "#/definitions/x"}}});
+        let (title, schema) = json_schema_of(&s);
+        assert_eq!(title, "s");
+        assert_eq!(
+            schema["properties"],
+            json!({"at": {"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"},
+                   "n": {"oneOf": [{"type": "integer"}, {"type": "null"}]},
+                   "local": {"$ref": "#/definitions/x"}})
+        );
     }
 
     #[test]

@@ -65,12 +65,18 @@ const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 impl Registry {
     pub fn new(settings: &RegistrySettings) -> Result<Registry> {
-        let url = settings.schema_registry_url.trim().trim_end_matches('/').to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::Config(format!(
-                "config field `format.schema_registry_url` must be an http:// or https:// URL, not `{url}`"
-            )));
+        let not_a_url =
+            || Error::Config("config field `format.schema_registry_url` must be an http:// or https:// URL".into());
+        let mut parsed = url::Url::parse(settings.schema_registry_url.trim()).map_err(|_| not_a_url())?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(not_a_url());
         }
+        // `https://KEY:SECRET@host` works as credentials, and the URL in messages never carries them.
+        let decode = |text: &str| percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned();
+        let userinfo = (!parsed.username().is_empty())
+            .then(|| format!("{}:{}", decode(parsed.username()), decode(parsed.password().unwrap_or_default())));
+        let _ = (parsed.set_username(""), parsed.set_password(None));
+        let url = parsed.as_str().trim_end_matches('/').to_string();
         let mut tls = native_tls::TlsConnector::builder();
         let ca = settings.schema_registry_ca_certificates.trim();
         for pem in ca.split_inclusive("-----END CERTIFICATE-----").filter(|p| p.contains("BEGIN CERTIFICATE")) {
@@ -86,10 +92,12 @@ impl Registry {
             .timeout(Duration::from_secs(30))
             .build();
         let username = settings.schema_registry_username.trim();
-        let authorization = (!username.is_empty()).then(|| {
-            let pair = format!("{username}:{}", settings.schema_registry_password.expose());
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
-        });
+        let pair = match userinfo {
+            _ if !username.is_empty() => Some(format!("{username}:{}", settings.schema_registry_password.expose())),
+            Some(userinfo) => Some(userinfo),
+            None => None,
+        };
+        let authorization = pair.map(|p| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(p)));
         Ok(Registry { url, agent, authorization })
     }
 
@@ -135,7 +143,8 @@ impl Registry {
                 "the schema registry at {url} refused the credentials ({doing}, HTTP {code}): check \
                  `format.schema_registry_username` and `format.schema_registry_password`"
             )),
-            ureq::Error::Status(code, response) if code >= 500 => {
+            // Rate limited (Confluent Cloud's 429), timed out, or failing: worth a retry of the sync.
+            ureq::Error::Status(code @ (408 | 429 | 500..), response) => {
                 let reason = response.into_string().unwrap_or_default();
                 Error::Transient(format!("the schema registry at {url} failed ({doing}, HTTP {code}): {reason}"))
             }
@@ -158,15 +167,11 @@ impl Registry {
     }
 }
 
-/// A subject in a URL path.
+/// A subject in a URL path: everything but RFC 3986's unreserved characters escaped.
 fn encode_path(subject: &str) -> String {
-    subject
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const UNRESERVED: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(subject, UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -179,6 +184,27 @@ mod tests {
         assert_eq!(TopicNameStrategy.subject("orders", "shop.orders"), "orders-value");
         assert_eq!(RecordNameStrategy.subject("orders", "shop.orders"), "shop.orders");
         assert_eq!(TopicRecordNameStrategy.subject("orders", "shop.orders"), "orders-shop.orders");
-        assert_eq!(encode_path("a b/c"), "a%20b%2Fc");
+        assert_eq!(
+            (encode_path("a b/c"), encode_path("shop.orders-value")),
+            ("a%20b%2Fc".into(), "shop.orders-value".into())
+        );
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_used_and_never_shown() {
+        let settings = |url: &str| RegistrySettings {
+            schema_registry_url: url.into(),
+            schema_registry_username: String::new(),
+            schema_registry_password: Secret::default(),
+            schema_registry_ca_certificates: String::new(),
+            subject_name_strategy: SubjectNameStrategy::default(),
+        };
+        let registry = Registry::new(&settings("https://KEY:p%40ss@registry.example:8081/")).unwrap();
+        assert_eq!(registry.url, "https://registry.example:8081");
+        let expected = base64::engine::general_purpose::STANDARD.encode("KEY:p@ss");
+        assert_eq!(registry.authorization.as_deref(), Some(format!("Basic {expected}").as_str()));
+        assert!(Registry::new(&settings("http://registry:8081/path@x")).unwrap().authorization.is_none());
+        let refused = Registry::new(&settings("ftp://KEY:SECRET@host")).err().unwrap().to_string();
+        assert!(refused.contains("http:// or https://") && !refused.contains("SECRET"), "{refused}");
     }
 }

@@ -72,19 +72,24 @@ fn fields(schema: &[Field], data: &Json, path: Path, out: &mut Vec<u8>, nulled: 
 
 /// The additional-properties map: keys the record's fields do not take, and the entries of a data-level
 /// additional-properties object, as text; the union's null when there are none.
-fn additional(schema: &[Field], data: &Json, out: &mut Vec<u8>) {
+fn additional<'d>(schema: &[Field], data: &'d Json<'d>, out: &mut Vec<u8>) {
     let Json::Object(entries) = data else { return write_long(out, 0) };
-    let mut extra = Vec::new();
+    let mut extra: Vec<(&'d str, &'d Json<'d>)> = Vec::new();
+    // A key given twice (in `data` and in its additional-properties object) keeps its last value, as a map must.
+    let mut put = |key: &'d str, value: &'d Json<'d>| match extra.iter_mut().find(|(k, _)| *k == key) {
+        Some(entry) => entry.1 = value,
+        None => extra.push((key, value)),
+    };
     for (key, value) in entries {
         if value.is_null() {
             continue;
         }
-        if ADDITIONAL_KEYS.contains(&key.as_ref()) {
-            if let Json::Object(inner) = value {
-                extra.extend(inner.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, v)));
+        match value {
+            Json::Object(inner) if ADDITIONAL_KEYS.contains(&key.as_ref()) => {
+                inner.iter().filter(|(_, v)| !v.is_null()).for_each(|(k, v)| put(k, v))
             }
-        } else if !schema.iter().any(|f| f.original == *key) {
-            extra.push((key, value));
+            _ if !schema.iter().any(|f| f.original == *key) => put(key, value),
+            _ => {}
         }
     }
     if extra.is_empty() {
@@ -115,8 +120,11 @@ fn value_of(schema: &Avro, value: &Json, path: Path, out: &mut Vec<u8>, nulled: 
             return write_long(out, i as i64);
         }
     }
+    // A fraction fits `long` (dropped, as Airbyte's converter drops it) only when no floating-point member keeps it.
+    let fraction = matches!(value, Json::Number(n) if !n.is_i64() && !n.is_u64())
+        && members.iter().any(|m| matches!(m, Avro::Double | Avro::Float));
     for (i, member) in members.iter().enumerate() {
-        if matches!(member, Avro::Null) {
+        if matches!(member, Avro::Null) || (fraction && matches!(member, Avro::Long)) {
             continue;
         }
         let mark = out.len();
@@ -264,7 +272,9 @@ fn time_micros(value: &Json) -> Option<i64> {
     };
     let time =
         NaiveTime::parse_from_str(clock, "%H:%M:%S%.f").or_else(|_| NaiveTime::parse_from_str(clock, "%H:%M")).ok()?;
-    let micros = i64::from(time.num_seconds_from_midnight()) * 1_000_000 + i64::from(time.nanosecond() / 1000);
+    // A leap second (`23:59:60`) is the last microsecond of its minute, not the next day's midnight.
+    let micros =
+        i64::from(time.num_seconds_from_midnight()) * 1_000_000 + i64::from(time.nanosecond().min(999_999_999) / 1000);
     let offset_seconds = match offset {
         "" | "Z" => 0,
         o => {
@@ -343,6 +353,12 @@ mod tests {
             "a fraction is dropped, as Airbyte does"
         );
         assert_eq!(body(&encode(long_only, json!({})).0), [0, 0], "missing: null");
+        let either = json!({"type": "object", "properties": {"n": {"type": ["integer", "number"]}}});
+        assert_eq!(body(&encode(either.clone(), json!({"n": 2})).0), [2, 4, 0]);
+        let mut exact = vec![4];
+        exact.extend_from_slice(&1.5f64.to_le_bytes());
+        exact.push(0);
+        assert_eq!(body(&encode(either, json!({"n": 1.5})).0), &exact[..], "a double keeps the fraction");
     }
 
     #[test]
@@ -361,6 +377,7 @@ mod tests {
         expected.push(0);
         assert_eq!((body(&bytes), nulled.is_empty()), (&expected[..], true));
         assert_eq!(time_micros(&Json::String("04:00:00+05:30".into())), Some(81_000_000_000), "in UTC, wrapped");
+        assert_eq!(time_micros(&Json::String("23:59:60".into())), Some(86_399_999_999), "a leap second");
         // Not a date: the string fallback keeps the text.
         let (bytes, _) = encode(schema, json!({"d": "someday"}));
         assert_eq!(&body(&bytes)[..9], &[4, 14, b's', b'o', b'm', b'e', b'd', b'a', b'y'][..]);
@@ -369,14 +386,23 @@ mod tests {
     #[test]
     fn unknown_keys_go_to_the_additional_properties_map() {
         let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
-        let (bytes, _) =
-            encode(schema, json!({"a": "x", "extra": 1, "_airbyte_additional_properties": {"k": true}, "gone": null}));
-        let mut expected = vec![2, 2, b'x', 2, 4];
-        for s in ["extra", "1", "k", "true"] {
-            write_str(&mut expected, s);
-        }
-        expected.push(0);
-        assert_eq!(body(&bytes), &expected[..]);
+        let (bytes, _) = encode(
+            schema.clone(),
+            json!({"a": "x", "extra": 1, "_airbyte_additional_properties": {"k": true}, "gone": null}),
+        );
+        let map = |entries: &[&str]| {
+            let mut expected = vec![2, 2, b'x', 2];
+            write_long(&mut expected, entries.len() as i64 / 2);
+            entries.iter().for_each(|s| write_str(&mut expected, s));
+            expected.push(0);
+            expected
+        };
+        assert_eq!(body(&bytes), &map(&["extra", "1", "k", "true"])[..]);
+        // Not an object: kept under its own name. Given twice: the last value.
+        let (bytes, _) = encode(schema.clone(), json!({"a": "x", "_ab_additional_properties": [1]}));
+        assert_eq!(body(&bytes), &map(&["_ab_additional_properties", "[1]"])[..]);
+        let (bytes, _) = encode(schema, json!({"a": "x", "k": 1, "_ab_additional_properties": {"k": 2}}));
+        assert_eq!(body(&bytes), &map(&["k", "2"])[..]);
     }
 
     #[test]

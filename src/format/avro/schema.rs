@@ -102,6 +102,7 @@ pub fn for_stream(json_schema: &Value, stream: &str, namespace: Option<&str>) ->
         },
     ];
     fields.extend(properties(json_schema, None));
+    unique_names(&mut fields[2..], &[AB_ID, EMITTED_AT, ADDITIONAL]);
     fields.push(additional_properties());
     Record {
         doc: doc_for(stream, &name),
@@ -130,29 +131,92 @@ fn properties(schema: &Value, namespace: Option<&str>) -> Vec<Field> {
         .collect()
 }
 
+/// Avro field names are unique in a record: a name taken by an earlier field or `reserved` (the Airbyte columns) gets
+/// `_2`, `_3`, ... (`名前` and `住所` both sanitise to `__`); the original name stays in `doc`.
+fn unique_names(fields: &mut [Field], reserved: &[&str]) {
+    let mut taken: Vec<String> = reserved.iter().map(|r| r.to_string()).collect();
+    for field in fields {
+        let base = field.name.clone();
+        let mut n = 1;
+        while taken.contains(&field.name) {
+            n += 1;
+            field.name = format!("{base}_{n}");
+        }
+        field.doc = doc_for(&field.original, &field.name);
+        taken.push(field.name.clone());
+    }
+}
+
 /// A field's union: its types, `null` first, a `string` fallback after a logical type.
 fn field(name: &str, namespace: Option<&str>, definition: &Value) -> Avro {
-    let mut members: Vec<Avro> = Vec::new();
-    for member in types(name, namespace, definition) {
-        let flat = match member {
-            Avro::Union(inner) => inner,
-            other => vec![other],
-        };
-        for m in flat {
-            if m != Avro::Null && !members.contains(&m) {
-                members.push(m);
-            }
-        }
-    }
+    finish(union_of(types(name, namespace, definition)))
+}
+
+/// The union a field holds: `null` first, and a `string` fallback after a logical type (unless a string member is
+/// there); only `null` when nothing else is allowed.
+fn finish(mut members: Vec<Avro>) -> Avro {
     if members.is_empty() {
         return Avro::Null;
     }
     let logical = members.iter().any(|m| matches!(m, Avro::Date | Avro::TimestampMicros | Avro::TimeMicros));
-    if logical && !members.contains(&Avro::String) {
+    if logical && !members.iter().any(|m| underlying(m) == "string") {
         members.push(Avro::String);
     }
     members.insert(0, Avro::Null);
     Avro::Union(members)
+}
+
+/// The Avro type a member is stored as: a union holds at most one member of each (a logical type counts as its
+/// underlying type; records are named, and merged here instead).
+fn underlying(member: &Avro) -> &'static str {
+    match member {
+        Avro::Null => "null",
+        Avro::Boolean => "boolean",
+        Avro::Long | Avro::TimestampMillis | Avro::TimestampMicros | Avro::TimeMicros => "long",
+        Avro::Date => "int",
+        Avro::Float => "float",
+        Avro::Double => "double",
+        Avro::Bytes => "bytes",
+        Avro::String | Avro::Uuid => "string",
+        Avro::Array(_) => "array",
+        Avro::StringMap => "map",
+        Avro::Record(_) => "record",
+        Avro::Union(_) => "union",
+    }
+}
+
+/// The non-null members of one union made of `members`, as Avro allows them: nested unions flattened, one member
+/// per underlying type (a plain `long` or `string` wins over a logical type stored as one, as Airbyte's converter
+/// lets a plain long win over a timestamp), arrays' items united, records merged into one.
+fn union_of(members: impl IntoIterator<Item = Avro>) -> Vec<Avro> {
+    let mut out: Vec<Avro> = Vec::new();
+    for member in members {
+        let flat = match member {
+            Avro::Union(inner) => inner,
+            other => vec![other],
+        };
+        for m in flat.into_iter().filter(|m| *m != Avro::Null) {
+            let Some(i) = out.iter().position(|o| underlying(o) == underlying(&m)) else {
+                out.push(m);
+                continue;
+            };
+            match (&mut out[i], m) {
+                (Avro::Record(a), Avro::Record(b)) => *a = merge(a.clone(), &b),
+                (Avro::Array(a), Avro::Array(b)) => **a = finish(union_of([(**a).clone(), *b])),
+                (existing, m) if matches!(m, Avro::Long | Avro::String) && *existing != m => {
+                    // The displaced logical type was text in JSON: its text keeps a string member.
+                    let text = matches!(existing, Avro::TimestampMicros | Avro::TimeMicros);
+                    out.remove(i);
+                    out.push(m);
+                    if text && !out.iter().any(|o| underlying(o) == "string") {
+                        out.push(Avro::String);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// The non-null types a definition allows (before `field` adds null and the fallback).
@@ -182,6 +246,8 @@ fn single(name: &str, namespace: Option<&str>, kind: &str, definition: &Value) -
         "string" => match definition["format"].as_str() {
             Some("date-time") => Avro::TimestampMicros,
             Some("date") => Avro::Date,
+            // Avro's time-micros has no zone: a time with one stays text (Airbyte's rule).
+            Some("time") if airbyte_type == Some("time_with_timezone") => Avro::String,
             Some("time") => Avro::TimeMicros,
             _ => Avro::String,
         },
@@ -208,7 +274,7 @@ fn well_known(reference: &str) -> Avro {
         "BinaryData" => Avro::Bytes,
         "Date" => Avro::Date,
         "TimestampWithTimezone" | "TimestampWithoutTimezone" => Avro::TimestampMicros,
-        "TimeWithTimezone" | "TimeWithoutTimezone" => Avro::TimeMicros,
+        "TimeWithoutTimezone" => Avro::TimeMicros,
         _ => Avro::String,
     }
 }
@@ -221,6 +287,7 @@ fn record(name: &str, namespace: Option<&str>, definition: &Value) -> Avro {
         Some(ns) => format!("{ns}.{record_name}"),
     };
     let mut fields = properties(definition, Some(&path));
+    unique_names(&mut fields, &[ADDITIONAL]);
     fields.push(additional_properties());
     Avro::Record(Record {
         doc: doc_for(name, &record_name),
@@ -237,12 +304,7 @@ fn array(name: &str, namespace: Option<&str>, definition: &Value) -> Avro {
         Value::Object(i) if i.contains_key("type") || i.contains_key("$ref") || has_combination(items) => {
             Avro::Array(Box::new(field(&format!("{name}.items"), namespace, items)))
         }
-        Value::Array(list) => {
-            let merged = combined(&format!("{name}.items"), namespace, list);
-            let mut union = vec![Avro::Null];
-            union.extend(merged.into_iter().filter(|m| *m != Avro::Null));
-            Avro::Array(Box::new(Avro::Union(union)))
-        }
+        Value::Array(list) => Avro::Array(Box::new(finish(combined(&format!("{name}.items"), namespace, list)))),
         _ => nullable_strings(),
     }
 }
@@ -251,63 +313,25 @@ fn has_combination(definition: &Value) -> bool {
     ["anyOf", "allOf", "oneOf"].iter().any(|c| definition.get(c).is_some())
 }
 
-/// The types of several definitions (anyOf, oneOf, allOf, tuple items): distinct, with their records merged into
-/// one (last), and a plain long winning over a timestamp-micros long.
+/// The types of several definitions (anyOf, oneOf, allOf, tuple items): one union of them all, the merged record
+/// last.
 fn combined(name: &str, namespace: Option<&str>, options: &[Value]) -> Vec<Avro> {
-    let mut out: Vec<Avro> = Vec::new();
-    let mut records: Vec<Record> = Vec::new();
-    for option in options {
-        for t in types(name, namespace, option) {
-            match t {
-                Avro::Null => {}
-                Avro::Record(r) => records.push(r),
-                Avro::Union(members) => {
-                    for m in members.into_iter().filter(|m| *m != Avro::Null) {
-                        if !out.contains(&m) {
-                            out.push(m);
-                        }
-                    }
-                }
-                other if !out.contains(&other) => out.push(other),
-                _ => {}
-            }
-        }
-    }
-    if out.contains(&Avro::Long) {
-        out.retain(|m| *m != Avro::TimestampMicros);
-    }
-    if let Some(first) = records.first() {
-        let merged = records[1..].iter().fold(first.clone(), merge);
-        out.push(Avro::Record(merged));
-    }
+    let mut out = union_of(options.iter().flat_map(|option| types(name, namespace, option)));
+    out.sort_by_key(|m| matches!(m, Avro::Record(_)));
     out
 }
 
-/// Two records of one union as one: every field of both, each a union of the types both give it.
+/// Two records of one union as one: every field of both (matched by their JSON name), each a union of the types
+/// both give it.
 fn merge(a: Record, b: &Record) -> Record {
     let mut fields: Vec<Field> = a.fields.into_iter().filter(|f| f.name != ADDITIONAL).collect();
     for other in b.fields.iter().filter(|f| f.name != ADDITIONAL) {
-        match fields.iter_mut().find(|f| f.name == other.name) {
-            Some(field) => {
-                let members = |s: &Avro| match s {
-                    Avro::Union(m) => m.clone(),
-                    other => vec![other.clone()],
-                };
-                let mut union = members(&field.schema);
-                for m in members(&other.schema) {
-                    if !union.contains(&m) {
-                        union.push(m);
-                    }
-                }
-                field.schema = Avro::Union(union);
-                field.doc = match (field.doc.take(), &other.doc) {
-                    (Some(x), Some(y)) if &x != y => Some(format!("{x}; {y}")),
-                    (x, y) => x.or_else(|| y.clone()),
-                };
-            }
+        match fields.iter_mut().find(|f| f.original == other.original) {
+            Some(field) => field.schema = finish(union_of([field.schema.clone(), other.schema.clone()])),
             None => fields.push(other.clone()),
         }
     }
+    unique_names(&mut fields, &[ADDITIONAL]);
     fields.push(additional_properties());
     Record { fields, ..a }
 }
@@ -318,7 +342,7 @@ impl Avro {
         self.json(&mut Vec::new())
     }
 
-    fn json(&self, defined: &mut Vec<String>) -> Value {
+    fn json(&self, defined: &mut Vec<(String, Record)>) -> Value {
         match self {
             Avro::Null => json!("null"),
             Avro::Boolean => json!("boolean"),
@@ -346,15 +370,27 @@ impl Record {
         self.json(&mut Vec::new())
     }
 
-    fn json(&self, defined: &mut Vec<String>) -> Value {
-        let full = self.full_name();
-        if defined.contains(&full) {
-            return json!(full);
-        }
-        defined.push(full);
+    /// A record whose full name is defined already is a reference to it when it is the same record; a different
+    /// record under that name (a nested `users` in a stream `users`, or two merged `address` records) is renamed
+    /// `<name>_2`, ... — the encoder writes records by structure, so only the JSON needs unique names.
+    fn json(&self, defined: &mut Vec<(String, Record)>) -> Value {
+        let mut name = self.name.clone();
+        let mut n = 1;
+        let full = loop {
+            let full = full_name(self.namespace.as_deref(), &name);
+            match defined.iter().find(|(f, _)| *f == full) {
+                Some((_, same)) if same == self => return json!(full),
+                Some(_) => {
+                    n += 1;
+                    name = format!("{}_{n}", self.name);
+                }
+                None => break full,
+            }
+        };
+        defined.push((full, self.clone()));
         let mut out = Map::new();
         out.insert("type".into(), json!("record"));
-        out.insert("name".into(), json!(self.name));
+        out.insert("name".into(), json!(name));
         if let Some(ns) = &self.namespace {
             out.insert("namespace".into(), json!(ns));
         }
@@ -383,10 +419,14 @@ impl Record {
 
     /// `namespace.name`, as the record-name subject strategies use it.
     pub fn full_name(&self) -> String {
-        match self.namespace.as_deref() {
-            Some(ns) if !ns.is_empty() => format!("{ns}.{}", self.name),
-            _ => self.name.clone(),
-        }
+        full_name(self.namespace.as_deref(), &self.name)
+    }
+}
+
+fn full_name(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}.{name}"),
+        _ => name.to_string(),
     }
 }
 
@@ -493,6 +533,9 @@ mod tests {
             field_json("f", r("TimeWithoutTimezone")),
             json!(["null", {"type": "long", "logicalType": "time-micros"}, "string"])
         );
+        assert_eq!(field_json("f", r("TimeWithTimezone")), json!(["null", "string"]), "time-micros has no zone");
+        let with_zone = json!({"type": "string", "format": "time", "airbyte_type": "time_with_timezone"});
+        assert_eq!(field_json("f", with_zone), json!(["null", "string"]));
     }
 
     #[test]
@@ -566,6 +609,50 @@ mod tests {
         let ts = json!({"$ref": "WellKnownTypes.json#/definitions/TimestampWithTimezone"});
         let int = json!({"$ref": "WellKnownTypes.json#/definitions/Integer"});
         assert_eq!(field_json("f", json!({"anyOf": [ts, {"type": "string"}, int]})), json!(["null", "string", "long"]));
+    }
+
+    #[test]
+    fn a_union_holds_one_member_per_avro_type() {
+        // Two longs (a timestamp and an integer): the plain long wins, the timestamp's text keeps a string member.
+        let ts = json!({"type": "string", "format": "date-time"});
+        assert_eq!(field_json("f", json!({"anyOf": [ts, {"type": "integer"}]})), json!(["null", "long", "string"]));
+        assert_eq!(
+            field_json("f", json!({"type": ["string", "integer"], "format": "time"})),
+            json!(["null", "long", "string"])
+        );
+        // Two arrays: one, its items united.
+        let arrays = json!({"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "array", "items": {"type": "integer"}}]});
+        assert_eq!(field_json("f", arrays), json!(["null", {"type": "array", "items": ["null", "string", "long"]}]));
+        // Records merged all the way down: one `address` record, not two of the same name.
+        let a = json!({"type": "object", "properties": {"address": {"type": "object", "properties": {"city": {"type": "string"}}}}});
+        let b = json!({"type": "object", "properties": {"address": {"type": "object", "properties": {"zip": {"type": "integer"}}}}});
+        let merged = field_json("f", json!({"oneOf": [a, b]}));
+        let address = &merged[1]["fields"][0]["type"];
+        assert_eq!(address.as_array().unwrap().len(), 2, "{address}");
+        let names: Vec<&str> =
+            address[1]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["city", "zip", ADDITIONAL]);
+    }
+
+    #[test]
+    fn field_and_record_names_are_unique() {
+        let schema = json!({"type": "object", "properties": {
+            "名前": {"type": "string"}, "住所": {"type": "string"}, "_airbyte_emitted_at": {"type": "integer"},
+            "users": {"type": "object", "properties": {"id": {"type": "integer"}}},
+            "tags": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "string"}}}},
+            "tags_items": {"type": "object", "properties": {"b": {"type": "string"}}}}});
+        let avro = for_stream(&schema, "users", None).to_json();
+        let fields = avro["fields"].as_array().unwrap();
+        let names: Vec<&str> = fields.iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [AB_ID, EMITTED_AT, "__", "___2", "_airbyte_emitted_at_2", "users", "tags", "tags_items", ADDITIONAL]
+        );
+        assert_eq!(fields[4]["doc"], "_airbyte_original_name:_airbyte_emitted_at");
+        // The nested `users` is not the root `users`; the two `tags_items` records are not one.
+        assert_eq!(fields[5]["type"][1]["name"], "users_2");
+        assert_eq!(fields[6]["type"][1]["items"][1]["name"], "tags_items");
+        assert_eq!(fields[7]["type"][1]["name"], "tags_items_2");
     }
 
     #[test]
