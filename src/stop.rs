@@ -30,5 +30,5 @@ pub fn check() -> Result<(), Error> {
 }
 
 pub fn stopped() -> Error {
-    Error::Transient("stopped by a signal; states of records not acknowledged were not emitted".into())
+    Error::Transient("stopped by a signal; states whose records were not all acknowledged (with exactly_once: committed) were not emitted".into())
 }

@@ -117,7 +117,8 @@ fn mock_a_failed_commit_aborts_and_emits_no_state() {
 #[test]
 fn mock_a_commit_that_times_out_is_tried_again() {
     let s = setup_with("txn-commit-timeout", &["users"], exactly_once(0));
-    let mut live = Live::start(&["write", "--config", &s.config, "--catalog", &s.catalog]);
+    let args = ["write", "--config", &s.config, "--catalog", &s.catalog];
+    let mut live = Live::start_with_env(&args, &[("DESTINATION_KAFKA_PROGRESS_SECONDS", "1")]);
     live.send(&(records(0, 2) + &state(1)));
     assert!(live.next_state(Duration::from_secs(20)).is_some());
     // Records acknowledged first, then every answer takes 7 s: the commit's 5 s attempt times out (retriable).
@@ -125,8 +126,11 @@ fn mock_a_commit_that_times_out_is_tried_again() {
     std::thread::sleep(Duration::from_secs(1));
     s.mock.broker_round_trip_time(1, Duration::from_secs(7)).unwrap();
     live.send(&state(2));
-    let second = live.next_state(Duration::from_secs(60)).expect("state 2 once the retried commit succeeds");
-    assert_eq!(second["state"]["id"], 2);
+    let (second, before) = live.until_state(Duration::from_secs(60));
+    assert_eq!(second.expect("state 2 once the retried commit succeeds")["state"]["id"], 2);
+    let waiting =
+        log_lines(&before).into_iter().any(|l| l.contains("waiting for the broker to commit the transaction"));
+    assert!(waiting, "the progress line says what the sync waits for between attempts: {before:?}");
     s.mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
     let (status, rest) = live.finish();
     assert!(status.success(), "{rest:?}");
@@ -241,4 +245,20 @@ fn tansu_a_sync_killed_mid_transaction_is_followed_by_one_that_completes() {
     let counts: Vec<Value> =
         of_type(&msgs, "STATE").iter().map(|m| m["state"]["destinationStats"]["recordCount"].clone()).collect();
     assert_eq!(counts, vec![json!(5.0), json!(1.0)]);
+}
+
+#[test]
+fn tansu_without_transactions_fails_the_write_at_once_with_a_config_error() {
+    // The tansu built by default starts transactions (InitProducerId) but answers EndTxn "unsupported", which
+    // librdkafka reports as retriable: a write once tried that commit again forever, with no TRACE.
+    let broker = Broker::start();
+    let (_scratch, config, catalog) = on_broker(&broker, "txn-unsupported", |_| ());
+    let mut live = Live::start(&["write", "--config", &config, "--catalog", &catalog]);
+    live.send(&(records(0, 2) + &state(1)));
+    let (status, _, rest) = live.exit_within(Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(state_ids(&rest).is_empty(), "{rest:?}");
+    let error = the_trace(&rest);
+    assert_eq!(error["failure_type"], "config_error", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("the broker does not support transactions"), "{error}");
 }

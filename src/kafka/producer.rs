@@ -76,7 +76,12 @@ impl TxnError {
             _ => (false, false),
         };
         let error = Error::kafka(what, error);
-        if retriable {
+        // librdkafka marks "this broker has no transactions" retriable: trying again would never end.
+        let unsupported = matches!(
+            error.kafka_code(),
+            Some(RDKafkaErrorCode::UnsupportedVersion | RDKafkaErrorCode::UnsupportedFeature)
+        );
+        if retriable && !unsupported {
             TxnError::Retriable(error)
         } else if abortable {
             TxnError::Abortable(error)

@@ -339,21 +339,34 @@ impl Sink<'_> {
         tracing::debug!("STATE after {} records: waits in segment {}", self.records, segment - 1);
         self.segment = segment;
         self.records_since_state = 0;
-        if let Some(transactions) = &self.transactions {
-            if !transactions.open() {
-                // Its records are in transactions already committed.
-                self.tracker().lock().committed();
-            } else if transactions.due() {
-                self.commit()?;
-            }
+        match &self.transactions {
+            Some(t) if !t.open() || t.due() => self.commit(),
+            _ => self.release(),
         }
-        self.release()
     }
 
-    /// Exactly-once: commits and emits the states it covers.
+    /// Exactly-once: commits the open transaction (once its records are acknowledged, the progress line going on
+    /// while the broker is waited for) and emits the states it covers. With nothing open, the states waiting are
+    /// for records in transactions already committed.
     fn commit(&mut self) -> Result<()> {
-        if let Some(transactions) = self.transactions.as_mut() {
-            transactions.commit(&self.producer)?;
+        let Some(transactions) = &self.transactions else { return self.release() };
+        if !transactions.open() {
+            self.tracker().lock().committed();
+            return self.release();
+        }
+        let budget = self.settings.delivery_budget();
+        let deadline = Instant::now() + budget;
+        if !self.wait_settled(deadline, "waiting for the acknowledgements before a commit")? {
+            return Err(Error::Transient(format!(
+                "records were not acknowledged within {} s, so the transaction cannot be committed",
+                budget.as_secs()
+            )));
+        }
+        if let Some(error) = self.tracker().lock().take_failure() {
+            return Err(error);
+        }
+        while !self.transactions.as_mut().expect("exactly-once").try_commit(&self.producer, deadline)? {
+            self.tick("waiting for the broker to commit the transaction", false);
         }
         self.release()
     }
@@ -376,6 +389,13 @@ impl Sink<'_> {
         }
         self.tick(doing, false);
         Ok(())
+    }
+
+    /// Exactly-once, after a failure or a stop: nothing of the open transaction may become visible.
+    fn abort(&mut self) {
+        if let Some(transactions) = self.transactions.as_mut() {
+            transactions.abort(&self.producer);
+        }
     }
 
     /// Writes every STATE whose records are all acknowledged, in input order.
@@ -419,16 +439,14 @@ impl Sink<'_> {
     fn drain(&mut self, clean: bool) -> Result<bool> {
         // Exactly-once: the end of input commits what is left; anything else aborts it.
         let failed = self.tracker().lock().has_failed();
-        if let Some(transactions) = self.transactions.as_mut() {
+        if self.transactions.is_some() {
             if clean && !failed && !stop::requested() {
-                if !transactions.open() {
-                    self.producer.listener().lock().committed();
-                } else if let Err(error) = transactions.commit(&self.producer) {
-                    transactions.abort(&self.producer);
+                if let Err(error) = self.commit() {
+                    self.abort();
                     return Err(error);
                 }
             } else {
-                transactions.abort(&self.producer);
+                self.abort();
             }
         }
         let mut graced = !clean || stop::requested();

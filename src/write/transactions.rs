@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 /// How long one attempt of a transaction call may block; a retriable timeout is tried again (and a stop looked at).
 const ATTEMPT: Duration = Duration::from_secs(5);
+/// Between two attempts of a transaction call that failed at once.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 pub struct Transactions {
     id: String,
@@ -30,8 +32,6 @@ pub struct Transactions {
     last_commit: Instant,
     /// Records in the open transaction.
     records: u64,
-    /// How long librdkafka may take to deliver what is in flight before a commit.
-    flush_budget: Duration,
     pub commits: u64,
 }
 
@@ -45,7 +45,6 @@ impl Transactions {
             began: None,
             last_commit: Instant::now(),
             records: 0,
-            flush_budget: settings.delivery_budget(),
             commits: 0,
         }
     }
@@ -57,16 +56,7 @@ impl Transactions {
     /// Fences any older writer with the same id (aborting what it left open), then opens the first transaction.
     pub fn start(&mut self, producer: &Producer<Tracker>, settings: &Settings) -> Result<()> {
         let deadline = Instant::now() + settings.metadata_timeout();
-        loop {
-            match producer.init_transactions(ATTEMPT) {
-                Ok(()) => break,
-                Err(TxnError::Retriable(e)) if Instant::now() < deadline => {
-                    tracing::debug!("init_transactions: {e}; trying again");
-                    stop::check()?;
-                }
-                Err(e) => return Err(unsupported(e.into_error())),
-            }
-        }
+        while !retried(producer.init_transactions(ATTEMPT), "start transactions", deadline)? {}
         producer.begin_transaction().map_err(TxnError::into_error)?;
         tracing::info!("exactly-once: transactional.id `{}`, a transaction per checkpoint", self.id);
         Ok(())
@@ -92,27 +82,13 @@ impl Transactions {
         self.records >= self.max_records || self.began.is_some_and(|b| b.elapsed() >= self.max_age)
     }
 
-    /// Flushes, commits (trying a retriable failure again), marks everything sent so far committed, and opens
-    /// the next transaction. Any other failure is returned: the caller aborts, no later STATE goes out.
-    pub fn commit(&mut self, producer: &Producer<Tracker>) -> Result<()> {
-        if !producer.flush(Instant::now() + self.flush_budget) {
-            return Err(Error::Transient(format!(
-                "records were not acknowledged within {} s, so the transaction cannot be committed",
-                self.flush_budget.as_secs()
-            )));
-        }
-        if let Some(error) = producer.listener().lock().take_failure() {
-            return Err(error);
-        }
-        loop {
-            match producer.commit_transaction(ATTEMPT) {
-                Ok(()) => break,
-                Err(TxnError::Retriable(e)) => {
-                    tracing::warn!("commit of transaction {}: {e}; trying again", self.commits + 1);
-                    stop::check()?;
-                }
-                Err(e) => return Err(unsupported(e.into_error())),
-            }
+    /// One attempt to commit, once every record sent is acknowledged (the caller waits for that, so that its
+    /// progress line keeps going). `Ok(false)`: a retriable failure before `deadline`, try again. Committed: marks
+    /// everything sent so far committed and opens the next transaction. Any other failure is returned: the caller
+    /// aborts, no later STATE goes out.
+    pub fn try_commit(&mut self, producer: &Producer<Tracker>, deadline: Instant) -> Result<bool> {
+        if !retried(producer.commit_transaction(ATTEMPT), "commit the transaction", deadline)? {
+            return Ok(false);
         }
         producer.listener().lock().committed();
         self.commits += 1;
@@ -120,7 +96,8 @@ impl Transactions {
         self.records = 0;
         self.began = None;
         self.last_commit = Instant::now();
-        producer.begin_transaction().map_err(TxnError::into_error)
+        producer.begin_transaction().map_err(TxnError::into_error)?;
+        Ok(true)
     }
 
     /// After a failure or a stop: nothing of the open transaction may become visible.
@@ -152,6 +129,24 @@ pub fn transactional_id(settings: &Settings, catalog: &Catalog) -> String {
     let digest = hash.finalize();
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("airbyte-destination-kafka-{hex}")
+}
+
+/// The outcome of one attempt of a transaction call: done, to be tried again (a retriable failure before
+/// `deadline`, after a pause so that an instant failure does not spin), or the failure.
+fn retried(attempt: std::result::Result<(), TxnError>, call: &str, deadline: Instant) -> Result<bool> {
+    match attempt {
+        Ok(()) => Ok(true),
+        Err(TxnError::Retriable(e)) if Instant::now() < deadline => {
+            tracing::debug!("could not {call} yet: {e}; trying again");
+            stop::check()?;
+            std::thread::sleep(RETRY_PAUSE);
+            Ok(false)
+        }
+        Err(TxnError::Retriable(e)) => Err(Error::Transient(format!(
+            "the broker did not {call} before the deadline, it kept answering with a retriable error: {e}"
+        ))),
+        Err(e) => Err(unsupported(e.into_error())),
+    }
 }
 
 /// A broker without transactions answers the first transactional request (init, or the first commit) with

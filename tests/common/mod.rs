@@ -217,15 +217,22 @@ impl Live {
 
     /// Waits for the next STATE (skipping LOGs), or gives up after `wait`.
     pub fn next_state(&self, wait: Duration) -> Option<Value> {
+        self.until_state(wait).0
+    }
+
+    /// The next STATE (or none within `wait`) and the messages written before it.
+    pub fn until_state(&self, wait: Duration) -> (Option<Value>, Vec<Value>) {
         let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let line = self.lines.recv_timeout(left).ok()?;
+        let mut before = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else { break };
             let msg: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
             if msg["type"] == "STATE" {
-                return Some(msg);
+                return (Some(msg), before);
             }
+            before.push(msg);
         }
+        (None, before)
     }
 
     /// Every message written within `wait`.
