@@ -3,6 +3,7 @@
 //! field. Validation messages never show a value (it may be a secret).
 
 use crate::error::{Error, Result};
+use jsonschema::error::ValidationErrorKind;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::time::Duration;
@@ -77,28 +78,78 @@ pub fn coerce_scalars(schema: &Value, config: &mut Value) {
 
 /// JSON-schema validation with messages that name the field but never show its value (it may be a secret).
 pub fn validate(schema: &Value, config: &Value) -> Result<()> {
-    let validator = jsonschema::validator_for(schema)
-        .map_err(|e| Error::System(format!("the embedded spec is not a valid JSON schema: {e}")))?;
-    let problems: Vec<String> = validator
-        .iter_errors(config)
-        .map(|e| {
-            let path = e.instance_path().to_string();
-            let field = path.trim_start_matches('/').replace('/', ".");
-            let hint = if field == "protocol" {
-                " (security_protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL needs sasl_mechanism)"
-            } else {
-                ""
-            };
-            if field.is_empty() {
-                format!("config: {}{hint}", e.masked())
-            } else {
-                format!("config field `{field}`: {}{hint}", e.masked())
-            }
-        })
-        .collect();
+    let problems = problems(schema, config, "")?;
     if problems.is_empty() {
         Ok(())
     } else {
         Err(Error::Config(problems.join("; ")))
+    }
+}
+
+fn problems(schema: &Value, instance: &Value, prefix: &str) -> Result<Vec<String>> {
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| Error::System(format!("the embedded spec is not a valid JSON schema: {e}")))?;
+    let mut problems = Vec::new();
+    for e in validator.iter_errors(instance) {
+        let field = join(prefix, &e.instance_path().as_str().trim_start_matches('/').replace('/', "."));
+        let one_of_kind = matches!(
+            e.kind(),
+            ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::OneOfMultipleValid { .. }
+        );
+        if one_of_kind && !e.instance().is_object() {
+            continue; // the spec's `"type": "object"` says it
+        }
+        if let ValidationErrorKind::OneOfNotValid { .. } = e.kind() {
+            let branches = schema.pointer(e.schema_path().as_str()).and_then(Value::as_array);
+            if let Some(said) = branches.and_then(|b| one_of(b, e.instance(), &field)) {
+                problems.extend(said?);
+                continue;
+            }
+        }
+        problems.push(if field.is_empty() {
+            format!("config: {}", e.masked())
+        } else {
+            format!("config field `{field}`: {}", e.masked())
+        });
+    }
+    Ok(problems)
+}
+
+fn join(prefix: &str, field: &str) -> String {
+    match (prefix, field) {
+        ("", f) => f.to_string(),
+        (p, "") => p.to_string(),
+        (p, f) => format!("{p}.{f}"),
+    }
+}
+
+/// A `oneOf` whose branches are told apart by one property (`mode`, `type`, `security_protocol`...): the
+/// problems of the branch the value chose, or the choices. "Not valid under any of the schemas" says neither.
+fn one_of(branches: &[Value], value: &Value, field: &str) -> Option<Result<Vec<String>>> {
+    let object = value.as_object()?;
+    let key = discriminator(branches)?;
+    let choices: Vec<&str> = branches.iter().filter_map(|b| only_value(&b["properties"][key])).collect();
+    let chosen = object.get(key).and_then(Value::as_str);
+    let said = match chosen.and_then(|c| branches.iter().find(|b| only_value(&b["properties"][key]) == Some(c))) {
+        Some(branch) => match problems(branch, value, field) {
+            Ok(problems) if problems.is_empty() => return None,
+            other => return Some(other),
+        },
+        None if chosen.is_some() => "must be one of",
+        None => "is required, one of",
+    };
+    Some(Ok(vec![format!("config field `{}` {said} {}", join(field, key), choices.join(", "))]))
+}
+
+/// The property that has a single allowed value in every branch.
+fn discriminator(branches: &[Value]) -> Option<&str> {
+    let first = branches.first()?["properties"].as_object()?;
+    first.keys().map(String::as_str).find(|key| branches.iter().all(|b| only_value(&b["properties"][*key]).is_some()))
+}
+
+fn only_value(property: &Value) -> Option<&str> {
+    match property.get("enum").and_then(Value::as_array) {
+        Some(values) if values.len() == 1 => values[0].as_str(),
+        _ => property.get("const").and_then(Value::as_str),
     }
 }

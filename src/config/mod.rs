@@ -270,6 +270,19 @@ impl Settings {
         if self.bootstrap_servers.trim().is_empty() {
             return config("config field `bootstrap_servers` is empty: give host:port[,host:port...]");
         }
+        // librdkafka takes its own security protocols as a prefix and refuses any other scheme, which it then
+        // reports as "no brokers", a transient error; a URL here is a config mistake.
+        for server in self.bootstrap_servers.split(',') {
+            if let Some((scheme, _)) = server.trim().split_once("://") {
+                if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&scheme.to_ascii_lowercase().as_str()) {
+                    return Err(Error::Config(format!(
+                        "config field `bootstrap_servers`: `{}` is a URL; give host:port pairs (the protocol is set \
+                         by `protocol.security_protocol`)",
+                        server.trim()
+                    )));
+                }
+            }
+        }
         if self.topic_partitions == 0 || self.topic_partitions < -1 || self.topic_partitions > i32::MAX as i64 {
             return config("config field `topic_partitions` must be -1 (broker default) or a positive number");
         }
@@ -504,7 +517,50 @@ pub(crate) mod tests {
 
         let unknown = json!({"security_protocol": "TLS", "sasl_jaas_config": "hunter2"});
         let err = Settings::from_value(with(java_config(), "protocol", unknown)).err().unwrap().to_string();
-        assert!(err.contains("`protocol`") && !err.contains("hunter2"), "{err}");
+        assert_eq!(
+            err,
+            "config field `protocol.security_protocol` must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+        );
+    }
+
+    #[test]
+    fn bootstrap_servers_are_host_port_pairs_not_urls() {
+        let err = Settings::from_value(with(java_config(), "bootstrap_servers", json!("a:9092, http://b:9092")));
+        assert_eq!(
+            err.err().unwrap().to_string(),
+            "config field `bootstrap_servers`: `http://b:9092` is a URL; give host:port pairs (the protocol is set by \
+             `protocol.security_protocol`)"
+        );
+        // librdkafka's own prefixes stay accepted, as Java configs copied from listener settings have them.
+        assert!(Settings::from_value(with(java_config(), "bootstrap_servers", json!("PLAINTEXT://a:9092"))).is_ok());
+    }
+
+    #[test]
+    fn a_choice_object_names_the_choice_or_what_the_chosen_branch_lacks() {
+        let err =
+            |key: &str, value: Value| Settings::from_value(with(java_config(), key, value)).err().unwrap().to_string();
+        assert_eq!(
+            err("key", json!({"mode": "primary"})),
+            "config field `key.mode` must be one of uuid, primary_key, fields, none"
+        );
+        assert_eq!(
+            err("key", json!({"fields": ["id"]})),
+            "config field `key.mode` is required, one of uuid, primary_key, fields, none"
+        );
+        assert_eq!(err("key", json!({"mode": "fields"})), "config field `key`: \"fields\" is a required property");
+        assert_eq!(
+            err("key", json!({"mode": "fields", "fields": "id"})),
+            "config field `key.fields`: value is not of type \"array\""
+        );
+        assert_eq!(err("key", json!("uuid")), "config field `key`: value is not of type \"object\"");
+        assert_eq!(
+            err("format", json!({"type": "avro"})),
+            "config field `format`: \"schema_registry_url\" is a required property"
+        );
+        assert_eq!(
+            err("protocol", json!({"security_protocol": "SASL_SSL"})),
+            "config field `protocol`: \"sasl_mechanism\" is a required property"
+        );
     }
 
     #[test]
