@@ -177,6 +177,26 @@ mod tests {
     }
 
     #[test]
+    fn lone_surrogates_pass_through_in_data_and_fail_in_the_fields_read() {
+        // JSON's grammar allows `"\ud83d"` alone; Rust strings cannot hold it. Data is passed through as written
+        // (Jackson and Python read such strings too); a stream name must be decoded, so there it fails the line.
+        let text = concat!(
+            r#"{"type":"RECORD","record":{"stream":"a","data":{"s":"\ud83d!"}}}"#,
+            "\n",
+            r#"{"type":"RECORD","record":{"stream":"a\ud83d","data":{}}}"#,
+            "\n",
+        );
+        let parsed = parser().parse(text.as_bytes().to_vec());
+        match &parsed.items[..] {
+            [Item::Record { data, line: 1, .. }, Item::Failure(e)] => {
+                assert_eq!(&parsed.chunk[data.clone()], br#"{"s":"\ud83d!"}"#);
+                assert!(e.to_string().starts_with("input line 2:"), "{e}");
+            }
+            _ => panic!("unexpected items"),
+        }
+    }
+
+    #[test]
     fn failures_carry_the_line_number() {
         let mut p = parser();
         let first = p.parse(b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"data\":{}}}\n".to_vec());
