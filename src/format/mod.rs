@@ -103,6 +103,23 @@ fn frame(id: u32) -> Vec<u8> {
     framed
 }
 
+/// Registers a stream's schema under the subject its strategy names (`record`: the schema's record name or
+/// title) and returns the start of its messages in the wire format.
+fn register(
+    registry: &Registry,
+    settings: &RegistrySettings,
+    stream: &Stream,
+    record: &str,
+    schema: &str,
+    schema_type: &str,
+    kind: &str,
+) -> Result<Vec<u8>> {
+    let subject = settings.subject_name_strategy.subject(&stream.topic, record);
+    let id = registry.register(&subject, schema, schema_type)?;
+    tracing::info!("stream `{}`: {kind} schema registered as subject `{subject}`, id {id}", stream.describe());
+    Ok(frame(id))
+}
+
 /// Encodes the records of one stream, into buffers reused from record to record.
 pub struct StreamEncoder {
     topic: String,
@@ -132,23 +149,15 @@ impl StreamEncoder {
             (FormatSettings::AirbyteV2Json, _) => Value::V2(V2::new(stream)),
             (FormatSettings::Avro(r), Some(registry)) => {
                 let schema = avro::schema::for_stream(&stream.json_schema, &stream.name, stream.namespace.as_deref());
-                let subject = r.subject_name_strategy.subject(&stream.topic, &schema.full_name());
-                let id = registry.register(&subject, &schema.to_json().to_string(), "AVRO")?;
-                tracing::info!(
-                    "stream `{}`: Avro schema registered as subject `{subject}`, id {id}",
-                    stream.describe()
-                );
-                Value::Avro { schema, framed: frame(id) }
+                let schema_text = schema.to_json().to_string();
+                let framed = register(registry, r, stream, &schema.full_name(), &schema_text, "AVRO", "Avro")?;
+                Value::Avro { schema, framed }
             }
             (FormatSettings::JsonSchema(r), Some(registry)) => {
                 let (title, schema) = json_schema_of(stream);
-                let subject = r.subject_name_strategy.subject(&stream.topic, &title);
-                let id = registry.register(&subject, &schema.to_string(), "JSON")?;
-                tracing::info!(
-                    "stream `{}`: JSON schema registered as subject `{subject}`, id {id}",
-                    stream.describe()
-                );
-                Value::JsonSchema { framed: frame(id) }
+                Value::JsonSchema {
+                    framed: register(registry, r, stream, &title, &schema.to_string(), "JSON", "JSON")?,
+                }
             }
             (_, None) => return Err(Error::System("a registry format without a registry".into())),
         };
