@@ -1,14 +1,16 @@
 //! `check`: always reaches the cluster, and with `test_topic` proves a record can be written there. With
 //! exactly-once delivery it also proves the broker does transactions (and writes the test record in one).
 
-use crate::airbyte::catalog::{Catalog, Stream, Topic};
+use crate::airbyte::catalog::Stream;
 use crate::airbyte::message::now_ms;
 use crate::config::Settings;
+use crate::delivery::{DeliveryListener, Undelivered};
 use crate::error::{Error, Result};
 use crate::format::registry::Registry;
 use crate::format::{RecordIn, StreamEncoder};
-use crate::kafka::producer::{DeliveryListener, Options, Producer, Sent, TxnError, Undelivered};
-use crate::write::transactions::{transactional_id, unsupported};
+use crate::kafka::admin::Topic;
+use crate::kafka::producer::{Options, Producer, Sent, TxnError};
+use crate::stop::Stop;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -28,28 +30,24 @@ impl DeliveryListener for Outcome {
 }
 
 /// Ok, or the reason in words a user can act on.
-pub fn run(settings: &Settings) -> Result<()> {
+pub fn run(settings: &Settings, stop: &Stop) -> Result<()> {
     // Its own id, so that a check never fences a running sync.
-    let id = settings.exactly_once().then(|| format!("{}-check", transactional_id(settings, &Catalog::default())));
-    let producer =
-        Producer::new(settings, Options { transactional_id: id.as_deref(), ..Options::default() }, Outcome::default())?;
+    let id = settings.exactly_once().then(|| format!("{}-check", settings.transactional_id([])));
+    let options = Options { transactional_id: id.as_deref(), ..Options::default() };
+    let producer = Producer::new(settings, options, Outcome::default(), stop)?;
     producer.metadata(settings, CHECK_TIMEOUT)?;
     // The registry formats need the registry: reachable, taking the credentials.
-    if let Some(registry) = settings.format.registry() {
+    if let Some(registry) = settings.encoding.format.registry() {
         Registry::new(registry)?.check()?;
     }
     if id.is_some() {
-        producer.init_transactions(CHECK_TIMEOUT).map_err(|e| unsupported(e.into_error()))?;
+        producer.init_transactions(CHECK_TIMEOUT).map_err(TxnError::into_error)?;
     }
     let Some(topic) = settings.test_topic() else {
         return Ok(());
     };
-    producer.ensure_topics(settings, &[Topic { name: &topic, compact: false }], CHECK_TIMEOUT).map_err(
-        |e| match e {
-            Error::Config(m) => Error::Config(format!("test topic: {m}")),
-            other => other,
-        },
-    )?;
+    let topics = [Topic { name: &topic, compact: false }];
+    producer.ensure_topics(settings, &topics, CHECK_TIMEOUT).map_err(|e| e.context("test topic"))?;
     if id.is_some() {
         producer.begin_transaction().map_err(TxnError::into_error)?;
     }
@@ -57,17 +55,15 @@ pub fn run(settings: &Settings) -> Result<()> {
     let stream = Stream { name: "test-topic-stream".into(), topic: topic.clone(), ..Stream::default() };
     let mut encoder = StreamEncoder::java(&stream);
     let data = br#"{"test-key":"test-value"}"#;
-    let record = encoder.encode(&RecordIn { emitted_at: now_ms(), data, meta: None }).map_err(Error::System)?;
+    let record = encoder.encode(&RecordIn { emitted_at: now_ms(), data, meta: None })?;
     if let Sent::QueueFull(()) = producer.send(&record, ())? {
         return Err(Error::System("the producer queue is full before the first record".into()));
     }
     producer.flush(Instant::now() + CHECK_TIMEOUT);
     let outcome = producer.listener().0.lock().unwrap_or_else(|e| e.into_inner()).take();
     match outcome {
-        Some(Ok(())) if id.is_some() => {
-            producer.commit_transaction(CHECK_TIMEOUT).map_err(|e| unsupported(e.into_error()))
-        }
-        Some(outcome) => outcome,
+        Some(Ok(())) if id.is_some() => producer.commit_transaction(CHECK_TIMEOUT).map_err(TxnError::into_error),
+        Some(outcome) => outcome.map_err(|e| producer.cause_of(e)),
         None => Err(producer.diagnostics().explain(
             settings,
             &format!("the test message to topic `{topic}` was not acknowledged within {} s", CHECK_TIMEOUT.as_secs()),

@@ -1,13 +1,14 @@
 //! `discover`: the topics a sync can append to, each with the schema of the messages we write.
 
+use crate::config::encoding::FormatSettings;
 use crate::config::Settings;
 use crate::error::Result;
-use crate::format::FormatSettings;
 use crate::kafka::producer::{Options, Producer};
+use crate::stop::Stop;
 use serde_json::{json, Value};
 
-pub fn run(settings: &Settings) -> Result<Vec<Value>> {
-    let producer = Producer::new(settings, Options::default(), NoRecords)?;
+pub fn run(settings: &Settings, stop: &Stop) -> Result<Vec<Value>> {
+    let producer = Producer::new(settings, Options::default(), NoRecords, stop)?;
     let metadata = producer.metadata(settings, settings.metadata_timeout())?;
     let mut topics: Vec<&str> =
         metadata.topics().iter().map(|t| t.name()).filter(|name| !name.starts_with("__")).collect();
@@ -18,7 +19,7 @@ pub fn run(settings: &Settings) -> Result<Vec<Value>> {
         .into_iter()
         .flat_map(|topic| {
             ["append", "append_dedup"].map(
-                |mode| json!({"object_name": topic, "sync_mode": mode, "json_schema": value_schema(&settings.format)}),
+                |mode| json!({"object_name": topic, "sync_mode": mode, "json_schema": value_schema(&settings.encoding.format)}),
             )
         })
         .collect())
@@ -27,9 +28,9 @@ pub fn run(settings: &Settings) -> Result<Vec<Value>> {
 /// `discover` sends nothing.
 struct NoRecords;
 
-impl crate::kafka::producer::DeliveryListener for NoRecords {
+impl crate::delivery::DeliveryListener for NoRecords {
     type Token = ();
-    fn delivered(&self, _: (), _: std::result::Result<(), crate::kafka::producer::Undelivered>) {}
+    fn delivered(&self, _: (), _: std::result::Result<(), crate::delivery::Undelivered>) {}
 }
 
 /// JSON schema of the value of the messages the connector writes, in the configured format.

@@ -1,5 +1,7 @@
-//! One error type for the whole connector. Each error knows the Airbyte `failure_type` it maps to, so whoever
-//! reports it (TRACE on `write`/`discover`, CONNECTION_STATUS on `check`) need not guess, and keeps its source.
+//! One error type for the whole connector, and the one failure policy: [`Error::failure`] says, for any error,
+//! which Airbyte `failure_type` it is, what it concerns (one record, the cluster, the user's settings), whether
+//! trying again can help and whether waiting for the cluster can. Dead-letter eligibility, retries, the TRACE and
+//! the diagnosis of a timeout are all derived from it, nowhere else.
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde::Serialize;
@@ -16,6 +18,110 @@ pub enum FailureType {
     SystemError,
 }
 
+/// What a failure concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One record alone (too large, invalid, not encodable): with `record_errors: dead_letter` it is rejected and
+    /// the sync goes on; otherwise the user must change the data or the limits.
+    Record,
+    /// The cluster or the path to it (unreachable, slow, fenced by a newer writer): the platform may retry.
+    Infrastructure,
+    /// The user's settings or the cluster's permissions: only a change can help.
+    Config,
+    /// Malformed input or a bug.
+    System,
+}
+
+/// The failure policy's verdict on one error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub scope: Scope,
+    /// Trying the same call again may succeed.
+    pub retriable: bool,
+    /// Waiting longer for the cluster cannot help (credentials, names, certificates, or nothing answers at all).
+    pub hopeless: bool,
+}
+
+impl Failure {
+    const fn of(scope: Scope, retriable: bool, hopeless: bool) -> Failure {
+        Failure { scope, retriable, hopeless }
+    }
+
+    pub fn failure_type(self) -> FailureType {
+        match self.scope {
+            Scope::Record | Scope::Config => FailureType::ConfigError,
+            Scope::Infrastructure => FailureType::TransientError,
+            Scope::System => FailureType::SystemError,
+        }
+    }
+
+    /// A broker or client error code. The one table of librdkafka's codes.
+    pub fn of_code(code: RDKafkaErrorCode) -> Failure {
+        use RDKafkaErrorCode::*;
+        use Scope::*;
+        match code {
+            MessageSizeTooLarge | InvalidRecord => Failure::of(Record, false, false),
+            // A name that does not resolve is far more often a typo in `bootstrap_servers` than a DNS outage.
+            SaslAuthenticationFailed | Authentication | SSL | Resolve => Failure::of(Config, false, true),
+            TopicAuthorizationFailed
+            | ClusterAuthorizationFailed
+            | GroupAuthorizationFailed
+            | TransactionalIdAuthorizationFailed
+            | DelegationTokenAuthorizationFailed
+            | UnsupportedSASLMechanism
+            | IllegalSASLState
+            | MessageBatchTooLarge
+            | InvalidMessageSize
+            | PolicyViolation
+            | InvalidTopic
+            | InvalidRequiredAcks
+            | InvalidConfig
+            | InvalidArgument
+            | InvalidReplicationFactor
+            | InvalidPartitions
+            | UnknownTopic
+            | UnknownPartition
+            // librdkafka marks "this broker has no transactions" retriable: trying again would never end.
+            | UnsupportedFeature
+            | UnsupportedVersion => Failure::of(Config, false, false),
+            // Nothing answers at all: waiting for metadata cannot help, a later sync may.
+            AllBrokersDown => Failure::of(Infrastructure, true, true),
+            BrokerTransportFailure
+            | MessageTimedOut
+            | RequestTimedOut
+            | OperationTimedOut
+            | NetworkException
+            | LeaderNotAvailable
+            | NotLeaderForPartition
+            | NotEnoughReplicas
+            | NotEnoughReplicasAfterAppend
+            | NotCoordinator
+            | CoordinatorNotAvailable
+            | CoordinatorLoadInProgress
+            | BrokerNotAvailable
+            | KafkaStorageError
+            | UnknownTopicOrPartition
+            | TimedOutQueue
+            | QueueFull
+            | WaitingForCoordinator
+            | ThrottlingQuotaExceeded
+            | ConcurrentTransactions => Failure::of(Infrastructure, true, false),
+            // Another sync took over the transactional id: this one is a zombie; the newer one goes on.
+            Fenced | ProducerFenced | InvalidProducerEpoch => Failure::of(Infrastructure, false, false),
+            _ => Failure::of(System, false, false),
+        }
+    }
+
+    /// An HTTP answer (the schema registry); `None` is a connection that failed.
+    pub fn of_http(status: Option<u16>) -> Failure {
+        match status {
+            // Rate limited (Confluent Cloud's 429), timed out, failing, or not reached: worth a retry of the sync.
+            None | Some(408 | 429 | 500..) => Failure::of(Scope::Infrastructure, true, false),
+            Some(_) => Failure::of(Scope::Config, false, false),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -24,6 +130,9 @@ pub enum Error {
     Transient(String),
     #[error("{0}")]
     System(String),
+    /// One record cannot be written as it is (not encodable): a rejected record.
+    #[error("{0}")]
+    Record(String),
     /// The input stream itself is malformed (not JSON, RECORD without stream/data, unknown stream).
     #[error("input line {line}: {reason}")]
     Input { line: u64, reason: String },
@@ -34,34 +143,42 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
-    /// librdkafka refused or failed something; the failure type follows its error code.
+    /// librdkafka refused or failed something; the failure follows its error code.
     #[error("{context}: {}", describe(.source))]
     Kafka {
         context: String,
         #[source]
         source: KafkaError,
     },
+    /// An HTTP service (the schema registry) refused or failed; the failure follows the status.
+    #[error("{message}")]
+    Http { message: String, status: Option<u16> },
     #[error("{context}: {source}")]
     Io {
         context: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("config field `protocol.sasl_jaas_config` {0}")]
-    Jaas(#[from] crate::config::jaas::JaasError),
-    #[error(transparent)]
-    TopicName(#[from] crate::naming::TopicNameError),
 }
 
 impl Error {
-    pub fn failure_type(&self) -> FailureType {
+    /// The failure policy's verdict.
+    pub fn failure(&self) -> Failure {
         match self {
-            Error::Config(_) | Error::Jaas(_) | Error::TopicName(_) => FailureType::ConfigError,
-            Error::Transient(_) => FailureType::TransientError,
-            Error::System(_) | Error::Input { .. } | Error::Io { .. } => FailureType::SystemError,
-            Error::Kafka { source, .. } => source.rdkafka_error_code().map_or(FailureType::SystemError, classify),
-            Error::Line { source, .. } => source.failure_type(),
+            Error::Config(_) => Failure::of(Scope::Config, false, false),
+            Error::Transient(_) => Failure::of(Scope::Infrastructure, true, false),
+            Error::System(_) | Error::Input { .. } | Error::Io { .. } => Failure::of(Scope::System, false, false),
+            Error::Record(_) => Failure::of(Scope::Record, false, false),
+            Error::Kafka { source, .. } => {
+                source.rdkafka_error_code().map_or(Failure::of(Scope::System, false, false), Failure::of_code)
+            }
+            Error::Http { status, .. } => Failure::of_http(*status),
+            Error::Line { source, .. } => source.failure(),
         }
+    }
+
+    pub fn failure_type(&self) -> FailureType {
+        self.failure().failure_type()
     }
 
     /// Whether the platform may retry the sync as it is.
@@ -90,83 +207,47 @@ impl Error {
     pub fn at_line(self, line: u64) -> Error {
         Error::Line { line, source: Box::new(self) }
     }
+
+    /// The same error with `prefix: ` before its message, keeping its failure.
+    pub fn context(self, prefix: &str) -> Error {
+        match self {
+            Error::Config(m) => Error::Config(format!("{prefix}: {m}")),
+            Error::Transient(m) => Error::Transient(format!("{prefix}: {m}")),
+            Error::System(m) => Error::System(format!("{prefix}: {m}")),
+            Error::Record(m) => Error::Record(format!("{prefix}: {m}")),
+            Error::Kafka { context, source } => Error::Kafka { context: format!("{prefix}: {context}"), source },
+            Error::Http { message, status } => Error::Http { message: format!("{prefix}: {message}"), status },
+            other => other,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// librdkafka's words for an error, with a hint where the user has something to change.
 pub fn describe(err: &KafkaError) -> String {
+    use RDKafkaErrorCode::*;
     match err.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::MessageSizeTooLarge) => format!(
+        Some(MessageSizeTooLarge) => format!(
             "{err}; the message is larger than the producer's maximum message size: raise `max_request_size` \
              (and the topic's max.message.bytes)"
         ),
-        Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) => {
-            format!(
-                "{err}; another writer with the same transactional.id took over (a newer sync of this connection), \
-                 so this one stops without committing"
-            )
+        Some(Fenced | ProducerFenced | InvalidProducerEpoch) => format!(
+            "{err}; another writer with the same transactional.id took over (a newer sync of this connection), so \
+             this one stops without committing"
+        ),
+        Some(TopicAuthorizationFailed) => {
+            format!("{err}; grant this user WRITE (and DESCRIBE) on the topic, or change `topic_pattern`")
         }
+        Some(TransactionalIdAuthorizationFailed) => format!(
+            "{err}; exactly_once needs WRITE and DESCRIBE on the transactional id (`transactional_id`, or the \
+             derived `airbyte-destination-kafka-...`: a PREFIXED ACL on that prefix covers it)"
+        ),
+        Some(ClusterAuthorizationFailed) => format!(
+            "{err}; the user lacks a cluster permission (IDEMPOTENT_WRITE for an idempotent producer, CREATE for \
+             topic creation)"
+        ),
         _ => err.to_string(),
-    }
-}
-
-/// Which Airbyte failure type a broker or client error code belongs to. The one place this is decided.
-pub fn classify(code: RDKafkaErrorCode) -> FailureType {
-    use RDKafkaErrorCode::*;
-    match code {
-        TopicAuthorizationFailed
-        | ClusterAuthorizationFailed
-        | GroupAuthorizationFailed
-        | TransactionalIdAuthorizationFailed
-        | DelegationTokenAuthorizationFailed
-        | SaslAuthenticationFailed
-        | Authentication
-        | UnsupportedSASLMechanism
-        | IllegalSASLState
-        | MessageSizeTooLarge
-        | MessageBatchTooLarge
-        | InvalidMessageSize
-        | InvalidRecord
-        | PolicyViolation
-        | InvalidTopic
-        | InvalidRequiredAcks
-        | InvalidConfig
-        | InvalidArgument
-        | InvalidReplicationFactor
-        | InvalidPartitions
-        | UnknownTopic
-        | UnknownPartition
-        | UnsupportedFeature
-        | UnsupportedVersion
-        // A name that does not resolve is far more often a typo in `bootstrap_servers` than a DNS outage.
-        | Resolve
-        | SSL => FailureType::ConfigError,
-        BrokerTransportFailure
-        | AllBrokersDown
-        | MessageTimedOut
-        | RequestTimedOut
-        | OperationTimedOut
-        | NetworkException
-        | LeaderNotAvailable
-        | NotLeaderForPartition
-        | NotEnoughReplicas
-        | NotEnoughReplicasAfterAppend
-        | NotCoordinator
-        | CoordinatorNotAvailable
-        | CoordinatorLoadInProgress
-        | BrokerNotAvailable
-        | KafkaStorageError
-        | UnknownTopicOrPartition
-        | TimedOutQueue
-        | QueueFull
-        | WaitingForCoordinator
-        | ThrottlingQuotaExceeded
-        // Another sync took over the transactional id: this one is a zombie; the newer one goes on.
-        | Fenced
-        | ProducerFenced
-        | InvalidProducerEpoch => FailureType::TransientError,
-        _ => FailureType::SystemError,
     }
 }
 
@@ -174,20 +255,54 @@ pub fn classify(code: RDKafkaErrorCode) -> FailureType {
 mod tests {
     use super::*;
 
+    /// The policy as a written-out table: code → (failure type, scope, retriable, hopeless).
     #[test]
-    fn kafka_errors_are_classified_by_their_code() {
+    fn the_failure_table() {
+        use FailureType::*;
+        use RDKafkaErrorCode as C;
+        let table = [
+            (C::MessageSizeTooLarge, ConfigError, Scope::Record, false, false),
+            (C::InvalidRecord, ConfigError, Scope::Record, false, false),
+            (C::SaslAuthenticationFailed, ConfigError, Scope::Config, false, true),
+            (C::SSL, ConfigError, Scope::Config, false, true),
+            (C::Resolve, ConfigError, Scope::Config, false, true),
+            (C::TopicAuthorizationFailed, ConfigError, Scope::Config, false, false),
+            (C::TransactionalIdAuthorizationFailed, ConfigError, Scope::Config, false, false),
+            (C::UnsupportedFeature, ConfigError, Scope::Config, false, false),
+            (C::AllBrokersDown, TransientError, Scope::Infrastructure, true, true),
+            (C::MessageTimedOut, TransientError, Scope::Infrastructure, true, false),
+            (C::NotEnoughReplicas, TransientError, Scope::Infrastructure, true, false),
+            (C::ProducerFenced, TransientError, Scope::Infrastructure, false, false),
+            (C::Fail, SystemError, Scope::System, false, false),
+        ];
+        for (code, failure_type, scope, retriable, hopeless) in table {
+            let f = Failure::of_code(code);
+            assert_eq!(
+                (f.failure_type(), f.scope, f.retriable, f.hopeless),
+                (failure_type, scope, retriable, hopeless)
+            );
+        }
+        let http =
+            [(Some(409), ConfigError), (Some(401), ConfigError), (Some(429), TransientError), (None, TransientError)];
+        for (status, failure_type) in http {
+            assert_eq!(Failure::of_http(status).failure_type(), failure_type, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn kafka_errors_follow_their_code_and_say_what_to_change() {
         let e = Error::kafka(
             "delivery to topic `t` failed",
             KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
         );
-        assert_eq!(e.failure_type(), FailureType::ConfigError);
+        assert_eq!((e.failure_type(), e.failure().scope), (FailureType::ConfigError, Scope::Record));
         assert!(e.to_string().contains("max_request_size"), "{e}");
-        let e = Error::kafka("x", KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut));
-        assert!(e.is_transient());
-        let e = Error::kafka("x", KafkaError::Global(RDKafkaErrorCode::Resolve));
-        assert_eq!(e.failure_type(), FailureType::ConfigError);
-        let e = Error::kafka("x", KafkaError::Global(RDKafkaErrorCode::Fail));
-        assert_eq!(e.failure_type(), FailureType::SystemError);
+        assert!(Error::kafka("x", KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)).is_transient());
+        let line = Error::kafka("x", KafkaError::Global(RDKafkaErrorCode::Fail)).at_line(3);
+        assert_eq!(
+            (line.failure_type(), line.to_string().starts_with("input line 3: x")),
+            (FailureType::SystemError, true)
+        );
     }
 
     #[test]

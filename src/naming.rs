@@ -43,6 +43,12 @@ pub enum TopicNameError {
 }
 
 /// Kafka rejects empty and over-long names; say which stream produced one, before anything is written.
+impl From<TopicNameError> for crate::error::Error {
+    fn from(e: TopicNameError) -> Self {
+        crate::error::Error::Config(e.to_string())
+    }
+}
+
 pub fn check_topic(topic: &str, what: &str) -> Result<(), TopicNameError> {
     if topic.is_empty() {
         return Err(TopicNameError::Empty { what: what.to_string() });

@@ -198,12 +198,75 @@ impl<'de> Deserialize<'de> for EmittedAt {
         match number {
             Some(Ok(ms)) => Ok(EmittedAt(ms)),
             // Whole milliseconds; a fraction is dropped, a value beyond what 64 bits hold is refused.
-            Some(Err(f)) if f.is_finite() && f.abs() < 9.2e18 => Ok(EmittedAt(f.trunc() as i64)),
-            Some(Err(_)) => {
-                Err(de::Error::custom(format!("`emitted_at` {text} is out of range for epoch milliseconds")))
-            }
+            Some(Err(f)) => crate::number::truncate_to_i64(f).map(EmittedAt).ok_or_else(|| {
+                de::Error::custom(format!("`emitted_at` {text} is out of range for epoch milliseconds"))
+            }),
             None => Err(de::Error::custom(format!("`emitted_at` {text} is not a number of epoch milliseconds"))),
         }
+    }
+}
+
+/// What the beginning of a line too long to hold says about it, as far as it goes: its `type` and, for a RECORD,
+/// its `stream`, `namespace` and `emitted_at` (sources write them before `data`; whatever comes after the cut is
+/// unknown).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Head {
+    pub kind: Option<String>,
+    pub stream: Option<String>,
+    pub namespace: Option<String>,
+    pub emitted_at: Option<i64>,
+}
+
+impl Head {
+    pub fn read(prefix: &[u8]) -> Head {
+        let head = std::cell::RefCell::new(Head::default());
+        let mut de = serde_json::Deserializer::from_slice(prefix);
+        // The cut ends the JSON early: the error is expected; what was read before it is kept.
+        let _ = de::DeserializeSeed::deserialize(HeadSeed { head: &head, record: false }, &mut de);
+        head.into_inner()
+    }
+
+    pub fn is_record(prefix: &[u8]) -> bool {
+        Head::read(prefix).kind.as_deref() == Some("RECORD")
+    }
+}
+
+/// Reads an object's keys in order, noting the ones of [`Head`] as they come.
+struct HeadSeed<'h> {
+    head: &'h std::cell::RefCell<Head>,
+    /// Inside `record`.
+    record: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for HeadSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HeadSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let head = self.head;
+            match (self.record, key.as_ref()) {
+                (false, "type") => head.borrow_mut().kind = map.next_value::<Option<String>>()?,
+                (false, "record") => map.next_value_seed(HeadSeed { head, record: true })?,
+                (true, "stream") => head.borrow_mut().stream = map.next_value::<Option<String>>()?,
+                (true, "namespace") => head.borrow_mut().namespace = map.next_value::<Option<String>>()?,
+                (true, "emitted_at") => {
+                    head.borrow_mut().emitted_at = map.next_value::<Option<EmittedAt>>()?.map(|e| e.0)
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -333,5 +396,29 @@ mod tests {
         let e = excerpt(long.as_bytes());
         assert_eq!(e.chars().count(), 121);
         assert!(e.ends_with('…'));
+    }
+
+    #[test]
+    fn the_head_of_a_cut_line_says_what_it_was() {
+        let line =
+            r#"{"type":"RECORD","record":{"namespace":"shop","stream":"users","emitted_at":5,"data":{"blob":"xxxxxxxx"#;
+        let head = Head::read(line.as_bytes());
+        assert_eq!(
+            head,
+            Head {
+                kind: Some("RECORD".into()),
+                stream: Some("users".into()),
+                namespace: Some("shop".into()),
+                emitted_at: Some(5)
+            }
+        );
+        assert!(Head::is_record(line.as_bytes()));
+        let state = r#"{"type": "STATE", "state": {"data": {"cursor": "xxxxx"#;
+        assert_eq!(Head::read(state.as_bytes()).kind.as_deref(), Some("STATE"));
+        assert!(!Head::is_record(state.as_bytes()));
+        // Data first, then the rest: only what came before the cut is known.
+        let late = r#"{"record":{"data":{"x":"yyyy"#;
+        assert_eq!(Head::read(late.as_bytes()), Head::default());
+        assert_eq!(Head::read(b"\xff garbage"), Head::default());
     }
 }

@@ -1,4 +1,5 @@
-//! STATE messages: what they checkpoint, and the line we echo once their records are safe.
+//! STATE messages: what they checkpoint, how the platform counts the records each covers, and the line we echo
+//! once their records are safe.
 //!
 //! A state is a black box to the destination: the output line is the input line byte for byte, except that
 //! `state.destinationStats` says how many records it covers. It is parsed once, on the stdin thread, into a
@@ -124,6 +125,44 @@ fn pieces(line: &str, state: &str, entries: &[(Cow<'_, str>, &RawValue)]) -> Vec
     pieces
 }
 
+/// What a STATE's record count covers: every record since the last GLOBAL/LEGACY state, or one stream's
+/// (its catalog index; `None` for a stream the catalog does not have, whose count is 0).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Counted {
+    Global,
+    Stream(Option<usize>),
+}
+
+/// Records per STATE, as the platform counts them: per stream since that stream's last STREAM state, and
+/// since the last GLOBAL/LEGACY state for those.
+pub struct RecordCounts {
+    since_global: u64,
+    per_stream: Vec<u64>,
+}
+
+impl RecordCounts {
+    pub fn new(streams: usize) -> RecordCounts {
+        RecordCounts { since_global: 0, per_stream: vec![0; streams] }
+    }
+
+    pub fn record(&mut self, stream: usize) {
+        self.add(stream, 1);
+    }
+
+    pub fn add(&mut self, stream: usize, n: u64) {
+        self.since_global += n;
+        self.per_stream[stream] += n;
+    }
+
+    /// The count a STATE of this scope carries, which then starts again from zero.
+    pub fn take(&mut self, scope: &Counted) -> u64 {
+        match scope {
+            Counted::Global => std::mem::take(&mut self.since_global),
+            Counted::Stream(stream) => stream.map_or(0, |i| std::mem::take(&mut self.per_stream[i])),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +224,21 @@ mod tests {
             state_of(empty).render(0, None),
             r#"{"type":"STATE","state":{ "destinationStats":{"recordCount":0.0}}}"#
         );
+    }
+
+    #[test]
+    fn counts_legacy_global_and_stream_states() {
+        let mut n = RecordCounts::new(2);
+        n.record(0);
+        n.record(1);
+        n.record(0);
+        assert_eq!(n.take(&Counted::Stream(Some(0))), 2);
+        assert_eq!(n.take(&Counted::Stream(Some(0))), 0);
+        n.record(0);
+        // LEGACY and GLOBAL count every record since the previous such state.
+        assert_eq!(n.take(&Counted::Global), 4);
+        assert_eq!(n.take(&Counted::Global), 0);
+        assert_eq!(n.take(&Counted::Stream(Some(1))), 1);
+        assert_eq!(n.take(&Counted::Stream(None)), 0);
     }
 }

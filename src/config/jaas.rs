@@ -48,6 +48,12 @@ pub enum JaasError {
     NotUnsecuredOauth { module: String },
 }
 
+impl From<JaasError> for crate::error::Error {
+    fn from(e: JaasError) -> Self {
+        crate::error::Error::Config(format!("config field `protocol.sasl_jaas_config` {e}"))
+    }
+}
+
 pub fn parse(text: &str) -> Result<Jaas, JaasError> {
     let caps = ENTRY.captures(text).ok_or(JaasError::NotAnEntry)?;
     let module = caps[1].rsplit('.').next().unwrap_or_default().to_string();

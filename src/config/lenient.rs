@@ -3,6 +3,7 @@
 //! field. Validation messages never show a value (it may be a secret).
 
 use crate::error::{Error, Result};
+use crate::number::whole_i64;
 use jsonschema::error::ValidationErrorKind;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -25,14 +26,10 @@ pub fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 pub fn as_whole_number(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n.as_i64().or_else(|| whole(n.as_f64()?)),
-        Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| whole(s.trim().parse().ok()?)),
+        Value::Number(n) => n.as_i64().or_else(|| whole_i64(n.as_f64()?)),
+        Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| whole_i64(s.trim().parse().ok()?)),
         _ => None,
     }
-}
-
-fn whole(f: f64) -> Option<i64> {
-    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e18).then_some(f as i64)
 }
 
 /// `true`/`false`, also as the strings some hand-written configs use.

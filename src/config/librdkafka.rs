@@ -1,88 +1,8 @@
-//! Settings → librdkafka properties: the one place each config key takes effect on the Kafka client. Every
-//! property remembers the config field it came from, so a refusal by librdkafka names the user's field.
+//! Settings → librdkafka properties: the one place each config key takes effect on the Kafka client.
 
+use super::properties::Properties;
 use super::Settings;
-use crate::error::{Error, Result};
-use rdkafka::client::ClientContext;
-use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::ClientConfig;
-use std::borrow::Cow;
-
-/// One librdkafka property and the config field it came from.
-pub struct Property {
-    pub key: Cow<'static, str>,
-    value: String,
-    field: Cow<'static, str>,
-    secret: bool,
-}
-
-#[derive(Default)]
-pub struct Properties(Vec<Property>);
-
-impl std::fmt::Debug for Properties {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = self.0.iter().map(|p| (p.key.as_ref(), if p.secret { "***" } else { p.value.as_str() }));
-        f.debug_map().entries(shown).finish()
-    }
-}
-
-impl Properties {
-    pub fn set(&mut self, key: &'static str, value: impl ToString, field: &'static str) {
-        self.0.push(Property { key: key.into(), value: value.to_string(), field: field.into(), secret: false });
-    }
-
-    /// A value that must never be shown (password, key material).
-    pub fn set_secret(&mut self, key: &'static str, value: impl ToString, field: &'static str) {
-        self.0.push(Property { key: key.into(), value: value.to_string(), field: field.into(), secret: true });
-    }
-
-    /// The config field that set `key`, if any.
-    fn field_of(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|p| p.key == key).map(|p| p.field.as_ref())
-    }
-
-    /// The value set last for `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|p| p.key == key).map(|p| p.value.as_str())
-    }
-
-    /// A librdkafka client (producer or admin). librdkafka checks ranges and combinations here; its
-    /// complaint becomes a config error naming the user's field.
-    pub fn create<C, T>(&self, context: C) -> Result<T>
-    where
-        C: ClientContext,
-        T: FromClientConfigAndContext<C>,
-    {
-        let mut config = ClientConfig::new();
-        for p in &self.0 {
-            config.set(p.key.as_ref(), &p.value);
-        }
-        config.create_with_context(context).map_err(|e| Error::Config(self.explain_rejection(&e.to_string())))
-    }
-
-    /// Turns librdkafka's complaint about `some.property` into one about the user's field.
-    fn explain_rejection(&self, message: &str) -> String {
-        let culprit = self
-            .0
-            .iter()
-            .find(|p| message.contains(&format!("\"{}\"", p.key)) || message.contains(&format!("`{}`", p.key)));
-        // Read before the secrets are masked (a password may be an ordinary word of the message); says only
-        // fixed words.
-        let client_certificate = self.get("ssl.certificate.pem").is_some();
-        let tls = super::security::explain_tls(message, client_certificate);
-        let mut message = message.to_string();
-        for secret in self.0.iter().filter(|p| p.secret && !p.value.is_empty()) {
-            message = message.replace(&secret.value, "***");
-        }
-        if let Some(why) = tls {
-            return format!("{why} ({message})");
-        }
-        match culprit {
-            Some(p) => format!("config field `{}` (librdkafka `{}`) is refused: {message}", p.field, p.key),
-            None => format!("the producer settings are refused by librdkafka: {message}"),
-        }
-    }
-}
+use crate::error::Result;
 
 impl Settings {
     /// Bytes of records librdkafka may hold: `buffer_memory`, but never less than `max_request_size`. A record
@@ -149,52 +69,6 @@ impl Settings {
     }
 }
 
-/// Properties the spec sets that `kafka_properties` may still change: not a promise, only a default.
-const OVERRIDABLE: [&str; 3] = ["partitioner", "queue.buffering.max.messages", "debug"];
-
-/// Consumer properties: meaningless for a producer, so surely a mistake.
-const CONSUMER_ONLY: [&str; 14] = [
-    "group.id",
-    "group.instance.id",
-    "enable.auto.commit",
-    "auto.commit.interval.ms",
-    "enable.auto.offset.store",
-    "auto.offset.reset",
-    "isolation.level",
-    "session.timeout.ms",
-    "heartbeat.interval.ms",
-    "max.poll.interval.ms",
-    "partition.assignment.strategy",
-    "enable.partition.eof",
-    "check.crcs",
-    "fetch.wait.max.ms",
-];
-
-impl Properties {
-    /// One entry of `kafka_properties`, applied last: refused, with the reason, when it would take over what the
-    /// connector's promise rests on; otherwise left for librdkafka to check. Values may be secrets: never shown.
-    fn pass_through(&mut self, key: &str, value: &serde_json::Value) -> Result<()> {
-        let field = format!("kafka_properties.{key}");
-        let refuse = |why: String| Err(Error::Config(format!("config field `{field}` is refused: {why}")));
-        if let Some(owner) = self.field_of(key).filter(|_| !OVERRIDABLE.contains(&key)) {
-            return refuse(format!("`{key}` is set from `{owner}`; change that instead"));
-        }
-        if key == "transactional.id" {
-            return refuse("use `transactional_id` (and `delivery_guarantee`)".into());
-        }
-        if key == "delivery.report.only.error" || key == "dr_msg_cb" || key == "dr_cb" {
-            return refuse("the connector needs the delivery report of every record to emit STATEs".into());
-        }
-        if CONSUMER_ONLY.contains(&key) || key.starts_with("fetch.") || key.starts_with("queued.") {
-            return refuse("a consumer property; this connector only produces".into());
-        }
-        // The spec allows strings, numbers and booleans: a number or boolean as JSON writes it.
-        let value = value.as_str().map_or_else(|| value.to_string(), str::to_string);
-        self.0.push(Property { key: key.to_string().into(), value, field: field.into(), secret: true });
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::{java_config, with};
@@ -203,12 +77,13 @@ mod tests {
 
     #[test]
     fn java_shape_maps_to_librdkafka() {
-        let s = Settings::from_value(java_config()).unwrap();
+        let c = with(with(java_config(), "linger_ms", json!("5")), "receive_buffer_bytes", json!(32768));
+        let s = Settings::from_value(with(c, "compression_type", json!("zstd"))).unwrap();
         let props = s.properties().unwrap();
         assert_eq!(props.get("queue.buffering.max.kbytes"), Some("32768"));
         assert_eq!(props.get("queue.buffering.max.messages"), Some("32768"));
         assert_eq!(props.get("linger.ms"), Some("5"));
-        assert_eq!(props.get("socket.send.buffer.bytes"), Some("0"));
+        assert_eq!(props.get("socket.send.buffer.bytes"), Some("0"), "Java's -1 is librdkafka's 0");
         assert_eq!(props.get("socket.receive.buffer.bytes"), Some("32768"));
         assert_eq!(props.get("message.timeout.ms"), Some("120000"));
         assert_eq!(props.get("message.max.bytes"), Some("1048576"));
@@ -244,25 +119,6 @@ mod tests {
     fn dns_lookup_default_is_use_all_dns_ips() {
         let s = Settings::from_value(with(java_config(), "client_dns_lookup", json!("default"))).unwrap();
         assert_eq!(s.properties().unwrap().get("client.dns.lookup"), Some("use_all_dns_ips"));
-    }
-
-    #[test]
-    fn librdkafka_refusals_name_the_field() {
-        let s = Settings::from_value(with(java_config(), "batch_size", json!(-5))).unwrap();
-        let err = s
-            .properties()
-            .unwrap()
-            .create::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
-        let err = err.err().unwrap().to_string();
-        assert!(err.contains("`batch_size`") && err.contains("batch.size"), "{err}");
-
-        // Idempotence needs acks=all, in Java and in librdkafka alike.
-        let s = Settings::from_value(with(java_config(), "acks", json!("1"))).unwrap();
-        let err = s
-            .properties()
-            .unwrap()
-            .create::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
-        assert!(matches!(err, Err(Error::Config(_))));
     }
 
     #[test]
@@ -304,37 +160,5 @@ mod tests {
             json!({"acks": 0}),
         );
         assert!(Settings::from_value(c).err().unwrap().to_string().contains("set from `delivery_guarantee`"));
-        // librdkafka checks the rest, and its refusal names the entry.
-        let c = with(java_config(), "kafka_properties", json!({"no.such.property": "1"}));
-        let err = Settings::from_value(c)
-            .unwrap()
-            .properties()
-            .unwrap()
-            .create::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
-        let err = err.err().unwrap().to_string();
-        assert!(err.contains("`kafka_properties.no.such.property`"), "{err}");
-    }
-
-    #[test]
-    fn this_build_has_oidc_and_tls() {
-        let protocol = json!({"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER",
-            "oauth_token_endpoint_url": "https://127.0.0.1:9/token", "oauth_client_id": "id", "oauth_client_secret": "s"});
-        let s = Settings::from_value(with(java_config(), "protocol", protocol)).unwrap();
-        let client = s
-            .properties()
-            .unwrap()
-            .create::<_, rdkafka::producer::BaseProducer>(rdkafka::producer::DefaultProducerContext);
-        assert!(client.is_ok(), "OIDC needs librdkafka built with libcurl: {:?}", client.err());
-    }
-
-    #[test]
-    fn secrets_are_not_shown() {
-        let mut props = Properties::default();
-        props.set_secret("sasl.password", "hunter2", "protocol.sasl_jaas_config");
-        props.set("sasl.username", "u", "protocol.sasl_jaas_config");
-        assert!(!format!("{props:?}").contains("hunter2"));
-        assert!(format!("{props:?}").contains("\"u\""));
-        let told = props.explain_rejection("Invalid value \"hunter2\" for \"sasl.password\"");
-        assert!(!told.contains("hunter2") && told.contains("protocol.sasl_jaas_config"), "{told}");
     }
 }

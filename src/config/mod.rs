@@ -1,23 +1,25 @@
 //! The connector's config: validated against the spec, parsed into typed settings, mapped to librdkafka
-//! (`librdkafka`), with security in its own module (`security`).
+//! properties (`librdkafka`), with security (`security`) and the encoders' settings (`encoding`) in their own
+//! modules. It depends on nothing else of the connector: the commands, the encoders and the Kafka layer read it.
 //!
 //! Saved Java configs come in several shapes (numbers as strings, strings as numbers, 0.1.0 numbers): every
 //! numeric field accepts both (`lenient`), and anything else is a config error naming the field.
 
+pub mod encoding;
 pub mod jaas;
 pub mod lenient;
 pub mod librdkafka;
+pub mod properties;
 pub mod security;
 pub mod spec;
 
 use crate::error::{Error, Result};
-use crate::format::key::KeySettings;
-use crate::format::timestamp::TimestampSettings;
-use crate::format::FormatSettings;
 use crate::naming;
+use encoding::Encoding;
 use security::Security;
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// Typed settings. `Debug` never shows a secret.
@@ -79,7 +81,7 @@ pub struct Settings {
     pub delivery_guarantee: DeliveryGuarantee,
     /// Blank: derived from the connection (see `transactional_id`).
     #[serde(default)]
-    pub transactional_id: Option<String>,
+    pub transactional_id: String,
     #[serde(
         rename = "transaction_commit_interval_ms",
         default = "commit_interval",
@@ -90,14 +92,9 @@ pub struct Settings {
     pub transaction_max_age: Duration,
     #[serde(default = "transaction_max_records", deserialize_with = "lenient::number")]
     pub transaction_max_records: i64,
-    #[serde(default)]
-    pub key: KeySettings,
-    #[serde(default, deserialize_with = "lenient::boolean")]
-    pub headers: bool,
-    #[serde(default)]
-    pub timestamp: TimestampSettings,
-    #[serde(default)]
-    pub format: FormatSettings,
+    /// `key`, `headers`, `timestamp`, `format`: how a record becomes a message.
+    #[serde(flatten)]
+    pub encoding: Encoding,
     #[serde(default)]
     pub record_errors: RecordErrors,
     /// Extra librdkafka properties, applied last (see `librdkafka::Properties::pass_through`).
@@ -213,23 +210,6 @@ impl DnsLookup {
             DnsLookup::UseAllDnsIps => "use_all_dns_ips",
             DnsLookup::ResolveCanonicalBootstrapServersOnly => "resolve_canonical_bootstrap_servers_only",
         }
-    }
-}
-
-/// A string that must never reach a log or an error message.
-#[derive(Deserialize, Default)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
     }
 }
 
@@ -383,6 +363,28 @@ impl Settings {
         }
     }
 
+    /// `transactional_id`, or when blank one derived from what identifies this connection's writer: the bootstrap
+    /// servers, the topic pattern and the streams (namespace and name, sorted). Two syncs of the same connection
+    /// get the same id, so the newer fences a zombie older one; a changed stream set gets a new id.
+    pub fn transactional_id<'a>(&self, streams: impl IntoIterator<Item = (Option<&'a str>, &'a str)>) -> String {
+        if !self.transactional_id.trim().is_empty() {
+            return self.transactional_id.trim().to_string();
+        }
+        let mut streams: Vec<String> =
+            streams.into_iter().map(|(namespace, name)| format!("{}\u{1f}{name}", namespace.unwrap_or(""))).collect();
+        streams.sort_unstable();
+        let mut hash = Sha256::new();
+        hash.update(self.bootstrap_servers.trim().as_bytes());
+        hash.update(b"\n");
+        hash.update(self.topic_pattern.as_bytes());
+        for stream in streams {
+            hash.update(b"\n");
+            hash.update(stream.as_bytes());
+        }
+        let hex: String = hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("airbyte-destination-kafka-{hex}")
+    }
+
     /// The sanitised test topic, when one is configured (blank counts as none, as in Java).
     pub fn test_topic(&self) -> Option<String> {
         self.test_topic.as_deref().filter(|t| !t.trim().is_empty()).map(naming::sanitize)
@@ -394,20 +396,10 @@ pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A config as Airbyte's UI saves it for the Java connector 0.1.11.
+    /// The base config of every test (`tests/fixtures/config.json`): the Java connector's keys as Airbyte saved
+    /// them, integers as strings.
     pub fn java_config() -> Value {
-        json!({
-            "bootstrap_servers": "kafka-broker1:9092,kafka-broker2:9092",
-            "topic_pattern": "{namespace}.{stream}.sample",
-            "protocol": {"security_protocol": "PLAINTEXT"},
-            "acks": "all", "enable_idempotence": true, "compression_type": "zstd",
-            "batch_size": 16384, "linger_ms": "5", "max_in_flight_requests_per_connection": 5,
-            "client_dns_lookup": "use_all_dns_ips", "buffer_memory": "33554432", "max_request_size": 1048576,
-            "retries": 2147483647, "socket_connection_setup_timeout_ms": "10000",
-            "socket_connection_setup_timeout_max_ms": "30000", "max_block_ms": "60000",
-            "request_timeout_ms": 30000, "delivery_timeout_ms": 120000,
-            "send_buffer_bytes": -1, "receive_buffer_bytes": 32768
-        })
+        serde_json::from_str(include_str!("../../tests/fixtures/config.json")).expect("the fixture is JSON")
     }
 
     pub fn with(mut config: Value, key: &str, value: Value) -> Value {
@@ -421,37 +413,117 @@ pub(crate) mod tests {
         assert!(!s.sync_producer && s.test_topic().is_none() && s.client_id.is_none());
         assert_eq!(
             (s.acks, s.compression_type, s.client_dns_lookup),
-            (Acks::All, Compression::Zstd, DnsLookup::UseAllDnsIps)
+            (Acks::All, Compression::None, DnsLookup::UseAllDnsIps)
         );
-        assert_eq!((s.linger, s.max_block), (Duration::from_millis(5), Duration::from_secs(60)));
+        assert_eq!((s.batch_size, s.buffer_memory, s.retries), (16384, 33554432, 2147483647));
+        assert_eq!((s.linger, s.max_block), (Duration::ZERO, Duration::from_secs(60)));
         assert_eq!((s.topic_partitions, s.topic_replication_factor), (1, -1));
         assert!(matches!(s.security, Security::Plaintext));
     }
 
     #[test]
-    fn numbers_as_strings_and_strings_as_numbers() {
-        // Java's own acceptance-test config: integers as strings.
+    fn numbers_as_numbers_and_strings() {
+        // 0.1.0 configs held numbers where later versions hold strings, and the other way round.
         let mut c = java_config();
-        for key in ["batch_size", "max_in_flight_requests_per_connection", "retries", "request_timeout_ms"] {
-            let n = c[key].as_i64().unwrap();
-            c[key] = json!(n.to_string());
-        }
-        // 0.1.0 configs: the string-typed fields as numbers.
-        for key in ["linger_ms", "buffer_memory", "socket_connection_setup_timeout_ms", "max_block_ms"] {
+        for key in ["batch_size", "retries", "request_timeout_ms", "linger_ms", "buffer_memory", "max_block_ms"] {
             let n: i64 = c[key].as_str().unwrap().parse().unwrap();
             c[key] = json!(n);
         }
-        c["sync_producer"] = json!(true);
+        c["max_request_size"] = json!(1048576.0);
+        c["sync_producer"] = json!("true");
         c["test_topic"] = json!("test.topic");
         c["client_id"] = json!("  ");
         c["acks"] = json!(1);
         let s = Settings::from_value(c).unwrap();
-        assert_eq!((s.batch_size, s.buffer_memory, s.retries), (16384, 33554432, 2147483647));
-        assert_eq!((s.linger, s.request_timeout), (Duration::from_millis(5), Duration::from_secs(30)));
+        assert_eq!(
+            (s.batch_size, s.buffer_memory, s.retries, s.max_request_size),
+            (16384, 33554432, 2147483647, 1048576)
+        );
+        assert_eq!((s.linger, s.request_timeout), (Duration::ZERO, Duration::from_secs(30)));
         assert_eq!(s.acks, Acks::Leader);
         assert!(s.sync_producer);
         assert_eq!(s.test_topic().as_deref(), Some("test_topic"));
         assert_eq!(s.properties().unwrap().get("client.id"), None);
+    }
+
+    /// Omitting a key means what the spec's `default` says: the spec (which the UI pre-fills) and the code agree.
+    #[test]
+    fn the_specs_defaults_are_the_codes() {
+        let spec = &spec::spec()["connectionSpecification"];
+        let base = Settings::from_value(java_config()).unwrap();
+        let mut checked = 0;
+        for (key, property) in spec["properties"].as_object().unwrap() {
+            let Some(default) = property.get("default") else { continue };
+            if java_config().get(key).is_some() || key == "protocol" {
+                continue;
+            }
+            let given = Settings::from_value(with(java_config(), key, default.clone()))
+                .unwrap_or_else(|e| panic!("the default of `{key}` is refused: {e}"));
+            assert_eq!(format!("{given:?}"), format!("{base:?}"), "`{key}`: omitted differs from its default");
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} defaults checked");
+        // The choice objects' defaults: each branch's own defaults, inside the object.
+        let choices = [
+            ("protocol", "security_protocol"),
+            ("key", "mode"),
+            ("timestamp", "source"),
+            ("format", "type"),
+            ("record_errors", "policy"),
+        ];
+        for (key, choices) in choices {
+            for branch in spec["properties"][key]["oneOf"].as_array().unwrap() {
+                let mut given = serde_json::Map::new();
+                let mut omitted = serde_json::Map::new();
+                for (field, p) in branch["properties"].as_object().unwrap() {
+                    let value = p.get("default").or_else(|| p["enum"].get(0)).or_else(|| p["examples"].get(0)).cloned();
+                    let Some(value) = value else { continue };
+                    if field == choices || branch["required"].as_array().is_some_and(|r| r.contains(&json!(field))) {
+                        let value = if field == "schema_registry_url" { json!("http://registry:8081") } else { value };
+                        omitted.insert(field.clone(), value.clone());
+                        given.insert(field.clone(), value);
+                    } else {
+                        given.insert(field.clone(), value);
+                    }
+                }
+                if branch["properties"].get("sasl_mechanism").is_some() {
+                    // Any mechanism needs credentials: the same in both.
+                    for (field, value) in [("sasl_mechanism", "PLAIN"), ("sasl_username", "u"), ("sasl_password", "p")]
+                    {
+                        given.insert(field.into(), json!(value));
+                        omitted.insert(field.into(), json!(value));
+                    }
+                }
+                let of = |object: serde_json::Map<String, Value>| {
+                    Settings::from_value(with(java_config(), key, Value::Object(object)))
+                        .map(|s| format!("{s:?}"))
+                        .unwrap_or_else(|e| panic!("{key} {branch}: {e}"))
+                };
+                assert_eq!(of(given), of(omitted), "`{key}`: a branch's defaults differ from the code's");
+            }
+        }
+    }
+
+    #[test]
+    fn derived_transactional_ids_are_stable_and_name_the_connection() {
+        let c = with(java_config(), "bootstrap_servers", json!("kafka-broker1:9092,kafka-broker2:9092"));
+        let s = Settings::from_value(with(c, "topic_pattern", json!("{namespace}.{stream}.sample"))).unwrap();
+        let a = [(None, "users"), (Some("shop"), "orders")];
+        let id = s.transactional_id(a);
+        assert!(id.starts_with("airbyte-destination-kafka-") && id.len() == 42, "{id}");
+        assert_eq!(
+            id,
+            s.transactional_id([(Some("shop"), "orders"), (None, "users")]),
+            "the stream set, not its order"
+        );
+        assert_ne!(id, s.transactional_id([(None, "users")]));
+        let other = Settings::from_value(with(java_config(), "bootstrap_servers", json!("elsewhere:9092"))).unwrap();
+        assert_ne!(id, other.transactional_id(a));
+        let given = Settings::from_value(with(java_config(), "transactional_id", json!(" mine "))).unwrap();
+        assert_eq!(given.transactional_id(a), "mine");
+        // The derivation is part of the contract (a new version must not change a connection's id): SHA-256 of
+        // "<bootstrap_servers>\n<topic_pattern>\n<namespace>\x1f<name>..." as Python's hashlib gives it.
+        assert_eq!(s.transactional_id([(None, "users")]), "airbyte-destination-kafka-4f8dad29220ad316");
     }
 
     #[test]

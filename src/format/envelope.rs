@@ -2,7 +2,7 @@
 //! `{"_airbyte_ab_id":<uuid>,"_airbyte_stream":<stream>,"_airbyte_emitted_at":<ms>,"_airbyte_data":<data>}`,
 //! with `data` copied from the input text as it is.
 
-use super::RecordIn;
+use super::record::RecordIn;
 
 pub struct Envelope {
     /// The part that depends only on the stream, built once.

@@ -1,5 +1,6 @@
 //! Paths into a record's `data`, and reading their values without parsing the rest of the record.
 
+use super::error::EncodeError;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
@@ -36,9 +37,10 @@ impl FieldPath {
 
 /// The value at each path (`None` where it is missing or passes through a non-object), reading `data` once per
 /// level and skipping everything else unparsed.
-pub fn lookup<'a>(data: &'a str, paths: &[FieldPath]) -> Result<Vec<Option<&'a RawValue>>, serde_json::Error> {
+pub fn lookup<'a>(data: &'a str, paths: &[FieldPath]) -> Result<Vec<Option<&'a RawValue>>, EncodeError> {
     let mut found = vec![None; paths.len()];
-    descend(data, paths, &(0..paths.len()).collect::<Vec<_>>(), 0, &mut found)?;
+    descend(data, paths, &(0..paths.len()).collect::<Vec<_>>(), 0, &mut found)
+        .map_err(|e| EncodeError::Unreadable(e.to_string()))?;
     Ok(found)
 }
 

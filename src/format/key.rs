@@ -2,25 +2,12 @@
 //! key bytes and the same partition: a single key field as its text (a string without quotes, a number or
 //! boolean as JSON writes it); several fields as a compact JSON array of their values.
 
+use super::error::{EncodeError, Role};
 use super::fields::{self, FieldPath};
 use crate::airbyte::catalog::Stream;
+use crate::config::encoding::KeySettings;
 use crate::error::{Error, Result};
-use serde::Deserialize;
 use serde_json::Value;
-
-/// `key` in the config.
-#[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
-#[serde(tag = "mode", rename_all = "snake_case")]
-pub enum KeySettings {
-    /// A fresh UUID per record, the envelope's `_airbyte_ab_id` (the Java connector's key).
-    #[default]
-    Uuid,
-    PrimaryKey,
-    Fields {
-        fields: Vec<String>,
-    },
-    None,
-}
 
 /// How one stream's keys are made.
 pub enum KeyEncoder {
@@ -57,22 +44,16 @@ impl KeyEncoder {
     }
 
     /// The key of a record with this `data`, into `out` (cleared first).
-    pub fn fields_key(paths: &[FieldPath], data: &str, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+    pub fn fields_key(paths: &[FieldPath], data: &str, out: &mut Vec<u8>) -> std::result::Result<(), EncodeError> {
         out.clear();
-        let found = fields::lookup(data, paths).map_err(|e| format!("the record's data cannot be read: {e}"))?;
+        let found = fields::lookup(data, paths)?;
         let mut values = Vec::with_capacity(paths.len());
         for (path, raw) in paths.iter().zip(found) {
-            let value: Value = match raw {
-                None => return Err(format!("key field `{}` is missing", path.display())),
-                Some(raw) => {
-                    serde_json::from_str(raw.get()).map_err(|e| format!("key field `{}`: {e}", path.display()))?
-                }
-            };
+            let raw = raw.ok_or_else(|| EncodeError::Missing(Role::Key, path.display()))?;
+            let value: Value = serde_json::from_str(raw.get()).map_err(|e| EncodeError::Unreadable(e.to_string()))?;
             match value {
-                Value::Null => return Err(format!("key field `{}` is null", path.display())),
-                Value::Object(_) | Value::Array(_) => {
-                    return Err(format!("key field `{}` is not a scalar (string, number or boolean)", path.display()))
-                }
+                Value::Null => return Err(EncodeError::Null(Role::Key, path.display())),
+                Value::Object(_) | Value::Array(_) => return Err(EncodeError::NotScalar(path.display())),
                 scalar => values.push(scalar),
             }
         }
@@ -92,7 +73,7 @@ mod tests {
     fn key(fields: &[&str], data: &str) -> std::result::Result<String, String> {
         let paths: Vec<FieldPath> = fields.iter().map(|f| FieldPath::parse(f).unwrap()).collect();
         let mut out = Vec::new();
-        KeyEncoder::fields_key(&paths, data, &mut out)?;
+        KeyEncoder::fields_key(&paths, data, &mut out).map_err(|e| e.to_string())?;
         Ok(String::from_utf8(out).unwrap())
     }
 

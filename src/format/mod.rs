@@ -1,123 +1,53 @@
 //! The record seam: how one Airbyte RECORD becomes one Kafka message. Each stream gets its encoder once, at
-//! startup, from the config and the catalog (registering its schema, for the registry formats); the write path
-//! only calls [`StreamEncoder::encode`]. The key (`key`), the value (`format`: the Java envelope, the record's
-//! data, Airbyte v2 JSON, Avro or JSON Schema with a schema registry), the headers (`headers`) and the timestamp
-//! (`timestamp`) are each decided in their own module.
+//! startup, from the encoding settings and the catalog (registering its schema, for the registry formats); the
+//! write path only calls [`StreamEncoder::encode`]. The key (`key`), the value (`format`: the Java envelope, the
+//! record's data, Airbyte v2 JSON, Avro or JSON Schema with a schema registry), the headers (`headers`) and the
+//! timestamp (`timestamp`) are each decided in their own module.
 
 pub mod avro;
+pub mod datetime;
 pub mod envelope;
+pub mod error;
 pub mod fields;
 pub mod headers;
+pub mod json_schema;
 pub mod key;
+pub mod record;
 pub mod registry;
 pub mod timestamp;
 pub mod v2;
+pub mod well_known;
 
 use crate::airbyte::catalog::Stream;
-use crate::config::Settings;
+use crate::config::encoding::{Encoding, FormatSettings};
 use crate::error::{Error, Result};
+use crate::kafka::record::OutgoingRecord;
 use avro::schema::Record;
 use envelope::Envelope;
+pub use error::EncodeError;
 use fields::FieldPath;
 use headers::Headers;
 use key::KeyEncoder;
-use registry::{Registry, RegistrySettings};
-use serde::Deserialize;
+pub use record::RecordIn;
+use registry::Registry;
 use timestamp::Timestamp;
 use uuid::Uuid;
 use v2::V2;
-
-/// `format` in the config: what the value of each message is.
-#[derive(Debug, Default, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum FormatSettings {
-    /// The Java connector's envelope, byte for byte.
-    #[default]
-    AirbyteJson,
-    /// The record's `data`, verbatim.
-    Json,
-    /// The record with Airbyte's current (v2) metadata.
-    AirbyteV2Json,
-    /// Avro in Confluent's wire format, the schema registered.
-    Avro(RegistrySettings),
-    /// JSON in Confluent's wire format, with its JSON schema registered.
-    JsonSchema(RegistrySettings),
-}
-
-impl FormatSettings {
-    pub fn registry(&self) -> Option<&RegistrySettings> {
-        match self {
-            FormatSettings::Avro(r) | FormatSettings::JsonSchema(r) => Some(r),
-            _ => None,
-        }
-    }
-}
-
-/// One Kafka message, ready to produce; borrowed from the encoder's buffers until the next `encode`.
-pub struct OutgoingRecord<'a> {
-    pub topic: &'a str,
-    pub key: Option<&'a [u8]>,
-    /// `None` is a tombstone.
-    pub value: Option<&'a [u8]>,
-    pub headers: &'a [(&'static str, Vec<u8>)],
-    /// Epoch milliseconds; `None` lets the producer stamp it (Java's behaviour).
-    pub timestamp: Option<i64>,
-}
-
-/// What an encoder is given of one RECORD.
-pub struct RecordIn<'a> {
-    pub emitted_at: i64,
-    /// The record's `data`, as the source wrote it (UTF-8: the parse stage checked it).
-    pub data: &'a [u8],
-    /// The record's `meta`, if any (its `changes` go into Airbyte v2 metadata).
-    pub meta: Option<&'a [u8]>,
-}
-
-impl RecordIn<'_> {
-    fn text(&self) -> std::result::Result<&str, String> {
-        std::str::from_utf8(self.data).map_err(|e| format!("the record's data is not UTF-8: {e}"))
-    }
-}
 
 /// The value of each message of a stream.
 enum Value {
     Envelope(Envelope),
     Json,
     V2(V2),
-    /// Avro datums of the stream's schema, framed with its registry id.
+    /// Avro datums of the stream's schema, after its registry framing.
     Avro {
         schema: Record,
         framed: Vec<u8>,
     },
-    /// The data, framed with the id of the stream's JSON schema.
+    /// The data, after the registry framing of the stream's JSON schema.
     JsonSchema {
         framed: Vec<u8>,
     },
-}
-
-/// Confluent's wire format: magic byte 0, then the schema id, 4 bytes big-endian.
-fn frame(id: u32) -> Vec<u8> {
-    let mut framed = Vec::with_capacity(4096);
-    framed.push(0);
-    framed.extend_from_slice(&id.to_be_bytes());
-    framed
-}
-
-/// Registers a stream's schema under the subject its strategy names (`record`: the schema's record name or
-/// title) and returns the start of its messages in the wire format.
-fn register(
-    registry: &Registry,
-    settings: &RegistrySettings,
-    stream: &Stream,
-    record: &str,
-    schema: &str,
-    schema_type: &str,
-    kind: &str,
-) -> Result<Vec<u8>> {
-    let subject = settings.subject_name_strategy.subject(&stream.topic, record);
-    let id = registry.register(&subject, schema, schema_type)?;
-    tracing::info!("stream `{}`: {kind} schema registered as subject `{subject}`, id {id}", stream.describe());
-    Ok(frame(id))
 }
 
 /// Encodes the records of one stream, into buffers reused from record to record.
@@ -141,36 +71,33 @@ const CDC_DELETED_AT: &str = "_ab_cdc_deleted_at";
 
 impl StreamEncoder {
     /// `registry`: where the registry formats register the stream's schema (before any record is read).
-    pub fn new(settings: &Settings, stream: &Stream, registry: Option<&Registry>) -> Result<StreamEncoder> {
-        let timestamp = Timestamp::new(&settings.timestamp).map_err(Error::Config)?;
-        let value = match (&settings.format, registry) {
+    pub fn new(encoding: &Encoding, stream: &Stream, registry: Option<&Registry>) -> Result<StreamEncoder> {
+        let timestamp = Timestamp::new(&encoding.timestamp).map_err(Error::Config)?;
+        let value = match (&encoding.format, registry) {
             (FormatSettings::AirbyteJson, _) => Value::Envelope(Envelope::new(&stream.name)),
             (FormatSettings::Json, _) => Value::Json,
             (FormatSettings::AirbyteV2Json, _) => Value::V2(V2::new(stream)),
-            (FormatSettings::Avro(r), Some(registry)) => {
+            (FormatSettings::Avro(settings), Some(registry)) => {
                 let schema = avro::schema::for_stream(&stream.json_schema, &stream.name, stream.namespace.as_deref());
-                let schema_text = schema.to_json().to_string();
-                let framed = register(registry, r, stream, &schema.full_name(), &schema_text, "AVRO", "Avro")?;
+                let text = schema.to_json().to_string();
+                let framed = registry.register_stream(settings, stream, &schema.full_name(), &text, "AVRO")?;
                 Value::Avro { schema, framed }
             }
-            (FormatSettings::JsonSchema(r), Some(registry)) => {
-                let (title, schema) = json_schema_of(stream);
+            (FormatSettings::JsonSchema(settings), Some(registry)) => {
+                let (title, schema) = json_schema::of_stream(stream);
                 Value::JsonSchema {
-                    framed: register(registry, r, stream, &title, &schema.to_string(), "JSON", "JSON")?,
+                    framed: registry.register_stream(settings, stream, &title, &schema.to_string(), "JSON")?,
                 }
             }
             (_, None) => return Err(Error::System("a registry format without a registry".into())),
         };
         Ok(StreamEncoder {
-            topic: stream.topic.clone(),
-            key: KeyEncoder::for_stream(&settings.key, stream)?,
+            key: KeyEncoder::for_stream(&encoding.key, stream)?,
             value,
-            headers: Headers::new(stream, settings.headers),
+            headers: Headers::new(stream, encoding.headers),
             timestamp,
             tombstones: stream.dedup,
-            id: [0; 36],
-            key_bytes: Vec::new(),
-            nulled: 0,
+            ..StreamEncoder::java(stream)
         })
     }
 
@@ -191,7 +118,7 @@ impl StreamEncoder {
 
     /// The message of one record, or why it cannot be made (a key or timestamp field missing or unusable, data
     /// that is not an object for Avro).
-    pub fn encode<'a>(&'a mut self, record: &RecordIn<'a>) -> std::result::Result<OutgoingRecord<'a>, String> {
+    pub fn encode<'a>(&'a mut self, record: &RecordIn<'a>) -> std::result::Result<OutgoingRecord<'a>, EncodeError> {
         Uuid::new_v4().hyphenated().encode_lower(&mut self.id);
         let key = match &self.key {
             KeyEncoder::Uuid => Some(&self.id[..]),
@@ -215,12 +142,12 @@ impl StreamEncoder {
                 Value::Json => record.data,
                 Value::V2(v2) => v2.encode(&self.id, record),
                 Value::JsonSchema { framed } => {
-                    framed.truncate(5);
+                    framed.truncate(registry::FRAME);
                     framed.extend_from_slice(record.data);
                     &framed[..]
                 }
                 Value::Avro { schema, framed } => {
-                    framed.truncate(5);
+                    framed.truncate(registry::FRAME);
                     let mut nulled = Vec::new();
                     let id = std::str::from_utf8(&self.id).expect("UUID text is ASCII");
                     avro::encode::record(schema, id, record.emitted_at, record.data, framed, &mut nulled)?;
@@ -246,86 +173,23 @@ fn nulled_changes(paths: &[String]) -> Vec<u8> {
     serde_json::to_vec(&changes).expect("JSON")
 }
 
-/// The JSON schema registered for a stream (its catalog schema, with a `title` for the record-name strategies):
-/// (title, schema).
-fn json_schema_of(stream: &Stream) -> (String, serde_json::Value) {
-    let mut schema = match &stream.json_schema {
-        serde_json::Value::Object(o) if !o.is_empty() => serde_json::Value::Object(o.clone()),
-        _ => serde_json::json!({"type": "object"}),
-    };
-    inline_well_known_types(&mut schema);
-    let title = match schema["title"].as_str() {
-        Some(t) => t.to_string(),
-        None => {
-            let name = avro::schema::identifier(&stream.name);
-            let title = stream
-                .namespace
-                .as_deref()
-                .map_or(name.clone(), |ns| format!("{}.{name}", avro::schema::identifier(ns)));
-            schema["title"] = title.clone().into();
-            title
-        }
-    };
-    (title, schema)
-}
-
-/// Airbyte's `{"$ref": "WellKnownTypes.json#/definitions/<T>"}` replaced by what `<T>` defines: a registry cannot
-/// resolve a file it was never given, and refuses the schema.
-fn inline_well_known_types(schema: &mut serde_json::Value) {
-    use serde_json::json;
-    match schema {
-        serde_json::Value::Object(o) => {
-            let known = o
-                .get("$ref")
-                .and_then(|r| r.as_str())
-                .and_then(|r| r.strip_prefix("WellKnownTypes.json#/definitions/"));
-            let definition = match known {
-                Some("String") => json!({"type": "string"}),
-                Some("BinaryData") => json!({"type": "string", "contentEncoding": "base64"}),
-                Some("Boolean") => json!({"type": "boolean"}),
-                Some("Integer") => json!({"type": "integer"}),
-                Some("Number") => json!({"type": "number"}),
-                Some("Date") => json!({"type": "string", "format": "date"}),
-                Some("TimestampWithTimezone") => {
-                    json!({"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"})
-                }
-                Some("TimestampWithoutTimezone") => {
-                    json!({"type": "string", "format": "date-time", "airbyte_type": "timestamp_without_timezone"})
-                }
-                Some("TimeWithTimezone") => {
-                    json!({"type": "string", "format": "time", "airbyte_type": "time_with_timezone"})
-                }
-                Some("TimeWithoutTimezone") => {
-                    json!({"type": "string", "format": "time", "airbyte_type": "time_without_timezone"})
-                }
-                _ => return o.values_mut().for_each(inline_well_known_types),
-            };
-            o.remove("$ref");
-            if let serde_json::Value::Object(d) = definition {
-                o.extend(d);
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(inline_well_known_types),
-        _ => {}
-    }
-}
-
-fn is_deleted(data: &str) -> std::result::Result<bool, String> {
+fn is_deleted(data: &str) -> std::result::Result<bool, EncodeError> {
     let path = [FieldPath(vec![CDC_DELETED_AT.to_string()])];
-    let found = fields::lookup(data, &path).map_err(|e| format!("the record's data cannot be read: {e}"))?;
+    let found = fields::lookup(data, &path)?;
     Ok(found[0].is_some_and(|v| v.get() != "null"))
 }
 
 /// One encoder per catalog stream, in catalog order; the registry formats register each stream's schema now.
-pub fn encoders(settings: &Settings, streams: &[Stream]) -> Result<Vec<StreamEncoder>> {
-    let registry = settings.format.registry().map(Registry::new).transpose()?;
-    streams.iter().map(|stream| StreamEncoder::new(settings, stream, registry.as_ref())).collect()
+pub fn encoders(encoding: &Encoding, streams: &[Stream]) -> Result<Vec<StreamEncoder>> {
+    let registry = encoding.format.registry().map(Registry::new).transpose()?;
+    streams.iter().map(|stream| StreamEncoder::new(encoding, stream, registry.as_ref())).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::tests::java_config;
+    use crate::config::Settings;
     use serde_json::json;
 
     fn stream(name: &str) -> Stream {
@@ -345,7 +209,7 @@ mod tests {
 
     #[test]
     fn java_defaults_key_is_the_records_uuid_and_fresh_each_time() {
-        let mut enc = StreamEncoder::new(&settings(|_| {}), &stream("s"), None).unwrap();
+        let mut enc = StreamEncoder::new(&settings(|_| {}).encoding, &stream("s"), None).unwrap();
         let first = enc.encode(&RecordIn { emitted_at: 0, data: b"{}", meta: None }).unwrap();
         assert_eq!(first.topic, "t_s");
         let key = std::str::from_utf8(first.key.unwrap()).unwrap().to_string();
@@ -367,7 +231,7 @@ mod tests {
             c["headers"] = json!(true);
             c["timestamp"] = json!({"source": "emitted_at"});
         });
-        let mut enc = StreamEncoder::new(&s, &stream("s"), None).unwrap();
+        let mut enc = StreamEncoder::new(&s.encoding, &stream("s"), None).unwrap();
         let out = enc
             .encode(&RecordIn { emitted_at: 1700000000000, data: br#"{"customer":{"id":17}}"#, meta: None })
             .unwrap();
@@ -375,16 +239,17 @@ mod tests {
         assert_eq!(out.timestamp, Some(1700000000000));
         assert_eq!(out.headers.len(), 3);
         let err = enc.encode(&RecordIn { emitted_at: 1, data: br#"{"customer":{}}"#, meta: None }).err().unwrap();
-        assert_eq!(err, "key field `customer.id` is missing");
+        assert_eq!(err.to_string(), "key field `customer.id` is missing");
         let s = settings(|c| c["key"] = json!({"mode": "none"}));
-        let mut enc = StreamEncoder::new(&s, &stream("s"), None).unwrap();
+        let mut enc = StreamEncoder::new(&s.encoding, &stream("s"), None).unwrap();
         assert!(enc.encode(&RecordIn { emitted_at: 1, data: b"{}", meta: None }).unwrap().key.is_none());
     }
 
     #[test]
     fn json_is_the_data_verbatim() {
         let mut enc =
-            StreamEncoder::new(&settings(|c| c["format"] = json!({"type": "json"})), &stream("s"), None).unwrap();
+            StreamEncoder::new(&settings(|c| c["format"] = json!({"type": "json"})).encoding, &stream("s"), None)
+                .unwrap();
         let data = br#"{ "id": 1.50, "name":"a" }"#;
         assert_eq!(enc.encode(&RecordIn { emitted_at: 1, data, meta: None }).unwrap().value, Some(&data[..]));
     }
@@ -396,7 +261,7 @@ mod tests {
 
     #[test]
     fn json_schema_frames_the_data_with_the_schema_id() {
-        let mut enc = registered(Value::JsonSchema { framed: frame(0x01020304) });
+        let mut enc = registered(Value::JsonSchema { framed: registry::frame(0x01020304) });
         for data in [&br#"{"id":1}"#[..], br#"{"id":22}"#] {
             let value = enc.encode(&RecordIn { emitted_at: 1, data, meta: None }).unwrap().value.unwrap().to_vec();
             assert_eq!(value, [&[0, 1, 2, 3, 4][..], data].concat());
@@ -406,7 +271,7 @@ mod tests {
     #[test]
     fn avro_frames_the_datum_and_reports_what_it_nulled() {
         let schema = avro::schema::for_stream(&json!({"properties": {"n": {"type": "integer"}}}), "s", None);
-        let mut enc = registered(Value::Avro { schema, framed: frame(7) });
+        let mut enc = registered(Value::Avro { schema, framed: registry::frame(7) });
         let good = enc.encode(&RecordIn { emitted_at: 1, data: br#"{"n":1}"#, meta: None }).unwrap();
         assert_eq!(&good.value.unwrap()[..5], &[0, 0, 0, 0, 7]);
         assert!(good.headers.is_empty());
@@ -423,28 +288,11 @@ mod tests {
     }
 
     #[test]
-    fn registered_json_schemas_carry_no_reference_a_registry_cannot_resolve() {
-        let mut s = stream("s");
-        s.json_schema = json!({"type": "object", "properties": {
-            "at": {"$ref": "WellKnownTypes.json#/definitions/TimestampWithTimezone"},
-            "n": {"oneOf": [{"$ref": "WellKnownTypes.json#/definitions/Integer"}, {"type": "null"}]},
-            "local": {"$ref": "#/definitions/x"}}});
-        let (title, schema) = json_schema_of(&s);
-        assert_eq!(title, "s");
-        assert_eq!(
-            schema["properties"],
-            json!({"at": {"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"},
-                   "n": {"oneOf": [{"type": "integer"}, {"type": "null"}]},
-                   "local": {"$ref": "#/definitions/x"}})
-        );
-    }
-
-    #[test]
     fn dedup_streams_key_by_primary_key_and_delete_with_tombstones() {
         let s = settings(|c| c["key"] = json!({"mode": "uuid"}));
         let mut dedup = stream("s");
         dedup.dedup = true;
-        let mut enc = StreamEncoder::new(&s, &dedup, None).unwrap();
+        let mut enc = StreamEncoder::new(&s.encoding, &dedup, None).unwrap();
         let live = enc
             .encode(&RecordIn { emitted_at: 1, data: br#"{"id":"a","_ab_cdc_deleted_at":null}"#, meta: None })
             .unwrap();

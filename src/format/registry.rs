@@ -1,48 +1,13 @@
 //! A Confluent Schema Registry client: the subset a producer needs (register a schema under a subject, get its id;
 //! check the registry answers and accepts the credentials). Schemas are registered once per stream at start.
 
-use crate::config::Secret;
+use crate::airbyte::catalog::Stream;
+use crate::config::encoding::RegistrySettings;
 use crate::error::{Error, Result};
 use base64::Engine as _;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The registry settings of the `avro` and `json_schema` formats.
-#[derive(Debug, Deserialize)]
-pub struct RegistrySettings {
-    pub schema_registry_url: String,
-    #[serde(default)]
-    pub schema_registry_username: String,
-    #[serde(default)]
-    pub schema_registry_password: Secret,
-    #[serde(default)]
-    pub schema_registry_ca_certificates: String,
-    #[serde(default)]
-    pub subject_name_strategy: SubjectNameStrategy,
-}
-
-/// How a subject is named (Confluent's strategies).
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
-pub enum SubjectNameStrategy {
-    /// `<topic>-value`.
-    #[default]
-    TopicNameStrategy,
-    /// The record's full name (Avro) or the schema's title (JSON Schema).
-    RecordNameStrategy,
-    /// `<topic>-<record full name>`.
-    TopicRecordNameStrategy,
-}
-
-impl SubjectNameStrategy {
-    pub fn subject(self, topic: &str, record: &str) -> String {
-        match self {
-            SubjectNameStrategy::TopicNameStrategy => format!("{topic}-value"),
-            SubjectNameStrategy::RecordNameStrategy => record.to_string(),
-            SubjectNameStrategy::TopicRecordNameStrategy => format!("{topic}-{record}"),
-        }
-    }
-}
 
 pub struct Registry {
     url: String,
@@ -62,6 +27,17 @@ struct Refusal {
 }
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+/// Bytes of Confluent's wire-format frame: magic byte 0, then the schema id, 4 bytes big-endian.
+pub const FRAME: usize = 5;
+
+/// The start of every message of a schema: its frame.
+pub fn frame(id: u32) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(4096);
+    framed.push(0);
+    framed.extend_from_slice(&id.to_be_bytes());
+    framed
+}
 
 impl Registry {
     pub fn new(settings: &RegistrySettings) -> Result<Registry> {
@@ -124,46 +100,64 @@ impl Registry {
         Ok(registered.id)
     }
 
+    /// Registers a stream's schema under the subject its strategy names (`record`: the schema's record name or
+    /// title) and returns the frame its messages start with.
+    pub fn register_stream(
+        &self,
+        settings: &RegistrySettings,
+        stream: &Stream,
+        record: &str,
+        schema: &str,
+        schema_type: &str,
+    ) -> Result<Vec<u8>> {
+        let subject = settings.subject_name_strategy.subject(&stream.topic, record);
+        let id = self.register(&subject, schema, schema_type)?;
+        let kind = if schema_type == "AVRO" { "Avro" } else { schema_type };
+        tracing::info!("stream `{}`: {kind} schema registered as subject `{subject}`, id {id}", stream.describe());
+        Ok(frame(id))
+    }
+
     /// The registry answers and takes the credentials.
     pub fn check(&self) -> Result<()> {
         self.request("GET", "/subjects").call().map(|_| ()).map_err(|e| self.explain(e, "listing subjects"))
     }
 
+    /// The registry's refusal or failure in words; whether it is the user's to fix or worth a retry follows the
+    /// HTTP status (the failure policy's `Failure::of_http`).
     fn explain(&self, error: ureq::Error, doing: &str) -> Error {
         let url = &self.url;
-        match error {
+        let (message, status) = match error {
             ureq::Error::Status(409, response) => {
                 let reason = response.into_json::<Refusal>().unwrap_or_default().message;
-                Error::Config(format!(
+                let message = format!(
                     "the schema registry at {url} refused an incompatible schema ({doing}): {reason}; the subject's \
                      compatibility setting forbids this change"
-                ))
+                );
+                (message, Some(409))
             }
-            ureq::Error::Status(code @ (401 | 403), _) => Error::Config(format!(
-                "the schema registry at {url} refused the credentials ({doing}, HTTP {code}): check \
-                 `format.schema_registry_username` and `format.schema_registry_password`"
-            )),
-            // Rate limited (Confluent Cloud's 429), timed out, or failing: worth a retry of the sync.
-            ureq::Error::Status(code @ (408 | 429 | 500..), response) => {
-                let reason = response.into_string().unwrap_or_default();
-                Error::Transient(format!("the schema registry at {url} failed ({doing}, HTTP {code}): {reason}"))
+            ureq::Error::Status(code @ (401 | 403), _) => {
+                let message = format!(
+                    "the schema registry at {url} refused the credentials ({doing}, HTTP {code}): check \
+                     `format.schema_registry_username` and `format.schema_registry_password`"
+                );
+                (message, Some(code))
             }
             ureq::Error::Status(code, response) => {
                 let reason = response.into_string().unwrap_or_default();
-                Error::Config(format!("the schema registry at {url} refused {doing} (HTTP {code}): {reason}"))
+                (format!("the schema registry at {url} answered {doing} with HTTP {code}: {reason}"), Some(code))
             }
             ureq::Error::Transport(transport) => {
                 let why = transport.to_string();
                 if why.to_ascii_lowercase().contains("certificate") {
-                    Error::Config(format!(
+                    return Error::Config(format!(
                         "TLS with the schema registry at {url} failed ({why}): check \
                          `format.schema_registry_ca_certificates`"
-                    ))
-                } else {
-                    Error::Transient(format!("the schema registry at {url} cannot be reached ({doing}): {why}"))
+                    ));
                 }
+                (format!("the schema registry at {url} cannot be reached ({doing}): {why}"), None)
             }
-        }
+        };
+        Error::Http { message, status }
     }
 }
 
@@ -177,13 +171,11 @@ fn encode_path(subject: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::encoding::SubjectNameStrategy;
+    use crate::secret::Secret;
 
     #[test]
-    fn subject_names() {
-        use SubjectNameStrategy::*;
-        assert_eq!(TopicNameStrategy.subject("orders", "shop.orders"), "orders-value");
-        assert_eq!(RecordNameStrategy.subject("orders", "shop.orders"), "shop.orders");
-        assert_eq!(TopicRecordNameStrategy.subject("orders", "shop.orders"), "orders-shop.orders");
+    fn subjects_are_escaped_in_paths() {
         assert_eq!(
             (encode_path("a b/c"), encode_path("shop.orders-value")),
             ("a%20b%2Fc".into(), "shop.orders-value".into())

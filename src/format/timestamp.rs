@@ -1,21 +1,11 @@
 //! The timestamp of each message (`timestamp` in the config): the producer's clock (Java), the record's
 //! `emitted_at`, or a field of the record.
 
+use super::error::{EncodeError, Role};
 use super::fields::{self, FieldPath};
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use serde::Deserialize;
+use crate::config::encoding::TimestampSettings;
+use crate::number::json_i64;
 use serde_json::Value;
-
-#[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
-#[serde(tag = "source", rename_all = "snake_case")]
-pub enum TimestampSettings {
-    #[default]
-    ProduceTime,
-    EmittedAt,
-    Field {
-        field: String,
-    },
-}
 
 /// How one stream's message timestamps are made.
 pub enum Timestamp {
@@ -36,23 +26,18 @@ impl Timestamp {
     }
 
     /// Epoch milliseconds for a record, `None` for the producer's clock.
-    pub fn of(&self, emitted_at: i64, data: &str) -> Result<Option<i64>, String> {
+    pub fn of(&self, emitted_at: i64, data: &str) -> Result<Option<i64>, EncodeError> {
         match self {
             Timestamp::ProduceTime => Ok(None),
             Timestamp::EmittedAt => Ok(Some(emitted_at)),
             Timestamp::Field(path) => {
-                let raw = fields::lookup(data, std::slice::from_ref(path))
-                    .map_err(|e| format!("the record's data cannot be read: {e}"))?
+                let raw = fields::lookup(data, std::slice::from_ref(path))?
                     .pop()
                     .flatten()
-                    .ok_or_else(|| format!("timestamp field `{}` is missing", path.display()))?;
-                let value: Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
-                epoch_ms(&value).map(Some).ok_or_else(|| {
-                    format!(
-                        "timestamp field `{}` is not a date, date-time or epoch milliseconds: {value}",
-                        path.display()
-                    )
-                })
+                    .ok_or_else(|| EncodeError::Missing(Role::Timestamp, path.display()))?;
+                let value: Value =
+                    serde_json::from_str(raw.get()).map_err(|e| EncodeError::Unreadable(e.to_string()))?;
+                epoch_ms(&value).map(Some).ok_or_else(|| EncodeError::NotATimestamp(path.display(), value.to_string()))
             }
         }
     }
@@ -62,24 +47,16 @@ impl Timestamp {
 /// number or numeric string.
 fn epoch_ms(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => {
-            n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite() && f.abs() < 9.2e18).map(|f| f as i64))
-        }
+        Value::Number(n) => json_i64(n),
         Value::String(s) => {
             let s = s.trim();
             if let Ok(ms) = s.parse::<i64>() {
                 return Some(ms);
             }
-            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Some(t.timestamp_millis());
+            if let Some(micros) = super::datetime::micros(s) {
+                return Some(micros.div_euclid(1000));
             }
-            for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-                if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-                    return Some(t.and_utc().timestamp_millis());
-                }
-            }
-            let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
-            Some(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+            (s.len() == 10).then(|| super::datetime::days(s)).flatten().map(|days| days * 86_400_000)
         }
         _ => None,
     }
@@ -89,7 +66,7 @@ fn epoch_ms(value: &Value) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn field(data: &str) -> Result<Option<i64>, String> {
+    fn field(data: &str) -> Result<Option<i64>, EncodeError> {
         Timestamp::new(&TimestampSettings::Field { field: "t".into() }).unwrap().of(5, data)
     }
 
@@ -108,8 +85,8 @@ mod tests {
         assert_eq!(field(r#"{"t":"2024-01-02"}"#), Ok(Some(1704153600000)));
         assert_eq!(field(r#"{"t":1704067200000}"#), Ok(Some(1704067200000)));
         assert_eq!(field(r#"{"t":"1704067200000"}"#), Ok(Some(1704067200000)));
-        assert_eq!(field(r#"{"x":1}"#), Err("timestamp field `t` is missing".into()));
-        assert!(field(r#"{"t":"yesterday"}"#).unwrap_err().contains("not a date"));
+        assert_eq!(field(r#"{"x":1}"#).unwrap_err().to_string(), "timestamp field `t` is missing");
+        assert!(field(r#"{"t":"yesterday"}"#).unwrap_err().to_string().contains("not a date"));
         assert!(field(r#"{"t":true}"#).is_err());
     }
 }

@@ -5,7 +5,7 @@
 //! catalog (null and 0 when it has none).
 
 use super::fields::{self, FieldPath};
-use super::RecordIn;
+use super::record::RecordIn;
 use crate::airbyte::catalog::Stream;
 
 pub struct V2 {

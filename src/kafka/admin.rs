@@ -1,11 +1,12 @@
 //! The cluster's side of a sync: metadata (is anyone there?) and the creation of missing topics.
 
+use super::client;
 use super::msk_iam::MskIam;
-use super::producer::{DeliveryListener, Producer};
-use crate::airbyte::catalog::Topic;
+use super::producer::Producer;
 use crate::config::Settings;
+use crate::delivery::DeliveryListener;
 use crate::error::{describe, Error, Result};
-use crate::stop;
+use crate::stop::Stop;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -17,13 +18,21 @@ use std::time::{Duration, Instant};
 /// How long to keep asking for metadata while every attempt fails with an error.
 const PATIENCE: Duration = Duration::from_secs(5);
 
+/// A topic a sync writes to, as it must exist before the first record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topic<'a> {
+    pub name: &'a str,
+    /// `cleanup.policy=compact`: the topic keeps the latest record per key.
+    pub compact: bool,
+}
+
 impl<L: DeliveryListener> Producer<L> {
     /// The cluster's metadata, trying again until `timeout` unless librdkafka already said why it cannot connect.
     pub fn metadata(&self, settings: &Settings, timeout: Duration) -> Result<Metadata> {
         let started = Instant::now();
         let deadline = started + timeout;
         loop {
-            stop::check()?;
+            self.stop().check()?;
             let attempt = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
             match self.inner().client().fetch_metadata(None, attempt) {
                 Ok(metadata) => {
@@ -58,7 +67,7 @@ impl<L: DeliveryListener> Producer<L> {
         if missing.is_empty() && compacted.is_empty() {
             return Ok(());
         }
-        let admin = Admin::new(settings, self.msk_iam())?;
+        let admin = Admin::new(settings, self.msk_iam(), self.stop())?;
         if !compacted.is_empty() {
             admin.warn_unless_compacted(&compacted, timeout)?;
         }
@@ -101,11 +110,12 @@ impl<L: DeliveryListener> Producer<L> {
 struct Admin {
     client: AdminClient<DefaultClientContext>,
     runtime: tokio::runtime::Runtime,
+    stop: Stop,
 }
 
 impl Admin {
-    fn new(settings: &Settings, msk_iam: Option<&MskIam>) -> Result<Admin> {
-        let client: AdminClient<DefaultClientContext> = settings.properties()?.create(DefaultClientContext)?;
+    fn new(settings: &Settings, msk_iam: Option<&MskIam>, stop: &Stop) -> Result<Admin> {
+        let client: AdminClient<DefaultClientContext> = client::create(&settings.properties()?, DefaultClientContext)?;
         if let Some(iam) = msk_iam {
             set_token(&client, iam)?;
         }
@@ -113,7 +123,7 @@ impl Admin {
             .enable_time()
             .build()
             .map_err(|e| Error::io("cannot start the admin runtime", e))?;
-        Ok(Admin { client, runtime })
+        Ok(Admin { client, runtime, stop: stop.clone() })
     }
 
     /// Waits for an admin operation in slices, so a stop is seen while the broker takes its time.
@@ -124,7 +134,7 @@ impl Admin {
                 self.runtime.block_on(async { tokio::time::timeout(Duration::from_millis(100), &mut operation).await });
             match slice {
                 Ok(done) => return Ok(done),
-                Err(_) => stop::check()?,
+                Err(_) => self.stop.check()?,
             }
         }
     }

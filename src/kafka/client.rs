@@ -1,13 +1,38 @@
-//! Our side of every librdkafka client: its logs become ours, and the errors it reports on its own are kept to
-//! explain a later timeout.
+//! Our side of every librdkafka client: its creation (a refusal names the user's field), its logs become ours,
+//! and the errors it reports on its own are kept to explain a later timeout.
 
 use super::diagnostics::Diagnostics;
 use super::msk_iam::MskIam;
+use crate::config::properties::Properties;
+use crate::error::{Error, Result};
 use rdkafka::client::{ClientContext, OAuthToken};
-use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
+use rdkafka::ClientConfig;
 use std::sync::Mutex;
+
+/// A librdkafka client (producer or admin) with these properties. librdkafka checks ranges and combinations
+/// here; its complaint becomes a config error naming the user's field (or the TLS material at fault), never a
+/// secret.
+pub fn create<C: ClientContext, T: FromClientConfigAndContext<C>>(props: &Properties, context: C) -> Result<T> {
+    let mut config = ClientConfig::new();
+    for (key, value) in props.iter() {
+        config.set(key, value);
+    }
+    config.create_with_context(context).map_err(|e| Error::Config(explain_refusal(props, &e.to_string())))
+}
+
+fn explain_refusal(props: &Properties, message: &str) -> String {
+    // Read before the secrets are masked (a password may be an ordinary word of the message); says only fixed words.
+    let tls = super::tls::explain(message, props.get("ssl.certificate.pem").is_some());
+    let message = props.mask(message);
+    match (tls, props.culprit(&message)) {
+        (Some(why), _) => format!("{why} ({message})"),
+        (None, Some((field, key))) => format!("config field `{field}` (librdkafka `{key}`) is refused: {message}"),
+        (None, None) => format!("the producer settings are refused by librdkafka: {message}"),
+    }
+}
 
 /// The client context: logs, diagnostics and statistics, plus whatever the client kind needs (`extra`: the
 /// delivery listener of a producer).
@@ -147,7 +172,42 @@ fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::{java_config, with};
+    use crate::config::Settings;
     use base64::Engine as _;
+    use serde_json::json;
+
+    fn producer(s: &Settings) -> Result<rdkafka::producer::BaseProducer> {
+        create(&s.properties().unwrap(), rdkafka::producer::DefaultProducerContext)
+    }
+
+    #[test]
+    fn librdkafka_refusals_name_the_field() {
+        let s = Settings::from_value(with(java_config(), "batch_size", json!(-5))).unwrap();
+        let err = producer(&s);
+        let err = err.err().unwrap().to_string();
+        assert!(err.contains("`batch_size`") && err.contains("batch.size"), "{err}");
+
+        // Idempotence needs acks=all, in Java and in librdkafka alike.
+        let s = Settings::from_value(with(with(java_config(), "acks", json!("1")), "enable_idempotence", json!(true)));
+        let s = s.unwrap();
+        let err = producer(&s);
+        assert!(matches!(err, Err(Error::Config(_))));
+        // librdkafka checks what `kafka_properties` passes through, and its refusal names the entry.
+        let c = with(java_config(), "kafka_properties", json!({"no.such.property": "1"}));
+        let err = producer(&Settings::from_value(c).unwrap());
+        let err = err.err().unwrap().to_string();
+        assert!(err.contains("`kafka_properties.no.such.property`"), "{err}");
+    }
+
+    #[test]
+    fn this_build_has_oidc_and_tls() {
+        let protocol = json!({"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER",
+            "oauth_token_endpoint_url": "https://127.0.0.1:9/token", "oauth_client_id": "id", "oauth_client_secret": "s"});
+        let s = Settings::from_value(with(java_config(), "protocol", protocol)).unwrap();
+        let client = producer(&s);
+        assert!(client.is_ok(), "OIDC needs librdkafka built with libcurl: {:?}", client.err());
+    }
 
     #[test]
     fn unsecured_jwts_carry_the_principal_and_scope() {

@@ -2,10 +2,10 @@
 //! name not resolved) as logs and error events, not as the result of the call that times out; these are kept
 //! so a timeout can be explained in one sentence that names what to fix.
 
-use super::tls_probe::verification_failure;
-use crate::config::security::{explain_tls, SaslMechanism};
+use super::tls;
+use crate::config::security::SaslMechanism;
 use crate::config::Settings;
-use crate::error::{classify, Error, FailureType};
+use crate::error::{Error, Failure, FailureType, Scope};
 use rdkafka::error::RDKafkaErrorCode;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -16,14 +16,21 @@ pub struct Diagnostics {
     recent: Mutex<VecDeque<(Option<RDKafkaErrorCode>, String)>>,
 }
 
-/// How telling an error is about the cause: lower is more telling.
+/// How telling an error is about the cause: lower is more telling. What the user must fix (the failure policy's
+/// hopeless config errors: credentials, certificates, names) outranks a concrete connection error, which outranks
+/// librdkafka's summary "all brokers are down".
 fn rank(code: Option<RDKafkaErrorCode>) -> u8 {
-    match code {
-        Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => 0,
-        Some(RDKafkaErrorCode::SSL | RDKafkaErrorCode::Resolve) => 1,
-        Some(RDKafkaErrorCode::AllBrokersDown) => 3,
+    let Some(code) = code else { return 2 };
+    match Failure::of_code(code) {
+        Failure { scope: Scope::Config, hopeless: true, .. } if is_authentication(code) => 0,
+        Failure { scope: Scope::Config, hopeless: true, .. } => 1,
+        Failure { hopeless: true, .. } => 3,
         _ => 2,
     }
+}
+
+fn is_authentication(code: RDKafkaErrorCode) -> bool {
+    matches!(code, RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
 }
 
 impl Diagnostics {
@@ -44,20 +51,10 @@ impl Diagnostics {
         recent.iter().rev().min_by_key(|(code, _)| rank(*code)).cloned()
     }
 
-    /// Whether waiting longer cannot help: credentials or names are wrong, or nothing answers at all.
+    /// Whether waiting longer cannot help (the failure policy's `hopeless`): credentials or names are wrong, or
+    /// nothing answers at all.
     pub fn is_hopeless(&self) -> bool {
-        self.cause().is_some_and(|(code, _)| {
-            matches!(
-                code,
-                Some(
-                    RDKafkaErrorCode::Authentication
-                        | RDKafkaErrorCode::SaslAuthenticationFailed
-                        | RDKafkaErrorCode::Resolve
-                        | RDKafkaErrorCode::SSL
-                        | RDKafkaErrorCode::AllBrokersDown
-                )
-            )
-        })
+        self.cause().and_then(|(code, _)| code).is_some_and(|code| Failure::of_code(code).hopeless)
     }
 
     /// A user-facing error for "we could not talk to the cluster" while waiting for `waited` (what did not
@@ -69,14 +66,14 @@ impl Diagnostics {
         };
         let sasl = settings.security.sasl();
         let mechanism = sasl.map(|s| s.sasl_mechanism);
-        let auth = matches!(code, Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed));
+        let auth = code.is_some_and(is_authentication);
         let client_certificate = settings.security.client_certificate();
         let tls = settings.security.tls().and_then(|tls| {
             // librdkafka says only "certificate verify failed": OpenSSL, asked directly, says why.
             let detail = (reason.contains("certificate verify failed") || reason.contains("could not be verified"))
-                .then(|| verification_failure(servers, tls))
+                .then(|| tls::verification_failure(servers, tls))
                 .flatten();
-            explain_tls(detail.as_deref().unwrap_or(&reason), client_certificate)
+            tls::explain(detail.as_deref().unwrap_or(&reason), client_certificate)
         });
         let oidc = sasl.map(|s| s.oauth_token_endpoint_url.trim()).filter(|url| !url.is_empty());
         let (message, failure) = if mechanism == Some(SaslMechanism::Gssapi)
@@ -92,6 +89,18 @@ impl Diagnostics {
             (format!("TLS with {servers} failed: {why} ({reason})"), FailureType::ConfigError)
         } else if let (Some(url), true) = (oidc, reason.contains("OAUTHBEARER token") || reason.contains("OIDC")) {
             explain_token_endpoint(url, &reason)
+        } else if mechanism == Some(SaslMechanism::OAuthBearer) && auth {
+            // The broker got a token and refused it: its claims or its signature, not a username or password.
+            let source = match oidc {
+                Some(url) => format!("the token from `{url}` (`protocol.oauth_token_endpoint_url`)"),
+                None => "the unsecured token made from `protocol.sasl_jaas_config`".to_string(),
+            };
+            let message = format!(
+                "the broker at {servers} refused {source}: {reason}; check that the identity provider is the one \
+                 the broker trusts (its JWKS and issuer), the audience the broker expects, and \
+                 `protocol.oauth_client_id` and `protocol.oauth_scope`"
+            );
+            (message, FailureType::ConfigError)
         } else if mechanism == Some(SaslMechanism::AwsMskIam) && auth {
             let message = format!(
                 "AWS MSK IAM authentication failed at {servers}: {reason}; check the AWS credentials (`protocol.aws_*`, \
@@ -115,7 +124,7 @@ impl Diagnostics {
                      `protocol.security_protocol`"
                 ),
             };
-            (message, code.map_or(FailureType::TransientError, classify))
+            (message, code.map_or(FailureType::TransientError, |c| Failure::of_code(c).failure_type()))
         };
         let message = format!("{message} ({waited})");
         match failure {

@@ -1,33 +1,19 @@
 //! The producer: hands records to librdkafka without blocking and serves its delivery reports, which go to a
 //! [`DeliveryListener`] the caller owns (the write path's checkpoint tracker, or `check`'s single record).
 
-use super::client::{Context, Stats};
+use super::client::{self, Context, Stats};
 use super::diagnostics::Diagnostics;
 use super::msk_iam::MskIam;
+use super::record::OutgoingRecord;
 use crate::config::security::SaslMechanism;
 use crate::config::Settings;
-use crate::error::{Error, Result};
-use crate::format::OutgoingRecord;
+use crate::delivery::{DeliveryListener, Undelivered};
+use crate::error::{Error, Failure, Result};
+use crate::stop::Stop;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
-use rdkafka::util::IntoOpaque;
 use std::time::{Duration, Instant};
-
-/// Told the fate of every record handed to [`Producer::send`], exactly once, on whichever thread serves
-/// librdkafka's reports (inside `serve_reports`, `flush`, and transaction calls).
-pub trait DeliveryListener: Send + Sync + 'static {
-    /// What the caller attaches to each record to recognise its report.
-    type Token: IntoOpaque;
-    fn delivered(&self, token: Self::Token, outcome: std::result::Result<(), Undelivered>);
-}
-
-/// A record librdkafka could not deliver: why, and its bytes (for a dead-letter topic).
-pub struct Undelivered {
-    pub error: Error,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-}
 
 impl<L: DeliveryListener> ProducerContext for Context<L> {
     type DeliveryOpaque = L::Token;
@@ -50,6 +36,7 @@ impl<L: DeliveryListener> ProducerContext for Context<L> {
 
 pub struct Producer<L: DeliveryListener> {
     inner: BaseProducer<Context<L>>,
+    stop: Stop,
 }
 
 /// Whether librdkafka took a record.
@@ -59,13 +46,14 @@ pub enum Sent<T> {
     QueueFull(T),
 }
 
-/// Why a transaction call failed, as librdkafka classifies it.
+/// Why a transaction call failed, as librdkafka and the failure policy classify it.
 pub enum TxnError {
     /// Try the same call again.
     Retriable(Error),
     /// The transaction must be aborted; the producer can go on.
     Abortable(Error),
-    /// The producer cannot go on (fenced by a newer producer with the same transactional.id, or broken).
+    /// The producer cannot go on (fenced by a newer producer with the same transactional.id, or broken): an abort
+    /// is pointless.
     Fatal(Error),
 }
 
@@ -75,13 +63,19 @@ impl TxnError {
             KafkaError::Transaction(e) if !e.is_fatal() => (e.is_retriable(), e.txn_requires_abort()),
             _ => (false, false),
         };
+        let code = error.rdkafka_error_code();
+        // librdkafka marks "this broker has no transactions" retriable; the failure policy knows better.
+        if code.is_some_and(|c| Failure::of_code(c).scope == crate::error::Scope::Config) {
+            if let Some(RDKafkaErrorCode::UnsupportedVersion | RDKafkaErrorCode::UnsupportedFeature) = code {
+                return TxnError::Fatal(Error::Config(format!(
+                    "`delivery_guarantee` is exactly_once but the broker does not support transactions ({what}: \
+                     {error}); use at_least_once or a broker with transactions"
+                )));
+            }
+            return TxnError::Fatal(Error::kafka(what, error));
+        }
         let error = Error::kafka(what, error);
-        // librdkafka marks "this broker has no transactions" retriable: trying again would never end.
-        let unsupported = matches!(
-            error.kafka_code(),
-            Some(RDKafkaErrorCode::UnsupportedVersion | RDKafkaErrorCode::UnsupportedFeature)
-        );
-        if retriable && !unsupported {
+        if retriable {
             TxnError::Retriable(error)
         } else if abortable {
             TxnError::Abortable(error)
@@ -107,7 +101,7 @@ pub struct Options<'a> {
 }
 
 impl<L: DeliveryListener> Producer<L> {
-    pub fn new(settings: &Settings, options: Options<'_>, listener: L) -> Result<Producer<L>> {
+    pub fn new(settings: &Settings, options: Options<'_>, listener: L, stop: &Stop) -> Result<Producer<L>> {
         let mut props = settings.properties()?;
         if let Some(id) = options.transactional_id {
             props.set("transactional.id", id, "transactional_id");
@@ -121,7 +115,7 @@ impl<L: DeliveryListener> Producer<L> {
             }
             _ => None,
         };
-        Ok(Producer { inner: props.create(Context::new(listener, msk_iam))? })
+        Ok(Producer { inner: client::create(&props, Context::new(listener, msk_iam))?, stop: stop.clone() })
     }
 
     /// librdkafka's latest statistics, when asked for in `Options`.
@@ -137,12 +131,30 @@ impl<L: DeliveryListener> Producer<L> {
         &self.inner.context().diagnostics
     }
 
+    pub(super) fn stop(&self) -> &Stop {
+        &self.stop
+    }
+
     pub(super) fn msk_iam(&self) -> Option<&MskIam> {
         self.inner.context().msk_iam.as_ref()
     }
 
     pub(super) fn inner(&self) -> &BaseProducer<Context<L>> {
         &self.inner
+    }
+
+    /// librdkafka's "fatal error" says only that the producer stopped; the error that stopped it (say, no
+    /// IDEMPOTENT_WRITE on the cluster) is what the user must fix, and what the failure policy classifies.
+    pub fn cause_of(&self, error: Error) -> Error {
+        if error.kafka_code() != Some(RDKafkaErrorCode::Fatal) {
+            return error;
+        }
+        match self.inner.client().fatal_error() {
+            Some((code, reason)) => {
+                Error::kafka(format!("librdkafka stopped the producer: {reason}"), KafkaError::Global(code))
+            }
+            None => error,
+        }
     }
 
     /// Hands one record to librdkafka, which copies it. Never blocks.
@@ -162,11 +174,8 @@ impl<L: DeliveryListener> Producer<L> {
             Ok(()) => Ok(Sent::Queued),
             Err((error, base)) => match error.rdkafka_error_code() {
                 Some(RDKafkaErrorCode::QueueFull) => Ok(Sent::QueueFull(base.delivery_opaque)),
-                _ => {
-                    // Never queued, so never reported: the listener learns of it here.
-                    let error = Error::kafka(format!("cannot produce to topic `{}`", record.topic), error);
-                    Err(error)
-                }
+                // Never queued, so never reported: the caller learns of it here.
+                _ => Err(self.cause_of(Error::kafka(format!("cannot produce to topic `{}`", record.topic), error))),
             },
         }
     }
@@ -194,7 +203,7 @@ impl<L: DeliveryListener> Producer<L> {
             if self.inner.in_flight_count() == 0 {
                 return true;
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || self.stop.requested() {
                 return false;
             }
             if !self.serve_reports() {

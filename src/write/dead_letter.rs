@@ -7,17 +7,17 @@
 //! | header | value |
 //! | --- | --- |
 //! | `__connect.errors.topic` | the topic the record was meant for |
-//! | `__connect.errors.stage` | `ENCODE` (the connector could not make the message) or `KAFKA_PRODUCE` (the broker refused it) |
-//! | `__connect.errors.exception.class.name` | `RecordNotEncodable`, or librdkafka's error name (`MessageSizeTooLarge`, `InvalidRecord`) |
+//! | `__connect.errors.stage` | `READ` (its input line was over the line limit), `ENCODE` (the connector could not make the message) or `KAFKA_PRODUCE` (the broker refused it) |
+//! | `__connect.errors.exception.class.name` | `RecordTooLarge`, `RecordNotEncodable`, or librdkafka's error name (`MessageSizeTooLarge`, `InvalidRecord`) |
 //! | `__connect.errors.exception.message` | the reason, in words |
 //! | `airbyte.stream`, `airbyte.namespace` (when set) | the record's stream |
 //! | `airbyte.input_line` | its line in the connector's input |
 //! | `airbyte.emitted_at` | its `emitted_at`, epoch ms |
-//! | `airbyte.value_dropped` | only when the value itself is over `max_request_size` (it could not be written anywhere): its size |
+//! | `airbyte.value_dropped` | only when the value itself is over `max_request_size`, or its input line over the line limit (it could not be written anywhere): its size |
 
-use super::checkpoint::InFlight;
+use super::acknowledge::InFlight;
 use crate::airbyte::catalog::Stream;
-use crate::format::OutgoingRecord;
+use crate::kafka::record::OutgoingRecord;
 
 /// Why a record is rejected.
 pub struct Rejection {
@@ -29,6 +29,10 @@ pub struct Rejection {
 impl Rejection {
     pub fn not_encodable(message: String) -> Rejection {
         Rejection { stage: "ENCODE", class: "RecordNotEncodable".into(), message }
+    }
+
+    pub fn too_long(message: String) -> Rejection {
+        Rejection { stage: "READ", class: "RecordTooLarge".into(), message }
     }
 
     pub fn refused(error: &crate::error::Error) -> Rejection {
@@ -55,6 +59,29 @@ impl DeadLetter {
         why: &Rejection,
         max_value: usize,
     ) -> DeadLetter {
+        let mut letter = DeadLetter::unvalued(stream, record, key, why);
+        letter.value = match value {
+            Some(v) if v.len() > max_value => {
+                letter.drop_value(format!("{} bytes, over max_request_size", v.len()));
+                None
+            }
+            other => other,
+        };
+        letter
+    }
+
+    /// A record whose input line was over the line limit, read no further than its head: no value.
+    pub fn unread(stream: &Stream, record: &InFlight, why: &Rejection, length: usize) -> DeadLetter {
+        let mut letter = DeadLetter::unvalued(stream, record, None, why);
+        letter.drop_value(format!("{length} bytes or more, over the line limit"));
+        letter
+    }
+
+    fn drop_value(&mut self, why: String) {
+        self.headers.push(("airbyte.value_dropped", why.into_bytes()));
+    }
+
+    fn unvalued(stream: &Stream, record: &InFlight, key: Option<Vec<u8>>, why: &Rejection) -> DeadLetter {
         let mut headers: Vec<(&'static str, Vec<u8>)> = vec![
             ("__connect.errors.topic", stream.topic.clone().into_bytes()),
             ("__connect.errors.stage", why.stage.as_bytes().to_vec()),
@@ -67,16 +94,8 @@ impl DeadLetter {
         }
         headers.push(("airbyte.input_line", record.line.to_string().into_bytes()));
         headers.push(("airbyte.emitted_at", record.emitted_at.to_string().into_bytes()));
-        let value = match value {
-            Some(v) if v.len() > max_value => {
-                headers
-                    .push(("airbyte.value_dropped", format!("{} bytes, over max_request_size", v.len()).into_bytes()));
-                None
-            }
-            other => other,
-        };
         let topic = stream.dead_letter_topic.clone().expect("dead letters only for streams with a dead-letter topic");
-        DeadLetter { topic, key, value, headers }
+        DeadLetter { topic, key, value: None, headers }
     }
 
     pub fn record(&self) -> OutgoingRecord<'_> {

@@ -1,13 +1,20 @@
 //! The parse → route stage. It runs on the stdin thread, beside encoding and producing on the main thread:
 //! each chunk of whole lines becomes a list of items that point back into the chunk, in input order.
 
-use super::checkpoint::Counted;
 use crate::airbyte::catalog::{describe, Catalog};
-use crate::airbyte::message::{excerpt, Message};
-use crate::airbyte::state::{Scope, State};
+use crate::airbyte::message::{excerpt, Head, Message};
+use crate::airbyte::state::{Counted, Scope, State};
 use crate::error::Error;
 use std::ops::Range;
 use std::sync::Arc;
+
+/// What the parse stage gets from the stdin reader.
+pub enum Block {
+    /// Whole lines.
+    Lines(Vec<u8>),
+    /// One line over its limit: its first bytes (`input::HEAD`), and its length (at least this many bytes).
+    TooLong { head: Vec<u8>, length: usize },
+}
 
 pub enum Item {
     Record {
@@ -23,6 +30,9 @@ pub enum Item {
     State { counted: Counted, state: State },
     /// A message of a type this protocol version does not define: skipped, but never silently.
     Unknown { kind: String, line: u64 },
+    /// A line over its length limit, of which only the head was read: a RECORD of a known stream (which the
+    /// record-error policy then rejects), or anything else (which fails the sync).
+    TooLong { stream: Option<usize>, kind: Option<String>, emitted_at: Option<i64>, length: usize, line: u64 },
     /// The sync stops here: what came before is still produced and acknowledged.
     Failure(Error),
 }
@@ -44,7 +54,24 @@ impl Parser {
         Parser { catalog, line_no: 0, last_stream: None }
     }
 
-    pub fn parse(&mut self, chunk: Vec<u8>) -> Parsed {
+    pub fn parse(&mut self, block: Block) -> Parsed {
+        match block {
+            Block::Lines(chunk) => self.lines(chunk),
+            Block::TooLong { head, length } => {
+                self.line_no += 1;
+                let head = Head::read(&head);
+                let stream = match (head.kind.as_deref(), &head.stream) {
+                    (Some("RECORD"), Some(name)) => self.catalog.find(head.namespace.as_deref(), name),
+                    _ => None,
+                };
+                let item =
+                    Item::TooLong { stream, kind: head.kind, emitted_at: head.emitted_at, length, line: self.line_no };
+                Parsed { chunk: Vec::new(), items: vec![item] }
+            }
+        }
+    }
+
+    fn lines(&mut self, chunk: Vec<u8>) -> Parsed {
         let mut items = Vec::with_capacity(chunk.len() / 256);
         // One UTF-8 check for the whole chunk is cheaper than serde_json's check of every string; a chunk that
         // fails it is parsed line by line, so the bad line is the one reported.
@@ -148,7 +175,7 @@ mod tests {
             "{\"type\":\"STATE\",\"state\":{\"data\":{}}}\n",
             "{\"type\":\"RECORD\",\"record\":{\"stream\":\"b\",\"namespace\":\"n\",\"data\":[1]}}",
         );
-        let parsed = parser().parse(text.as_bytes().to_vec());
+        let parsed = parser().parse(Block::Lines(text.as_bytes().to_vec()));
         let chunk = &parsed.chunk;
         match &parsed.items[..] {
             [Item::Record { stream: 0, emitted_at: Some(5), data: d1, meta: None, line: 1 }, Item::State { counted: Counted::Global, state }, Item::Record { stream: 1, emitted_at: None, data: d2, meta: None, line: 5 }] =>
@@ -168,7 +195,7 @@ mod tests {
     fn invalid_utf8_is_reported_on_its_own_line() {
         let mut chunk = b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"data\":{}}}\n".to_vec();
         chunk.extend_from_slice(b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"data\":{\"x\":\"\xff\"}}}\n");
-        let parsed = parser().parse(chunk);
+        let parsed = parser().parse(Block::Lines(chunk));
         assert!(matches!(parsed.items[0], Item::Record { stream: 0, .. }));
         match &parsed.items[1] {
             Item::Failure(e) => assert!(e.to_string().starts_with("input line 2:"), "{e}"),
@@ -186,7 +213,7 @@ mod tests {
             r#"{"type":"RECORD","record":{"stream":"a\ud83d","data":{}}}"#,
             "\n",
         );
-        let parsed = parser().parse(text.as_bytes().to_vec());
+        let parsed = parser().parse(Block::Lines(text.as_bytes().to_vec()));
         match &parsed.items[..] {
             [Item::Record { data, line: 1, .. }, Item::Failure(e)] => {
                 assert_eq!(&parsed.chunk[data.clone()], br#"{"s":"\ud83d!"}"#);
@@ -199,10 +226,12 @@ mod tests {
     #[test]
     fn failures_carry_the_line_number() {
         let mut p = parser();
-        let first = p.parse(b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"data\":{}}}\n".to_vec());
+        let first =
+            p.parse(Block::Lines(b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"a\",\"data\":{}}}\n".to_vec()));
         assert_eq!(first.items.len(), 1);
-        let second =
-            p.parse(b"\nnot json\n{\"type\":\"RECORD\",\"record\":{\"stream\":\"zz\",\"data\":{}}}\n".to_vec());
+        let second = p.parse(Block::Lines(
+            b"\nnot json\n{\"type\":\"RECORD\",\"record\":{\"stream\":\"zz\",\"data\":{}}}\n".to_vec(),
+        ));
         let messages: Vec<String> = second
             .items
             .iter()

@@ -7,9 +7,9 @@
 //! Seeds: `tests/fuzz/parse-corpus.jsonl`; failures found are kept in `tests/fuzz/parse.proptest-regressions`
 //! and replayed first.
 
-use super::checkpoint::Counted;
 use super::parse::{Item, Parser};
 use crate::airbyte::catalog::Catalog;
+use crate::airbyte::state::Counted;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use serde_json::{json, Value};
@@ -164,7 +164,7 @@ fn check(input: &[u8], cuts: &[usize]) -> Result<(), TestCaseError> {
         }
         let mut chunk = chunk_lines.join(&b'\n');
         chunk.push(b'\n');
-        let parsed = parser.parse(chunk);
+        let parsed = parser.parse(super::parse::Block::Lines(chunk));
         let mut items = parsed.items.iter().peekable();
         for line in chunk_lines {
             line_no += 1;

@@ -1,5 +1,6 @@
-//! Exactly-once delivery (`delivery_guarantee: exactly_once`): the records between commits go in one Kafka
-//! transaction, and a STATE goes out only after the transaction holding its records is committed.
+//! Exactly-once delivery (`delivery_guarantee: exactly_once`), the release policy that owns the Kafka
+//! transactions: the records between commits go in one transaction, and a STATE goes out only after the
+//! transaction holding its records is committed.
 //!
 //! Commits happen at a STATE boundary (never in the middle of a checkpoint, so a killed sync leaves nothing
 //! committed past its last emitted STATE), at most once per `transaction_commit_interval_ms`: one commit then
@@ -7,14 +8,12 @@
 //! `transaction_max_ms` / `transaction_max_records` also commit; only the bounds may commit records whose STATE
 //! has not arrived yet.
 
-use super::checkpoint::Tracker;
-use crate::airbyte::catalog::Catalog;
+use super::release::Release;
+use super::sink::{Limit, Sink, Waited};
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::kafka::producer::{Producer, TxnError};
-use crate::stop;
-use rdkafka::error::RDKafkaErrorCode;
-use sha2::{Digest, Sha256};
+use crate::kafka::producer::TxnError;
+use crate::stop::stopped;
 use std::time::{Duration, Instant};
 
 /// How long one attempt of a transaction call may block; a retriable timeout is tried again (and a stop looked at).
@@ -22,7 +21,7 @@ const ATTEMPT: Duration = Duration::from_secs(5);
 /// Between two attempts of a transaction call that failed at once.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
-pub struct Transactions {
+pub struct ExactlyOnce {
     id: String,
     interval: Duration,
     max_age: Duration,
@@ -32,163 +31,189 @@ pub struct Transactions {
     last_commit: Instant,
     /// Records in the open transaction.
     records: u64,
-    pub commits: u64,
+    /// Records since the last STATE: zero means the open transaction ends at a STATE boundary.
+    since_state: u64,
+    commits: u64,
+    /// The producer cannot go on (fenced, or a fatal error): nothing is left to abort.
+    fatal: bool,
 }
 
-impl Transactions {
-    pub fn new(settings: &Settings, catalog: &Catalog) -> Transactions {
-        Transactions {
-            id: transactional_id(settings, catalog),
+impl ExactlyOnce {
+    pub fn new(settings: &Settings, id: String) -> ExactlyOnce {
+        ExactlyOnce {
+            id,
             interval: settings.transaction_commit_interval,
             max_age: settings.transaction_max_age,
             max_records: settings.transaction_max_records.max(1) as u64,
             began: None,
             last_commit: Instant::now(),
             records: 0,
+            since_state: 0,
             commits: 0,
+            fatal: false,
         }
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Fences any older writer with the same id (aborting what it left open), then opens the first transaction.
-    pub fn start(&mut self, producer: &Producer<Tracker>, settings: &Settings) -> Result<()> {
-        let deadline = Instant::now() + settings.metadata_timeout();
-        while !retried(producer.init_transactions(ATTEMPT), "start transactions", deadline)? {}
-        producer.begin_transaction().map_err(TxnError::into_error)?;
+    fn init(&mut self, sink: &mut Sink) -> Result<()> {
+        sink.allow_before(0);
+        let deadline = Instant::now() + sink.settings().metadata_timeout();
+        let mut last = None;
+        let init = |s: &mut Sink| self.attempt(s.producer().init_transactions(ATTEMPT), &mut last);
+        let waited = sink.wait_until("waiting for the broker to start transactions", Limit::Until(deadline), init)?;
+        self.finish_wait(waited, "start transactions", last)?;
+        sink.producer().begin_transaction().map_err(|e| self.failed(e))?;
         tracing::info!("exactly-once: transactional.id `{}`, a transaction per checkpoint", self.id);
         Ok(())
     }
 
-    pub fn sent(&mut self) {
-        self.records += 1;
-        self.began.get_or_insert_with(Instant::now);
-    }
-
     /// Records went into the open transaction since the last commit.
-    pub fn open(&self) -> bool {
+    fn open(&self) -> bool {
         self.records > 0
     }
 
     /// At a STATE boundary: whether to commit now.
-    pub fn due(&self) -> bool {
+    fn due(&self) -> bool {
         self.open() && (self.last_commit.elapsed() >= self.interval || self.overdue())
     }
 
     /// Past a bound: commit even without a STATE.
-    pub fn overdue(&self) -> bool {
+    fn overdue(&self) -> bool {
         self.records >= self.max_records || self.began.is_some_and(|b| b.elapsed() >= self.max_age)
     }
 
-    /// One attempt to commit, once every record sent is acknowledged (the caller waits for that, so that its
-    /// progress line keeps going). `Ok(false)`: a retriable failure before `deadline`, try again. Committed: marks
-    /// everything sent so far committed and opens the next transaction. Any other failure is returned: the caller
-    /// aborts, no later STATE goes out.
-    pub fn try_commit(&mut self, producer: &Producer<Tracker>, deadline: Instant) -> Result<bool> {
-        if !retried(producer.commit_transaction(ATTEMPT), "commit the transaction", deadline)? {
-            return Ok(false);
+    /// Commits the open transaction once every record sent is acknowledged (the progress line going on while the
+    /// broker is waited for) and lets out the STATEs it covers. With nothing open, the STATEs waiting are for
+    /// records in transactions already committed. Any failure is returned: the caller aborts, no later STATE goes
+    /// out.
+    fn commit(&mut self, sink: &mut Sink) -> Result<()> {
+        let open_segment = sink.tracker().lock().open_segment();
+        if !self.open() {
+            sink.allow_before(open_segment);
+            return sink.release();
         }
-        producer.listener().lock().committed();
+        let budget = sink.settings().delivery_budget();
+        let deadline = Instant::now() + budget;
+        let settled = |s: &mut Sink| Ok(s.tracker().lock().in_flight() == 0 || s.tracker().lock().has_failed());
+        match sink.wait_until("waiting for the acknowledgements before a commit", Limit::Until(deadline), settled)? {
+            Waited::Done => {}
+            Waited::Stopped => return Err(stopped()),
+            Waited::TimedOut => {
+                return Err(Error::Transient(format!(
+                    "records were not acknowledged within {} s, so the transaction cannot be committed",
+                    budget.as_secs()
+                )))
+            }
+        }
+        if let Some(error) = sink.take_failure() {
+            return Err(error);
+        }
+        let mut last = None;
+        let commit = |s: &mut Sink| self.attempt(s.producer().commit_transaction(ATTEMPT), &mut last);
+        let waited =
+            sink.wait_until("waiting for the broker to commit the transaction", Limit::Until(deadline), commit)?;
+        self.finish_wait(waited, "commit the transaction", last)?;
         self.commits += 1;
         tracing::debug!("transaction {} committed: {} records", self.commits, self.records);
-        self.records = 0;
-        self.began = None;
-        self.last_commit = Instant::now();
-        producer.begin_transaction().map_err(TxnError::into_error)?;
-        Ok(true)
+        (self.records, self.began, self.last_commit) = (0, None, Instant::now());
+        sink.allow_before(open_segment);
+        sink.producer().begin_transaction().map_err(|e| self.failed(e))?;
+        sink.release()
     }
 
-    /// After a failure or a stop: nothing of the open transaction may become visible.
-    pub fn abort(&mut self, producer: &Producer<Tracker>) {
-        if let Err(e) = producer.abort_transaction(ATTEMPT) {
-            tracing::warn!("the open transaction could not be aborted ({}); the broker aborts it when it times out or when the next sync with transactional.id `{}` starts", e.into_error(), self.id);
+    /// One attempt of a transaction call: done, or (a retriable failure) to be tried again after a pause, so
+    /// that an instant failure does not spin; anything else is the failure.
+    fn attempt(&mut self, attempt: std::result::Result<(), TxnError>, last: &mut Option<Error>) -> Result<bool> {
+        match attempt {
+            Ok(()) => Ok(true),
+            Err(TxnError::Retriable(e)) => {
+                tracing::debug!("a transaction call failed and is tried again: {e}");
+                *last = Some(e);
+                std::thread::sleep(RETRY_PAUSE);
+                Ok(false)
+            }
+            Err(e) => Err(self.failed(e)),
         }
     }
-}
 
-/// `transactional_id`, or when blank one derived from what identifies this connection's writer: the bootstrap
-/// servers, the topic pattern and the catalog's streams (namespace and name, sorted). Two syncs of the same
-/// connection get the same id, so the newer fences a zombie older one; a changed stream set gets a new id.
-pub fn transactional_id(settings: &Settings, catalog: &Catalog) -> String {
-    if let Some(id) = settings.transactional_id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
-        return id.to_string();
-    }
-    let mut streams: Vec<String> =
-        catalog.streams.iter().map(|s| format!("{}\u{1f}{}", s.namespace.as_deref().unwrap_or(""), s.name)).collect();
-    streams.sort_unstable();
-    let mut hash = Sha256::new();
-    hash.update(settings.bootstrap_servers.trim().as_bytes());
-    hash.update(b"\n");
-    hash.update(settings.topic_pattern.as_bytes());
-    for stream in streams {
-        hash.update(b"\n");
-        hash.update(stream.as_bytes());
-    }
-    let digest = hash.finalize();
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("airbyte-destination-kafka-{hex}")
-}
-
-/// The outcome of one attempt of a transaction call: done, to be tried again (a retriable failure before
-/// `deadline`, after a pause so that an instant failure does not spin), or the failure.
-fn retried(attempt: std::result::Result<(), TxnError>, call: &str, deadline: Instant) -> Result<bool> {
-    match attempt {
-        Ok(()) => Ok(true),
-        Err(TxnError::Retriable(e)) if Instant::now() < deadline => {
-            tracing::debug!("could not {call} yet: {e}; trying again");
-            stop::check()?;
-            std::thread::sleep(RETRY_PAUSE);
-            Ok(false)
+    fn finish_wait(&self, waited: Waited, call: &str, last: Option<Error>) -> Result<()> {
+        match waited {
+            Waited::Done => Ok(()),
+            Waited::Stopped => Err(stopped()),
+            Waited::TimedOut => Err(Error::Transient(format!(
+                "the broker did not {call} before the deadline; it kept answering with a retriable error: {}",
+                last.map_or_else(|| "none".to_string(), |e| e.to_string())
+            ))),
         }
-        Err(TxnError::Retriable(e)) => Err(Error::Transient(format!(
-            "the broker did not {call} before the deadline, it kept answering with a retriable error: {e}"
-        ))),
-        Err(e) => Err(unsupported(e.into_error())),
+    }
+
+    /// The error of a failed transaction call; after a fatal one there is nothing left to abort.
+    fn failed(&mut self, error: TxnError) -> Error {
+        self.fatal |= matches!(error, TxnError::Fatal(_));
+        error.into_error()
     }
 }
 
-/// A broker without transactions answers the first transactional request (init, or the first commit) with
-/// "unsupported": say what to change.
-pub fn unsupported(error: Error) -> Error {
-    match error.kafka_code() {
-        Some(RDKafkaErrorCode::UnsupportedVersion | RDKafkaErrorCode::UnsupportedFeature) => Error::Config(format!(
-            "`delivery_guarantee` is exactly_once but the broker does not support transactions ({error}); use \
-             at_least_once or a broker with transactions"
-        )),
-        _ => error,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::tests::{java_config, with};
-    use serde_json::json;
-
-    fn catalog(streams: serde_json::Value) -> Catalog {
-        Catalog::from_value(&json!({ "streams": streams }), "{stream}", None).unwrap()
+impl Release for ExactlyOnce {
+    fn start(&mut self, sink: &mut Sink) -> Result<()> {
+        self.init(sink)
     }
 
-    #[test]
-    fn derived_ids_are_stable_and_name_the_connection() {
-        let s = Settings::from_value(java_config()).unwrap();
-        let a = catalog(json!([{"name": "users"}, {"name": "orders", "namespace": "shop"}]));
-        let reordered = catalog(json!([{"name": "orders", "namespace": "shop"}, {"name": "users"}]));
-        let id = transactional_id(&s, &a);
-        assert!(id.starts_with("airbyte-destination-kafka-") && id.len() == 42, "{id}");
-        assert_eq!(id, transactional_id(&s, &reordered), "the stream set, not its order");
-        assert_ne!(id, transactional_id(&s, &catalog(json!([{"name": "users"}]))));
-        let other = Settings::from_value(with(java_config(), "bootstrap_servers", json!("elsewhere:9092"))).unwrap();
-        assert_ne!(id, transactional_id(&other, &a));
-        let given = Settings::from_value(with(java_config(), "transactional_id", json!(" mine "))).unwrap();
-        assert_eq!(transactional_id(&given, &a), "mine");
-        // The derivation is part of the contract (a new version must not change a connection's id): SHA-256 of
-        // "<bootstrap_servers>\n<topic_pattern>\n<namespace>\x1f<name>..." as Python's hashlib gives it.
-        assert_eq!(
-            transactional_id(&s, &catalog(json!([{"name": "users"}]))),
-            "airbyte-destination-kafka-4f8dad29220ad316"
-        );
+    fn sent(&mut self, sink: &mut Sink) -> Result<()> {
+        self.records += 1;
+        self.since_state += 1;
+        self.began.get_or_insert_with(Instant::now);
+        if self.overdue() {
+            self.commit(sink)?;
+        }
+        Ok(())
+    }
+
+    fn state(&mut self, sink: &mut Sink) -> Result<()> {
+        self.since_state = 0;
+        if !self.open() || self.due() {
+            self.commit(sink)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// States waiting for the commit interval go out now, if the open transaction ends at a STATE (or is past a
+    /// bound).
+    fn idle(&mut self, sink: &mut Sink) -> Result<()> {
+        if self.open() && (self.since_state == 0 || self.overdue()) {
+            self.commit(sink)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// What is left is committed (a sync without any STATE commits here).
+    fn end(&mut self, sink: &mut Sink) -> Result<()> {
+        self.commit(sink)
+    }
+
+    fn abort(&mut self, sink: &mut Sink) {
+        if self.fatal {
+            return;
+        }
+        if let Err(e) = sink.producer().abort_transaction(ATTEMPT) {
+            tracing::warn!(
+                "the open transaction could not be aborted ({}); the broker aborts it when it times out or when the \
+                 next sync with transactional.id `{}` starts",
+                e.into_error(),
+                self.id
+            );
+        }
+    }
+
+    /// A refused record makes librdkafka abort the transaction: only records refused before they reach the
+    /// producer's queue can be dead-lettered.
+    fn dead_letters_refusals(&self) -> bool {
+        false
+    }
+
+    fn summary(&self) -> Option<String> {
+        Some(format!("exactly-once: {} transactions committed", self.commits))
     }
 }

@@ -8,7 +8,10 @@
 
 use super::document::Json;
 use super::schema::{Avro, Field, Record, AB_ID, ADDITIONAL, ADDITIONAL_KEYS, EMITTED_AT};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use crate::format::datetime;
+use crate::format::error::EncodeError;
+use crate::number::json_i64;
+use chrono::{NaiveTime, Timelike};
 use std::fmt;
 
 /// A value nulled because it fits no member of its field's union: the field's path in the record.
@@ -42,10 +45,10 @@ pub fn record(
     data: &[u8],
     out: &mut Vec<u8>,
     nulled: &mut Vec<Nulled>,
-) -> Result<(), String> {
-    let data = Json::parse(data).map_err(|e| format!("the record's data cannot be read: {e}"))?;
+) -> Result<(), EncodeError> {
+    let data = Json::parse(data).map_err(|e| EncodeError::Unreadable(e.to_string()))?;
     if !matches!(data, Json::Object(_)) {
-        return Err("the record's data is not a JSON object, which an Avro record needs".into());
+        return Err(EncodeError::NotAnObject);
     }
     for field in &schema.fields {
         match field.name.as_str() {
@@ -208,9 +211,7 @@ fn try_write(schema: &Avro, value: &Json, path: Path, out: &mut Vec<u8>, nulled:
 /// A whole number: a JSON number (a fraction dropped, as Airbyte's converter does) or a numeric string.
 fn long(value: &Json) -> Option<i64> {
     match value {
-        Json::Number(n) => {
-            n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite() && f.abs() < 9.2e18).map(|f| f as i64))
-        }
+        Json::Number(n) => json_i64(n),
         Json::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     }
@@ -226,10 +227,7 @@ fn double(value: &Json) -> Option<f64> {
 
 /// Days since 1970-01-01 of an ISO date (`2021-01-01`, or the date of a date-time).
 fn date(value: &Json) -> Option<i64> {
-    let s = value.as_str()?.trim();
-    let day = NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()?;
-    (s.len() == 10 || s.as_bytes()[10] == b'T' || s.as_bytes()[10] == b' ').then_some(())?;
-    Some(day.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days())
+    datetime::days(value.as_str()?)
 }
 
 /// Microseconds since the epoch of an ISO date-time (an offset applied; none means UTC), or digits taken as
@@ -242,17 +240,7 @@ fn timestamp_micros(value: &Json) -> Option<i64> {
             if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
                 return s.parse().ok();
             }
-            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Some(t.timestamp_micros());
-            }
-            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z"]
-                .iter()
-                .find_map(|f| {
-                    DateTime::parse_from_str(s, f)
-                        .map(|t| t.timestamp_micros())
-                        .ok()
-                        .or_else(|| NaiveDateTime::parse_from_str(s, f).ok().map(|t| t.and_utc().timestamp_micros()))
-                })
+            datetime::micros(s)
         }
         _ => None,
     }
@@ -415,6 +403,6 @@ mod tests {
         let expected = [2, 6, 2, 2, b'a', 2, 2, b'5', 0, 0, 2, 0, 0, 0];
         assert_eq!(body(&bytes), &expected[..]);
         let err = record(&root(schema), "id", 1, b"[1]", &mut Vec::new(), &mut Vec::new()).unwrap_err();
-        assert!(err.contains("not a JSON object"));
+        assert_eq!(err, EncodeError::NotAnObject);
     }
 }

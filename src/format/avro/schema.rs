@@ -11,8 +11,9 @@
 //!   records; `""` under the root); arrays (untyped items: nullable strings; a list of item schemas: their union);
 //!   anyOf / oneOf / allOf and type lists → unions, their record members merged into one.
 
+use crate::format::well_known;
 use crate::naming;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Avro {
@@ -231,8 +232,8 @@ fn types(name: &str, namespace: Option<&str>, definition: &Value) -> Vec<Avro> {
             list.iter().filter_map(|t| t.as_str()).map(|t| single(name, namespace, t, definition)).collect()
         }
         Value::String(t) => vec![single(name, namespace, t, definition)],
-        _ => match definition["$ref"].as_str() {
-            Some(reference) => vec![well_known(reference)],
+        _ => match definition["$ref"].as_str().and_then(well_known::definition) {
+            Some(known) => types(name, namespace, &known),
             None => vec![Avro::String],
         },
     }
@@ -249,6 +250,7 @@ fn single(name: &str, namespace: Option<&str>, kind: &str, definition: &Value) -
             // Avro's time-micros has no zone: a time with one stays text (Airbyte's rule).
             Some("time") if airbyte_type == Some("time_with_timezone") => Avro::String,
             Some("time") => Avro::TimeMicros,
+            _ if definition["contentEncoding"] == "base64" => Avro::Bytes,
             _ => Avro::String,
         },
         "integer" => Avro::Long,
@@ -262,19 +264,6 @@ fn single(name: &str, namespace: Option<&str>, kind: &str, definition: &Value) -
         "object" if ADDITIONAL_KEYS.contains(&name) => Avro::StringMap,
         "object" => record(name, namespace, definition),
         "array" => array(name, namespace, definition),
-        _ => Avro::String,
-    }
-}
-
-fn well_known(reference: &str) -> Avro {
-    match reference.rsplit('/').next().unwrap_or_default() {
-        "Integer" => Avro::Long,
-        "Number" => Avro::Double,
-        "Boolean" => Avro::Boolean,
-        "BinaryData" => Avro::Bytes,
-        "Date" => Avro::Date,
-        "TimestampWithTimezone" | "TimestampWithoutTimezone" => Avro::TimestampMicros,
-        "TimeWithoutTimezone" => Avro::TimeMicros,
         _ => Avro::String,
     }
 }
@@ -336,103 +325,10 @@ fn merge(a: Record, b: &Record) -> Record {
     Record { fields, ..a }
 }
 
-impl Avro {
-    /// The schema as Avro's JSON, named types defined once.
-    pub fn to_json(&self) -> Value {
-        self.json(&mut Vec::new())
-    }
-
-    fn json(&self, defined: &mut Vec<(String, Record)>) -> Value {
-        match self {
-            Avro::Null => json!("null"),
-            Avro::Boolean => json!("boolean"),
-            Avro::Long => json!("long"),
-            Avro::Float => json!("float"),
-            Avro::Double => json!("double"),
-            Avro::Bytes => json!("bytes"),
-            Avro::String => json!("string"),
-            Avro::Uuid => json!({"type": "string", "logicalType": "uuid"}),
-            Avro::Date => json!({"type": "int", "logicalType": "date"}),
-            Avro::TimestampMillis => json!({"type": "long", "logicalType": "timestamp-millis"}),
-            Avro::TimestampMicros => json!({"type": "long", "logicalType": "timestamp-micros"}),
-            Avro::TimeMicros => json!({"type": "long", "logicalType": "time-micros"}),
-            Avro::Array(items) => json!({"type": "array", "items": items.json(defined)}),
-            Avro::StringMap => json!({"type": "map", "values": "string"}),
-            Avro::Union(members) => Value::Array(members.iter().map(|m| m.json(defined)).collect()),
-            Avro::Record(r) => r.json(defined),
-        }
-    }
-}
-
-impl Record {
-    /// The schema as Avro's JSON, named types defined once.
-    pub fn to_json(&self) -> Value {
-        self.json(&mut Vec::new())
-    }
-
-    /// A record whose full name is defined already is a reference to it when it is the same record; a different
-    /// record under that name (a nested `users` in a stream `users`, or two merged `address` records) is renamed
-    /// `<name>_2`, ... — the encoder writes records by structure, so only the JSON needs unique names.
-    fn json(&self, defined: &mut Vec<(String, Record)>) -> Value {
-        let mut name = self.name.clone();
-        let mut n = 1;
-        let full = loop {
-            let full = full_name(self.namespace.as_deref(), &name);
-            match defined.iter().find(|(f, _)| *f == full) {
-                Some((_, same)) if same == self => return json!(full),
-                Some(_) => {
-                    n += 1;
-                    name = format!("{}_{n}", self.name);
-                }
-                None => break full,
-            }
-        };
-        defined.push((full, self.clone()));
-        let mut out = Map::new();
-        out.insert("type".into(), json!("record"));
-        out.insert("name".into(), json!(name));
-        if let Some(ns) = &self.namespace {
-            out.insert("namespace".into(), json!(ns));
-        }
-        if let Some(doc) = &self.doc {
-            out.insert("doc".into(), json!(doc));
-        }
-        let fields: Vec<Value> = self
-            .fields
-            .iter()
-            .map(|f| {
-                let mut field = Map::new();
-                field.insert("name".into(), json!(f.name));
-                field.insert("type".into(), f.schema.json(defined));
-                if let Some(doc) = &f.doc {
-                    field.insert("doc".into(), json!(doc));
-                }
-                if f.default_null {
-                    field.insert("default".into(), Value::Null);
-                }
-                Value::Object(field)
-            })
-            .collect();
-        out.insert("fields".into(), Value::Array(fields));
-        Value::Object(out)
-    }
-
-    /// `namespace.name`, as the record-name subject strategies use it.
-    pub fn full_name(&self) -> String {
-        full_name(self.namespace.as_deref(), &self.name)
-    }
-}
-
-fn full_name(namespace: Option<&str>, name: &str) -> String {
-    match namespace {
-        Some(ns) if !ns.is_empty() => format!("{ns}.{name}"),
-        _ => name.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// The Avro JSON of a field defined by `definition` under the root.
     fn field_json(name: &str, definition: Value) -> Value {

@@ -1,0 +1,121 @@
+//! The settings of how a record becomes a message (`key`, `headers`, `timestamp`, `format`): plain data, read by
+//! the encoders (`format`), which take only these, never the whole config.
+
+use super::lenient;
+use crate::secret::Secret;
+use serde::Deserialize;
+
+/// What the encoders are given.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+pub struct Encoding {
+    #[serde(default)]
+    pub key: KeySettings,
+    /// The `airbyte.*` context headers.
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub headers: bool,
+    #[serde(default)]
+    pub timestamp: TimestampSettings,
+    #[serde(default)]
+    pub format: FormatSettings,
+}
+
+/// `key`: what each message's key is.
+#[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum KeySettings {
+    /// A fresh UUID per record, the envelope's `_airbyte_ab_id` (the Java connector's key).
+    #[default]
+    Uuid,
+    PrimaryKey,
+    Fields {
+        fields: Vec<String>,
+    },
+    None,
+}
+
+/// `timestamp`: each message's timestamp.
+#[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum TimestampSettings {
+    #[default]
+    ProduceTime,
+    EmittedAt,
+    Field {
+        field: String,
+    },
+}
+
+/// `format`: what the value of each message is.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FormatSettings {
+    /// The Java connector's envelope, byte for byte.
+    #[default]
+    AirbyteJson,
+    /// The record's `data`, verbatim.
+    Json,
+    /// The record with Airbyte's current (v2) metadata.
+    AirbyteV2Json,
+    /// Avro in Confluent's wire format, the schema registered.
+    Avro(RegistrySettings),
+    /// JSON in Confluent's wire format, with its JSON schema registered.
+    JsonSchema(RegistrySettings),
+}
+
+impl FormatSettings {
+    pub fn registry(&self) -> Option<&RegistrySettings> {
+        match self {
+            FormatSettings::Avro(r) | FormatSettings::JsonSchema(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// The registry settings of the `avro` and `json_schema` formats.
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct RegistrySettings {
+    pub schema_registry_url: String,
+    #[serde(default)]
+    pub schema_registry_username: String,
+    #[serde(default)]
+    pub schema_registry_password: Secret,
+    #[serde(default)]
+    pub schema_registry_ca_certificates: String,
+    #[serde(default)]
+    pub subject_name_strategy: SubjectNameStrategy,
+}
+
+/// How a subject is named (Confluent's strategies).
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectNameStrategy {
+    /// `<topic>-value`.
+    #[default]
+    TopicNameStrategy,
+    /// The record's full name (Avro) or the schema's title (JSON Schema).
+    RecordNameStrategy,
+    /// `<topic>-<record full name>`.
+    TopicRecordNameStrategy,
+}
+
+impl SubjectNameStrategy {
+    pub fn subject(self, topic: &str, record: &str) -> String {
+        match self {
+            SubjectNameStrategy::TopicNameStrategy => format!("{topic}-value"),
+            SubjectNameStrategy::RecordNameStrategy => record.to_string(),
+            SubjectNameStrategy::TopicRecordNameStrategy => format!("{topic}-{record}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_names() {
+        use SubjectNameStrategy::*;
+        assert_eq!(TopicNameStrategy.subject("orders", "shop.orders"), "orders-value");
+        assert_eq!(RecordNameStrategy.subject("orders", "shop.orders"), "shop.orders");
+        assert_eq!(TopicRecordNameStrategy.subject("orders", "shop.orders"), "orders-shop.orders");
+    }
+}
