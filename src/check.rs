@@ -29,8 +29,25 @@ impl DeliveryListener for Outcome {
     }
 }
 
-/// Ok, or the reason in words a user can act on.
-pub fn run(settings: &Settings, stop: &Stop) -> Result<()> {
+/// What the user should know (the settings' caveats, what check could not prove), or the reason it failed in
+/// words a user can act on.
+pub fn run(settings: &Settings, stop: &Stop) -> Result<Vec<String>> {
+    let topic = settings.test_topic();
+    reach(settings, stop, topic.as_deref())?;
+    let mut notes = settings.caveats();
+    if topic.is_none() {
+        notes.push(
+            "no `test_topic` is set: check reached the cluster and logged in, but did not prove that this user may \
+             create and write to the sync's topics (set `test_topic` to prove it)"
+                .into(),
+        );
+    }
+    Ok(notes)
+}
+
+/// Reaches the cluster (and the registry), proves transactions work with exactly-once, and writes the test
+/// message to `topic`.
+fn reach(settings: &Settings, stop: &Stop, topic: Option<&str>) -> Result<()> {
     // Its own id, so that a check never fences a running sync.
     let id = settings.exactly_once().then(|| format!("{}-check", settings.transactional_id([])));
     let options = Options { transactional_id: id.as_deref(), ..Options::default() };
@@ -41,18 +58,21 @@ pub fn run(settings: &Settings, stop: &Stop) -> Result<()> {
         Registry::new(registry)?.check()?;
     }
     if id.is_some() {
-        producer.init_transactions(CHECK_TIMEOUT).map_err(TxnError::into_error)?;
+        let id = id.as_deref().unwrap_or_default();
+        producer
+            .init_transactions(CHECK_TIMEOUT)
+            .map_err(|e| e.into_error().context(&format!("transactional.id `{id}` (check's own)")))?;
     }
-    let Some(topic) = settings.test_topic() else {
+    let Some(topic) = topic else {
         return Ok(());
     };
-    let topics = [Topic { name: &topic, compact: false }];
+    let topics = [Topic { name: topic, compact: false }];
     producer.ensure_topics(settings, &topics, CHECK_TIMEOUT).map_err(|e| e.context("test topic"))?;
     if id.is_some() {
         producer.begin_transaction().map_err(TxnError::into_error)?;
     }
     // Java's test message, so whatever watches the test topic sees what it always saw.
-    let stream = Stream { name: "test-topic-stream".into(), topic: topic.clone(), ..Stream::default() };
+    let stream = Stream { name: "test-topic-stream".into(), topic: topic.to_string(), ..Stream::default() };
     let mut encoder = StreamEncoder::java(&stream);
     let data = br#"{"test-key":"test-value"}"#;
     let record = encoder.encode(&RecordIn { emitted_at: now_ms(), data, meta: None })?;

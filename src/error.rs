@@ -236,6 +236,10 @@ pub fn describe(err: &KafkaError) -> String {
             "{err}; another writer with the same transactional.id took over (a newer sync of this connection), so \
              this one stops without committing"
         ),
+        Some(InvalidRecord) => format!(
+            "{err}; the broker refused the record as invalid (a compacted topic refuses a record without a key: \
+             set `key`, or write to a topic that is not compacted)"
+        ),
         Some(TopicAuthorizationFailed) => {
             format!("{err}; grant this user WRITE (and DESCRIBE) on the topic, or change `topic_pattern`")
         }

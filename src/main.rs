@@ -58,8 +58,7 @@ fn main() {
     let result = match cli.command {
         Command::Spec => output::emit(&output::spec_message(spec::spec())).map_err(stdout_error),
         Command::Check { config } => {
-            let outcome =
-                Settings::load(&config).and_then(|settings| check::run(&settings, &stop).map(|()| settings.caveats()));
+            let outcome = Settings::load(&config).and_then(|settings| check::run(&settings, &stop));
             if let Err(e) = &outcome {
                 tracing::warn!("check failed ({:?}): {e}", e.failure_type());
             }

@@ -1,12 +1,10 @@
-//! Against a real Kafka-compatible broker (tansu): the acceptance datasets byte for byte, check, discover and
-//! input errors.
+//! Against Apache Kafka (scripts/kafka-broker): the acceptance datasets byte for byte, check, discover, topic
+//! creation and input errors.
 
-mod common;
-
-use common::*;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use test_support::*;
 
 /// What the Java connector would have written for one input RECORD line, given the key it chose.
 fn expected_value(key: &str, line: &str) -> String {
@@ -54,7 +52,7 @@ fn java_topic(stream: &str) -> &'static str {
 }
 
 fn sync_dataset(name: &str, sync_producer: bool) {
-    let broker = Broker::start();
+    let broker = Kafka::shared();
     let scratch = Scratch::new(&format!("dataset-{name}"));
     let mut config = java_config(&broker.bootstrap());
     config["sync_producer"] = json!(sync_producer);
@@ -117,15 +115,12 @@ fn edge_case_byte_for_byte() {
     sync_dataset("edge_case", false);
 }
 
-/// A broker and the files of a write to it: (broker, scratch dir, config path, catalog path).
-fn write_setup(name: &str, config: impl FnOnce(&mut Value), catalog: Value) -> (Broker, Scratch, String, String) {
-    let broker = Broker::start();
-    let scratch = Scratch::new(name);
-    let mut value = java_config(&broker.bootstrap());
+/// The files of a write to the shared broker, into topics of this test's own (`<name>.<stream>`).
+fn write_setup(name: &str, config: impl FnOnce(&mut Value), catalog: Value) -> Files {
+    let mut value = java_config(&Kafka::shared().bootstrap());
+    value["topic_pattern"] = json!(format!("{name}.{{stream}}"));
     config(&mut value);
-    let config = scratch.json("config.json", &value);
-    let catalog = scratch.json("catalog.json", &catalog);
-    (broker, scratch, config, catalog)
+    Files::new(name, &value, &catalog)
 }
 
 fn check(config: &Value) -> Value {
@@ -141,11 +136,11 @@ fn check(config: &Value) -> Value {
 
 #[test]
 fn check_writes_the_java_test_message() {
-    let broker = Broker::start();
+    let broker = Kafka::shared();
     let mut config = java_config(&broker.bootstrap());
-    config["test_topic"] = json!("test.topic");
+    config["test_topic"] = json!("check.test.topic");
     assert_eq!(check(&config)["status"], "SUCCEEDED");
-    let got = consume(&broker.bootstrap(), "test_topic", 1);
+    let got = consume(&broker.bootstrap(), "check_test_topic", 1);
     let value: Value = serde_json::from_slice(&got[0].2).unwrap();
     assert_eq!(value["_airbyte_stream"], "test-topic-stream");
     assert_eq!(value["_airbyte_data"], json!({"test-key": "test-value"}));
@@ -154,10 +149,13 @@ fn check_writes_the_java_test_message() {
 
 #[test]
 fn check_without_test_topic_still_reaches_the_cluster() {
-    let broker = Broker::start();
-    assert_eq!(check(&java_config(&broker.bootstrap()))["status"], "SUCCEEDED");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let status = check(&java_config(&format!("127.0.0.1:{port}")));
+    let broker = Kafka::shared();
+    let status = check(&java_config(&broker.bootstrap()));
+    assert_eq!(status["status"], "SUCCEEDED");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(message.contains("`test_topic`"), "what check could not prove is said: {message}");
+    // Port 1 (tcpmux): nothing listens there.
+    let status = check(&java_config("127.0.0.1:1"));
     assert_eq!(status["status"], "FAILED");
     let message = status["message"].as_str().unwrap();
     assert!(message.contains("cannot reach the brokers") && message.contains("Connection refused"), "{message}");
@@ -165,8 +163,8 @@ fn check_without_test_topic_still_reaches_the_cluster() {
 
 #[test]
 fn check_names_bad_credentials() {
-    let broker = Broker::start_sasl();
-    let mut config = java_config(&broker.bootstrap());
+    let broker = Kafka::shared();
+    let mut config = java_config(&broker.listener("sasl_plaintext"));
     config["protocol"] = json!({
         "security_protocol": "SASL_PLAINTEXT",
         "sasl_mechanism": "SCRAM-SHA-256",
@@ -181,48 +179,44 @@ fn check_names_bad_credentials() {
 
 #[test]
 fn discover_lists_topics_with_the_envelope_schema() {
-    let (_broker, _scratch, config, catalog) = write_setup("discover", |_| {}, json!({"streams": [{"name": "users"}]}));
-    assert!(run(&["write", "--config", &config, "--catalog", &catalog], "").status.success());
-    let out = run(&["discover", "--config", &config], "");
+    let files = write_setup("discover", |_| {}, catalog(&["users"]));
+    assert!(run(&files.write_args(), "").status.success());
+    let out = run(&["discover", "--config", &files.config], "");
     assert!(out.status.success());
     let msgs = messages(&out);
     let catalog = of_type(&msgs, "DESTINATION_CATALOG");
     let ops = catalog[0]["destination_catalog"]["operations"].as_array().unwrap();
-    let op = ops.iter().find(|o| o["object_name"] == "_users_test_topic").expect("the created topic");
+    let op = ops.iter().find(|o| o["object_name"] == "discover_users").expect("the created topic");
     assert_eq!(op["sync_mode"], "append");
     assert_eq!(op["json_schema"]["properties"]["_airbyte_data"]["type"], "object");
 }
 
 #[test]
 fn created_topics_get_the_configured_partitions() {
-    let (broker, _scratch, config, catalog) =
-        write_setup("partitions", |c| c["topic_partitions"] = json!(3), json!({"streams": [{"name": "s"}]}));
+    let files = write_setup("partitions", |c| c["topic_partitions"] = json!(3), catalog(&["s"]));
     let records: String = (0..30)
         .map(|i| {
             format!("{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"s\",\"emitted_at\":1,\"data\":{{\"i\":{i}}}}}}}\n")
         })
         .collect();
-    assert!(run(&["write", "--config", &config, "--catalog", &catalog], &records).status.success());
-    let got = consume(&broker.bootstrap(), "_s_test_topic", 30);
+    assert!(run(&files.write_args(), &records).status.success());
+    let got = consume(&Kafka::shared().bootstrap(), "partitions_s", 30);
     let partitions: std::collections::HashSet<i32> = got.iter().map(|m| m.0).collect();
     assert!(partitions.len() > 1 && partitions.iter().all(|p| (0..3).contains(p)), "{partitions:?}");
 }
 
 fn trace_error(out: &std::process::Output) -> Value {
-    let msgs = messages(out);
-    let traces = of_type(&msgs, "TRACE");
-    assert_eq!(traces.len(), 1, "exactly one TRACE: {msgs:?}");
-    traces[0]["trace"]["error"].clone()
+    the_trace(&messages(out))
 }
 
 #[test]
 fn bad_input_fails_the_sync_with_the_line_number() {
-    let (_broker, _scratch, config, catalog) = write_setup("bad-input", |_| {}, json!({"streams": [{"name": "s"}]}));
+    let files = write_setup("bad-input", |_| {}, catalog(&["s"]));
     let record = r#"{"type":"RECORD","record":{"stream":"s","emitted_at":1,"data":{"a":1}}}"#;
     let state = r#"{"type":"STATE","state":{"data":{"n":1}}}"#;
 
     let input = format!("{record}\n{state}\n\n{{oops this is not json\n{record}\n");
-    let out = run(&["write", "--config", &config, "--catalog", &catalog], &input);
+    let out = run(&files.write_args(), &input);
     assert!(!out.status.success());
     let error = trace_error(&out);
     let message = error["message"].as_str().unwrap();
@@ -232,23 +226,21 @@ fn bad_input_fails_the_sync_with_the_line_number() {
     assert_eq!(of_type(&messages(&out), "STATE").len(), 1);
 
     let input = format!("{record}\n{}\n", record.replace("\"s\"", "\"elsewhere\""));
-    let out = run(&["write", "--config", &config, "--catalog", &catalog], &input);
+    let out = run(&files.write_args(), &input);
     assert!(!out.status.success());
     let message = trace_error(&out)["message"].as_str().unwrap().to_string();
     assert!(message.contains("`elsewhere`") && message.contains("input line 2"), "{message}");
 
-    let out = run(&["write", "--config", &config, "--catalog", &catalog], r#"{"type":"RECORD","record":{"data":{}}}"#);
+    let out = run(&files.write_args(), r#"{"type":"RECORD","record":{"data":{}}}"#);
     assert!(trace_error(&out)["message"].as_str().unwrap().contains("without `stream`"));
 }
 
 #[test]
 fn config_errors_stop_write_before_reading() {
-    let scratch = Scratch::new("config-error");
     let mut config = java_config("127.0.0.1:9");
     config["batch_size"] = json!("lots");
-    let config = scratch.json("config.json", &config);
-    let catalog = scratch.json("catalog.json", &json!({"streams": [{"name": "s"}]}));
-    let out = run(&["write", "--config", &config, "--catalog", &catalog], "");
+    let files = Files::new("config-error", &config, &catalog(&["s"]));
+    let out = run(&files.write_args(), "");
     assert!(!out.status.success());
     let error = trace_error(&out);
     assert_eq!(error["failure_type"], "config_error");

@@ -1,12 +1,13 @@
 //! `record_errors: dead_letter`: records rejected on their own account go to a dead-letter topic with headers
 //! saying why, are counted in the STATEs, and the sync goes on. Broker refusals are injected with librdkafka's
-//! mock cluster; records the connector cannot encode are shown against tansu.
+//! mock cluster, and shown as Apache Kafka makes them (a keyless record for a compacted topic); records the
+//! connector cannot encode, and lines over the limit, on Apache Kafka too.
 
-mod common;
-
-use common::*;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::{json, Value};
+use test_support::admin::create_topic;
+use test_support::mock::Setup;
+use test_support::*;
 
 fn dead_letter(change: impl FnOnce(&mut Value)) -> impl FnOnce(&mut Value) {
     move |c| {
@@ -34,9 +35,9 @@ fn big_record(i: usize) -> String {
 
 #[test]
 fn a_record_over_max_request_size_is_dead_lettered_without_its_value() {
-    let s = setup_with_topics("dlq-too-large", &["users"], &["users_dlq"], dead_letter(|_| {}));
+    let s = Setup::with("dlq-too-large", &["users"], &["users_dlq"], dead_letter(|_| {}));
     let input = records(0, 2) + &big_record(2) + &records(3, 4) + &state(1);
-    let out = run(&["write", "--config", &s.config, "--catalog", &s.catalog], &input);
+    let out = run(&s.files.write_args(), &input);
     let msgs = messages(&out);
     assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
     assert_eq!(stats(&msgs), vec![json!({"recordCount": 4.0, "rejectedRecordCount": 1.0})]);
@@ -62,9 +63,8 @@ fn a_record_over_max_request_size_is_dead_lettered_without_its_value() {
 
 #[test]
 fn records_the_broker_refuses_keep_their_bytes_in_the_dead_letter_topic() {
-    let s =
-        setup_with_topics("dlq-refused", &["users"], &["users_dlq"], dead_letter(|c| c["sync_producer"] = json!(true)));
-    let mut live = Live::start(&["write", "--config", &s.config, "--catalog", &s.catalog]);
+    let s = Setup::with("dlq-refused", &["users"], &["users_dlq"], dead_letter(|c| c["sync_producer"] = json!(true)));
+    let mut live = s.live();
     live.send(&(records(0, 1) + &state(1)));
     assert!(live.next_state(std::time::Duration::from_secs(20)).is_some());
     // The broker refuses the next produce request: its one record (a sync producer sends one at a time).
@@ -88,8 +88,7 @@ fn records_the_broker_refuses_keep_their_bytes_in_the_dead_letter_topic() {
 
 #[test]
 fn a_failed_dead_letter_write_fails_the_sync() {
-    let s =
-        setup_with_topics("dlq-fails", &["users"], &["users_dlq"], dead_letter(|c| c["sync_producer"] = json!(true)));
+    let s = Setup::with("dlq-fails", &["users"], &["users_dlq"], dead_letter(|c| c["sync_producer"] = json!(true)));
     s.mock.request_errors(
         RDKafkaApiKey::Produce,
         &[
@@ -97,7 +96,7 @@ fn a_failed_dead_letter_write_fails_the_sync() {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
         ],
     );
-    let out = run(&["write", "--config", &s.config, "--catalog", &s.catalog], &(records(0, 1) + &state(1)));
+    let out = run(&s.files.write_args(), &(records(0, 1) + &state(1)));
     let msgs = messages(&out);
     assert!(!out.status.success());
     assert!(of_type(&msgs, "STATE").is_empty(), "{msgs:?}");
@@ -107,19 +106,15 @@ fn a_failed_dead_letter_write_fails_the_sync() {
 
 #[test]
 fn unencodable_records_go_to_the_dead_letter_topic_with_their_data() {
-    let broker = Broker::start();
-    let scratch = Scratch::new("dlq-encode");
+    let broker = Kafka::shared();
     let mut config = java_config(&broker.bootstrap());
     config["topic_pattern"] = json!("{namespace}.{stream}");
     config["key"] = json!({"mode": "fields", "fields": ["id"]});
     config["record_errors"] = json!({"policy": "dead_letter", "topic_pattern": "{namespace}.{stream}.dlq"});
-    let config = scratch.json("config.json", &config);
-    let catalog = scratch.json(
-        "catalog.json",
-        &json!({"streams": [
+    let catalog = json!({"streams": [
         {"stream": {"name": "a", "namespace": "ns"}, "destination_sync_mode": "append"},
-        {"stream": {"name": "b", "namespace": "ns"}, "destination_sync_mode": "append"}]}),
-    );
+        {"stream": {"name": "b", "namespace": "ns"}, "destination_sync_mode": "append"}]});
+    let files = Files::new("dlq-encode", &config, &catalog);
     let rec = |stream: &str, data: Value| {
         json!({"type": "RECORD", "record": {"namespace": "ns", "stream": stream, "emitted_at": 5, "data": data}})
             .to_string()
@@ -136,7 +131,7 @@ fn unencodable_records_go_to_the_dead_letter_topic_with_their_data() {
         + &stream_state("a")
         + &rec("b", json!({"id": 3}))
         + &stream_state("b");
-    let out = run(&["write", "--config", &config, "--catalog", &catalog], &input);
+    let out = run(&files.write_args(), &input);
     let msgs = messages(&out);
     assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
     assert_eq!(
@@ -156,4 +151,37 @@ fn unencodable_records_go_to_the_dead_letter_topic_with_their_data() {
     assert_eq!(read_back(&broker.bootstrap(), "ns_b_dlq", 1)[0].value.as_deref(), Some(&br#"{"no_id":2}"#[..]));
     assert_eq!(read_back(&broker.bootstrap(), "ns_a", 1).len(), 1);
     assert_eq!(read_back(&broker.bootstrap(), "ns_b", 1).len(), 1);
+}
+
+#[test]
+fn records_kafka_refuses_and_lines_over_the_limit_are_dead_lettered_on_kafka() {
+    let broker = Kafka::shared();
+    // A compacted topic refuses records without a key; the dead-letter topic (not compacted) takes them.
+    create_topic(&broker.bootstrap(), "refused_keyless", 1, &[("cleanup.policy", "compact")]);
+    let mut config = java_config(&broker.bootstrap());
+    config["topic_pattern"] = json!("refused.{stream}");
+    config["key"] = json!({"mode": "none"});
+    config["record_errors"] = json!({"policy": "dead_letter", "topic_pattern": "refused.{stream}.dlq"});
+    let files = Files::new("dlq-kafka", &config, &catalog(&["keyless"]));
+    let keyless = |i: usize| record("keyless", i);
+    let huge = format!(
+        "{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"keyless\",\"emitted_at\":7,\"data\":{{\"blob\":\"{}\"}}}}}}\n",
+        "x".repeat(3_000_000)
+    );
+    let out = run(&files.write_args(), &(keyless(0) + &huge + &keyless(2) + &state(1)));
+    let msgs = messages(&out);
+    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    assert_eq!(stats(&msgs), vec![json!({"recordCount": 3.0, "rejectedRecordCount": 3.0})]);
+    let letters = read_back(&broker.bootstrap(), "refused_keyless_dlq", 3);
+    assert_eq!(header(&letters[0], "__connect.errors.stage"), "KAFKA_PRODUCE");
+    assert_eq!(header(&letters[0], "__connect.errors.exception.class.name"), "InvalidRecord");
+    assert!(header(&letters[0], "__connect.errors.exception.message").contains("without a key"), "{:?}", letters[0]);
+    let value: Value = serde_json::from_slice(letters[0].value.as_deref().unwrap()).unwrap();
+    assert_eq!(value["_airbyte_data"], json!({"i": 0}), "the refused message's own bytes");
+    // The over-long line: its stream and line known from its head, its value never held.
+    let too_long = letters.iter().find(|l| header(l, "__connect.errors.stage") == "READ").expect("the long line");
+    assert_eq!(header(too_long, "__connect.errors.exception.class.name"), "RecordTooLarge");
+    assert_eq!((header(too_long, "airbyte.input_line"), header(too_long, "airbyte.emitted_at")), ("2", "7"));
+    assert!(header(too_long, "airbyte.value_dropped").contains("over the line limit"), "{too_long:?}");
+    assert_eq!(too_long.value, None);
 }

@@ -1,98 +1,30 @@
-//! TLS, mutual TLS, SCRAM and OAUTHBEARER OIDC against real endpoints on 127.0.0.1: tansu behind stunnel (a real
-//! TLS terminator; tansu 0.6.0 serves no TLS itself, and advertises the stunnel address so every connection goes
-//! through TLS), tansu with SCRAM users, and an OIDC token endpoint started here. Certificates are made for each
-//! test by scripts/test-certs (openssl).
-//!
-//! What these brokers cannot show: tansu 0.6.0 has no SASL/PLAIN (it is not compiled in), so PLAIN is shown only
-//! failing with a message naming the mechanism; tansu refuses every OAUTHBEARER token without looking at it, so the
-//! OIDC test shows the token fetched (the request the endpoint received) and then refused by the broker, not a
-//! broker accepting it.
+//! TLS, mutual TLS, SASL (PLAIN, SCRAM, OAUTHBEARER with OIDC) and AWS MSK IAM against Apache Kafka's own
+//! listeners (scripts/kafka-broker): TLS with PEM certificates (scripts/test-certs), a listener requiring client
+//! certificates, listeners with an expired certificate and one for another host, SASL users the broker checks,
+//! OAUTHBEARER tokens the broker validates against a JWKS (signature, audience), and an OIDC token endpoint started
+//! here. Each refusal is shown beside the success on the same listener, so a broker that let everything in would
+//! fail these tests.
 
-mod common;
-
-use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use test_support::oauth::{jwt, now, TokenEndpoint};
+use test_support::*;
 
-/// Throw-away certificates (see scripts/test-certs).
-struct Certs {
-    dir: Scratch,
+fn kafka() -> &'static Kafka {
+    Kafka::shared()
 }
 
-impl Certs {
-    fn new(name: &str) -> Certs {
-        let dir = Scratch::new(&format!("certs-{name}"));
-        let status = Command::new(repo().join("scripts/test-certs")).arg(&dir.0).status().unwrap();
-        assert!(status.success(), "scripts/test-certs");
-        Certs { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.0.join(name).to_string_lossy().into_owned()
-    }
-
-    fn pem(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(name)).unwrap()
-    }
-}
-
-/// tansu behind stunnel: clients reach `bootstrap()` in TLS only.
-struct TlsBroker {
-    _broker: Broker,
-    front: Child,
-    port: u16,
-}
-
-impl TlsBroker {
-    fn start(certs: &Certs, server: &str, clients_ca: Option<&str>, tansu_options: &[&str]) -> TlsBroker {
-        let port = free_port();
-        let advertised = format!("127.0.0.1:{port}");
-        let mut options = vec!["--advertise", advertised.as_str()];
-        options.extend_from_slice(tansu_options);
-        let broker = Broker::launch(&options);
-        let mut front = Command::new(repo().join("scripts/tls-front"));
-        front.args([
-            port.to_string(),
-            broker.port.to_string(),
-            certs.path(&format!("{server}.pem")),
-            certs.path(&format!("{server}.key")),
-        ]);
-        if let Some(ca) = clients_ca {
-            front.args(["--clients".to_string(), certs.path(ca)]);
-        }
-        let front = front.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("scripts/tls-front");
-        wait_for_port(port, Duration::from_secs(20));
-        TlsBroker { _broker: broker, front, port }
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for TlsBroker {
-    fn drop(&mut self) {
-        let _ = self.front.kill();
-        let _ = self.front.wait();
-    }
-}
-
-fn config_with(bootstrap: &str, protocol: Value) -> Value {
-    let mut config = java_config(bootstrap);
+fn config_with(listener: &str, protocol: Value, topics: &str) -> Value {
+    let mut config = java_config(&kafka().listener(listener));
     config["protocol"] = protocol;
-    config["topic_pattern"] = json!("{stream}");
+    config["topic_pattern"] = json!(format!("{topics}.{{stream}}"));
     config
 }
 
 /// `check` on this config (with these environment variables): (status, message).
 fn check_with_env(config: &Value, env: &[(&str, &str)]) -> (String, String) {
-    let scratch = Scratch::new("check-security");
-    let path = scratch.json("config.json", config);
-    let out = Command::new(BIN).args(["check", "--config", &path]).envs(env.iter().copied()).output().unwrap();
+    let files = Files::new("check-security", config, &catalog(&[]));
+    let out = run_with_env(&["check", "--config", &files.config], env, "");
     assert!(out.status.success(), "check exits 0 either way");
     let msgs = messages(&out);
     let status = &of_type(&msgs, "CONNECTION_STATUS")[0]["connectionStatus"];
@@ -103,8 +35,8 @@ fn check(config: &Value) -> (String, String) {
     check_with_env(config, &[])
 }
 
-fn ssl(certs: &Certs, ca: Option<&str>) -> Value {
-    json!({"security_protocol": "SSL", "ssl_ca_certificates": ca.map(|c| certs.pem(c)).unwrap_or_default()})
+fn succeeded(result: (String, String)) {
+    assert_eq!(result.0, "SUCCEEDED", "{}", result.1);
 }
 
 fn failed_saying(result: (String, String), words: &str) {
@@ -112,201 +44,118 @@ fn failed_saying(result: (String, String), words: &str) {
     assert!(result.1.contains(words), "expected `{words}` in: {}", result.1);
 }
 
-#[test]
-fn tls_with_the_ca_given_writes_and_reads_back() {
-    let certs = Certs::new("tls-ca");
-    let broker = TlsBroker::start(&certs, "server", None, &[]);
-    let config = config_with(&broker.bootstrap(), ssl(&certs, Some("ca.pem")));
-    assert_eq!(check(&config).0, "SUCCEEDED");
-    let scratch = Scratch::new("tls-write");
-    let (config_path, catalog) =
-        (scratch.json("config.json", &config), scratch.json("catalog.json", &json!({"streams": [{"name": "users"}]})));
-    let out = run(&["write", "--config", &config_path, "--catalog", &catalog], &(records(0, 5) + &state(1)));
+/// A write of three records and a state with this config; returns the topic written, read back on PLAINTEXT.
+fn write_and_read_back(config: &Value, topics: &str) {
+    let files = Files::new(topics, config, &catalog(&["users"]));
+    let out = run(&files.write_args(), &(records(0, 3) + &state(1)));
     let msgs = messages(&out);
     assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
-    assert_eq!(of_type(&msgs, "STATE").len(), 1);
-    let ca = certs.path("ca.pem");
+    assert_eq!(state_ids(&msgs), vec![1]);
+    assert_eq!(read_back(&kafka().bootstrap(), &format!("{topics}_users"), 3).len(), 3);
+}
+
+fn ssl(ca: Option<&str>) -> Value {
+    json!({"security_protocol": "SSL", "ssl_ca_certificates": ca.map(|c| kafka().pem(c)).unwrap_or_default()})
+}
+
+#[test]
+fn tls_with_the_ca_given_writes_and_a_tls_consumer_reads_back() {
+    let config = config_with("ssl", ssl(Some("ca")), "tls_ca");
+    succeeded(check(&config));
+    write_and_read_back(&config, "tls_ca");
+    let ca = kafka().tls_path("ca");
     let tls = [("security.protocol", "SSL"), ("ssl.ca.location", ca.as_str())];
-    assert_eq!(read_back_with(&broker.bootstrap(), &tls, "users", 5).len(), 5);
+    assert_eq!(read_back_with(&kafka().listener("ssl"), &tls, "tls_ca_users", 3).len(), 3);
 }
 
 #[test]
 fn tls_with_the_ca_in_the_system_store_only() {
-    let certs = Certs::new("tls-system");
-    let broker = TlsBroker::start(&certs, "server", None, &[]);
-    let config = config_with(&broker.bootstrap(), ssl(&certs, None));
+    let config = config_with("ssl", ssl(None), "tls_system");
     // OpenSSL's default trust store, pointed at a store holding the test CA: no CA in the config.
-    let ca = certs.path("ca.pem");
-    let store = [("SSL_CERT_FILE", ca.as_str()), ("SSL_CERT_DIR", "/nonexistent")];
-    assert_eq!(check_with_env(&config, &store).0, "SUCCEEDED");
+    let ca = kafka().tls_path("ca");
+    succeeded(check_with_env(&config, &[("SSL_CERT_FILE", ca.as_str()), ("SSL_CERT_DIR", "/nonexistent")]));
     // The machine's own store does not know the test CA.
     failed_saying(check(&config), "`protocol.ssl_ca_certificates`");
 }
 
 #[test]
 fn tls_failures_name_what_to_fix() {
-    let certs = Certs::new("tls-failures");
-    let broker = TlsBroker::start(&certs, "server", None, &[]);
-    failed_saying(check(&config_with(&broker.bootstrap(), ssl(&certs, Some("other-ca.pem")))), "not signed by a CA");
+    failed_saying(check(&config_with("ssl", ssl(Some("other_ca")), "tls_f")), "not signed by a CA");
     // A PLAINTEXT client at a TLS listener.
-    let plain = config_with(&broker.bootstrap(), json!({"security_protocol": "PLAINTEXT"}));
-    assert_eq!(check(&plain).0, "FAILED");
-
-    let mismatch = TlsBroker::start(&certs, "mismatch", None, &[]);
-    let config = config_with(&mismatch.bootstrap(), ssl(&certs, Some("ca.pem")));
-    failed_saying(check(&config), "`protocol.ssl_endpoint_identification`");
-    let mut opted_out = ssl(&certs, Some("ca.pem"));
+    assert_eq!(check(&config_with("ssl", json!({"security_protocol": "PLAINTEXT"}), "tls_f")).0, "FAILED");
+    // The WRONG_HOST listener's certificate names elsewhere.example.
+    failed_saying(
+        check(&config_with("wrong_host", ssl(Some("ca")), "tls_f")),
+        "`protocol.ssl_endpoint_identification`",
+    );
+    let mut opted_out = ssl(Some("ca"));
     opted_out["ssl_endpoint_identification"] = json!(false);
-    let (status, message) = check(&config_with(&mismatch.bootstrap(), opted_out));
+    let (status, message) = check(&config_with("wrong_host", opted_out, "tls_f"));
     assert_eq!(status, "SUCCEEDED", "{message}");
     assert!(message.contains("ssl_endpoint_identification` is off"), "the opt-out is said: {message}");
-
-    let expired = TlsBroker::start(&certs, "expired", None, &[]);
-    failed_saying(check(&config_with(&expired.bootstrap(), ssl(&certs, Some("ca.pem")))), "has expired");
+    failed_saying(check(&config_with("expired", ssl(Some("ca")), "tls_f")), "has expired");
 }
 
 #[test]
 fn mutual_tls() {
-    let certs = Certs::new("mtls");
-    let broker = TlsBroker::start(&certs, "server", Some("ca.pem"), &[]);
     let with_client = |cert: &str, key: &str, password: &str| {
-        let mut protocol = ssl(&certs, Some("ca.pem"));
-        protocol["ssl_client_certificate"] = json!(certs.pem(cert));
-        protocol["ssl_client_key"] = json!(certs.pem(key));
+        let mut protocol = ssl(Some("ca"));
+        protocol["ssl_client_certificate"] = json!(kafka().pem(cert));
+        protocol["ssl_client_key"] = json!(kafka().pem(key));
         protocol["ssl_key_password"] = json!(password);
-        config_with(&broker.bootstrap(), protocol)
+        config_with("mtls", protocol, "mtls")
     };
-    assert_eq!(check(&with_client("client.pem", "client.key", "")).0, "SUCCEEDED");
-    assert_eq!(check(&with_client("client.pem", "client-encrypted.key", "key-password")).0, "SUCCEEDED");
-    failed_saying(
-        check(&config_with(&broker.bootstrap(), ssl(&certs, Some("ca.pem")))),
-        "requires a client certificate",
-    );
-    failed_saying(check(&with_client("stranger.pem", "stranger.key", "")), "refused the client certificate");
-    failed_saying(check(&with_client("client.pem", "client-encrypted.key", "wrong")), "`protocol.ssl_key_password`");
-    failed_saying(check(&with_client("client.pem", "client-encrypted.key", "")), "`protocol.ssl_key_password`");
-    failed_saying(check(&with_client("client.pem", "stranger.key", "")), "is not the key of");
+    succeeded(check(&with_client("client_cert", "client_key", "")));
+    write_and_read_back(&with_client("client_cert", "client_key_encrypted", "key-password"), "mtls");
+    failed_saying(check(&config_with("mtls", ssl(Some("ca")), "mtls")), "requires a client certificate");
+    failed_saying(check(&with_client("stranger_cert", "stranger_key", "")), "refused the client certificate");
+    failed_saying(check(&with_client("client_cert", "client_key_encrypted", "wrong")), "`protocol.ssl_key_password`");
+    failed_saying(check(&with_client("client_cert", "client_key_encrypted", "")), "`protocol.ssl_key_password`");
+    failed_saying(check(&with_client("client_cert", "stranger_key", "")), "is not the key of");
 }
 
-fn scram(mechanism: &str, user: &str, password: &str) -> Value {
-    json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": mechanism, "sasl_username": user, "sasl_password": password})
+fn sasl(protocol: &str, mechanism: &str, user: &str, password: &str) -> Value {
+    let mut p = json!({"security_protocol": protocol, "sasl_mechanism": mechanism, "sasl_username": user,
+        "sasl_password": password});
+    if protocol == "SASL_SSL" {
+        p["ssl_ca_certificates"] = json!(kafka().pem("ca"));
+    }
+    p
 }
 
 #[test]
 fn scram_logins_succeed_with_the_right_password_and_fail_with_a_wrong_one() {
-    let broker = Broker::start_sasl();
-    assert_eq!(
-        check(&config_with(&broker.bootstrap(), scram("SCRAM-SHA-256", "alice", "alice-secret"))).0,
-        "SUCCEEDED"
-    );
-    assert_eq!(check(&config_with(&broker.bootstrap(), scram("SCRAM-SHA-512", "bob", "bob-secret"))).0, "SUCCEEDED");
+    let on = |p| config_with("sasl_plaintext", p, "scram");
+    succeeded(check(&on(sasl("SASL_PLAINTEXT", "SCRAM-SHA-256", "alice", "alice-secret"))));
+    succeeded(check(&on(sasl("SASL_PLAINTEXT", "SCRAM-SHA-512", "bob", "bob-secret"))));
+    failed_saying(check(&on(sasl("SASL_PLAINTEXT", "SCRAM-SHA-256", "alice", "wrong"))), "authentication failed");
+    // alice has SCRAM-SHA-256 credentials only.
     failed_saying(
-        check(&config_with(&broker.bootstrap(), scram("SCRAM-SHA-256", "alice", "wrong"))),
-        "authentication failed",
-    );
-    failed_saying(
-        check(&config_with(&broker.bootstrap(), scram("SCRAM-SHA-512", "alice", "alice-secret"))),
+        check(&on(sasl("SASL_PLAINTEXT", "SCRAM-SHA-512", "alice", "alice-secret"))),
         "authentication failed",
     );
     // Java's JAAS string works the same.
     let jaas = json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
         "sasl_jaas_config": "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"bob\" password=\"bob-secret\";"});
-    let config = config_with(&broker.bootstrap(), jaas);
-    assert_eq!(check(&config).0, "SUCCEEDED");
-    let scratch = Scratch::new("scram-write");
-    let (config_path, catalog) =
-        (scratch.json("config.json", &config), scratch.json("catalog.json", &json!({"streams": [{"name": "users"}]})));
-    let out = run(&["write", "--config", &config_path, "--catalog", &catalog], &(records(0, 3) + &state(1)));
-    assert!(out.status.success(), "{:?}", of_type(&messages(&out), "TRACE"));
-    let login = [
-        ("security.protocol", "SASL_PLAINTEXT"),
-        ("sasl.mechanism", "SCRAM-SHA-512"),
-        ("sasl.username", "bob"),
-        ("sasl.password", "bob-secret"),
-    ];
-    assert_eq!(read_back_with(&broker.bootstrap(), &login, "users", 3).len(), 3);
+    write_and_read_back(&on(jaas), "scram");
 }
 
 #[test]
-fn plain_is_refused_by_this_broker_and_says_so() {
-    // tansu 0.6.0 is built without SASL/PLAIN: no PLAIN login can succeed here, or be refused for its password.
-    let broker = Broker::start_sasl();
-    let plain = json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_username": "alice", "sasl_password": "alice-secret"});
-    let (status, message) = check(&config_with(&broker.bootstrap(), plain));
+fn plain_logins_succeed_and_a_wrong_password_is_refused() {
+    let on = |p| config_with("sasl_plaintext", p, "plain");
+    write_and_read_back(&on(sasl("SASL_PLAINTEXT", "PLAIN", "plain", "plain-secret")), "plain");
+    let (status, message) = check(&on(sasl("SASL_PLAINTEXT", "PLAIN", "plain", "not-the-password")));
     assert_eq!(status, "FAILED");
-    assert!(message.contains("PLAIN"), "{message}");
+    assert!(message.contains("authentication failed") && message.contains("`protocol.sasl_password`"), "{message}");
+    assert!(!message.contains("not-the-password"), "the password is never shown: {message}");
 }
 
 #[test]
-fn sasl_ssl_is_scram_through_tls() {
-    let certs = Certs::new("sasl-ssl");
-    let broker = TlsBroker::start(&certs, "server", None, &["--sasl"]);
-    let protocol = |password: &str| {
-        let mut p = ssl(&certs, Some("ca.pem"));
-        p["security_protocol"] = json!("SASL_SSL");
-        p["sasl_mechanism"] = json!("SCRAM-SHA-256");
-        p["sasl_username"] = json!("alice");
-        p["sasl_password"] = json!(password);
-        p
-    };
-    assert_eq!(check(&config_with(&broker.bootstrap(), protocol("alice-secret"))).0, "SUCCEEDED");
-    failed_saying(check(&config_with(&broker.bootstrap(), protocol("nope"))), "authentication failed");
-}
-
-/// A token endpoint on 127.0.0.1 that records each request and answers with `status` and `body`.
-struct TokenEndpoint {
-    port: u16,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl TokenEndpoint {
-    fn start(status: &'static str, body: String) -> TokenEndpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut head = String::new();
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    head.push_str(&line);
-                }
-                let mut request_body = vec![0; length];
-                let _ = reader.read_exact(&mut request_body);
-                seen.lock().unwrap().push(head + "\r\n" + &String::from_utf8_lossy(&request_body));
-                let reply = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = (&stream).write_all(reply.as_bytes());
-            }
-        });
-        TokenEndpoint { port, requests }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/oauth2/token", self.port)
-    }
-}
-
-fn b64url(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    bytes
-        .chunks(3)
-        .flat_map(|c| {
-            let n = c.iter().fold(0u32, |n, b| n << 8 | u32::from(*b)) << (8 * (3 - c.len()));
-            (0..=c.len()).map(move |i| A[(n >> (18 - 6 * i) & 63) as usize] as char)
-        })
-        .collect()
+fn sasl_ssl_is_sasl_through_tls() {
+    let on = |p| config_with("sasl_ssl", p, "sasl_ssl");
+    write_and_read_back(&on(sasl("SASL_SSL", "SCRAM-SHA-256", "alice", "alice-secret")), "sasl_ssl");
+    succeeded(check(&on(sasl("SASL_SSL", "PLAIN", "plain", "plain-secret"))));
+    failed_saying(check(&on(sasl("SASL_SSL", "SCRAM-SHA-256", "alice", "nope"))), "authentication failed");
 }
 
 fn oidc(url: &str, secret: &str) -> Value {
@@ -314,41 +163,64 @@ fn oidc(url: &str, secret: &str) -> Value {
         "oauth_client_id": "connector-1", "oauth_client_secret": secret, "oauth_scope": "kafka.write"})
 }
 
+/// A token as the identity provider the broker trusts issues it (the broker's JWKS holds its key), with
+/// `audience` and a lifetime from `issued` to `expires` (seconds from now).
+fn token(key: &str, audience: &str, issued: i64, expires: i64) -> String {
+    let now = now() as i64;
+    let claims = json!({"sub": "oauth-client", "aud": audience, "iat": now + issued, "exp": now + expires,
+        "scope": "kafka.write"});
+    jwt(
+        &kafka().info["oauth"][key].as_str().unwrap().to_string(),
+        kafka().info["oauth"]["kid"].as_str().unwrap(),
+        &claims,
+    )
+}
+
 #[test]
-fn oidc_client_credentials_fetch_a_token_the_broker_then_judges() {
-    let broker = Broker::start_sasl();
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
-    let jwt = format!(
-        "{}.{}.c2ln",
-        b64url(br#"{"alg":"RS256","typ":"JWT"}"#),
-        b64url(format!(r#"{{"sub":"connector-1","exp":{exp}}}"#).as_bytes())
-    );
-    let endpoint = TokenEndpoint::start(
-        "200 OK",
-        json!({"access_token": jwt, "token_type": "bearer", "expires_in": 3600}).to_string(),
-    );
-    let (status, message) = check(&config_with(&broker.bootstrap(), oidc(&endpoint.url(), "s3cret")));
+fn oidc_client_credentials_get_a_token_the_broker_validates_and_accepts() {
+    let endpoint = TokenEndpoint::issuing(&token("key", "kafka-broker", -10, 3600));
+    let config = config_with("sasl_plaintext", oidc(&endpoint.url(), "s3cret"), "oidc");
+    write_and_read_back(&config, "oidc");
     let requests = endpoint.requests.lock().unwrap().clone();
     let request = requests.first().expect("the connector asked the token endpoint");
     assert!(request.starts_with("POST /oauth2/token"), "{request}");
     // Basic base64("connector-1:s3cret"), as RFC 6749 client credentials.
     assert!(request.contains("Authorization: Basic Y29ubmVjdG9yLTE6czNjcmV0"), "{request}");
     assert!(request.contains("grant_type=client_credentials") && request.contains("scope=kafka.write"), "{request}");
-    // tansu refuses every OAUTHBEARER token: the refusal is the broker's, not the endpoint's.
-    assert_eq!(status, "FAILED");
-    assert!(message.contains("authentication failed") && !message.contains("token endpoint"), "{message}");
+}
+
+#[test]
+fn tokens_the_broker_must_refuse_are_refused_and_blamed_on_the_token() {
+    // Signed by a key the broker does not trust, then for another audience: the broker's validator refuses both,
+    // and the message speaks of the token, not of a username and password.
+    for (token, what) in [
+        (token("foreign_key", "kafka-broker", -10, 3600), "foreign key"),
+        (token("key", "another-service", -10, 3600), "wrong audience"),
+    ] {
+        let endpoint = TokenEndpoint::issuing(&token);
+        let (status, message) = check(&config_with("sasl_plaintext", oidc(&endpoint.url(), "s"), "oidc_refused"));
+        assert_eq!(status, "FAILED", "{what}: {message}");
+        assert!(message.contains("refused the token from"), "{what}: {message}");
+        assert!(message.contains("audience") && message.contains("`protocol.oauth_client_id`"), "{what}: {message}");
+        assert!(!message.contains("password"), "{what}: {message}");
+    }
+    // An expired token: librdkafka refuses it before it reaches the broker.
+    let endpoint = TokenEndpoint::issuing(&token("key", "kafka-broker", -7200, -3600));
+    let (status, message) = check(&config_with("sasl_plaintext", oidc(&endpoint.url(), "s"), "oidc_refused"));
+    assert_eq!(status, "FAILED", "{message}");
+    assert!(message.contains("token") && !message.contains("password"), "{message}");
 }
 
 #[test]
 fn oidc_endpoint_refusing_or_unreachable_is_said_precisely() {
-    let broker = Broker::start_sasl();
-    let refusing = TokenEndpoint::start("401 Unauthorized", r#"{"error":"invalid_client"}"#.to_string());
-    let (status, message) = check(&config_with(&broker.bootstrap(), oidc(&refusing.url(), "wrong")));
+    let refusing = TokenEndpoint::answering("401 Unauthorized", r#"{"error":"invalid_client"}"#.to_string());
+    let (status, message) = check(&config_with("sasl_plaintext", oidc(&refusing.url(), "wrong"), "oidc_endpoint"));
     assert_eq!(status, "FAILED");
     assert!(message.contains("gave no token") && message.contains("`protocol.oauth_client_secret`"), "{message}");
     assert!(message.contains("invalid_client"), "the endpoint's words: {message}");
-    let unreachable = format!("http://127.0.0.1:{}/token", free_port());
-    let (status, message) = check(&config_with(&broker.bootstrap(), oidc(&unreachable, "s")));
+    // Port 1: nothing listens there.
+    let (status, message) =
+        check(&config_with("sasl_plaintext", oidc("http://127.0.0.1:1/token", "s"), "oidc_endpoint"));
     assert_eq!(status, "FAILED");
     assert!(
         message.contains("cannot be reached") && message.contains("`protocol.oauth_token_endpoint_url`"),
@@ -358,27 +230,17 @@ fn oidc_endpoint_refusing_or_unreachable_is_said_precisely() {
 
 #[test]
 fn no_secret_reaches_any_output_even_at_rust_log_trace() {
-    let certs = Certs::new("secrets");
-    let broker = TlsBroker::start(&certs, "server", Some("ca.pem"), &["--sasl"]);
-    let key = certs.pem("client-encrypted.key");
-    let mut protocol = ssl(&certs, Some("ca.pem"));
-    protocol["security_protocol"] = json!("SASL_SSL");
-    protocol["sasl_mechanism"] = json!("SCRAM-SHA-256");
-    protocol["sasl_username"] = json!("alice");
-    protocol["sasl_password"] = json!("alice-secret");
-    protocol["ssl_client_certificate"] = json!(certs.pem("client.pem"));
+    let key = kafka().pem("client_key_encrypted");
+    let mut protocol = sasl("SASL_SSL", "SCRAM-SHA-256", "alice", "alice-secret");
+    protocol["ssl_client_certificate"] = json!(kafka().pem("client_cert"));
     protocol["ssl_client_key"] = json!(key);
     protocol["ssl_key_password"] = json!("key-password");
-    let mut config = config_with(&broker.bootstrap(), protocol);
+    let mut config = config_with("sasl_ssl", protocol, "secrets");
     config["kafka_properties"] = json!({"socket.keepalive.enable": "true"});
-    let scratch = Scratch::new("secrets-write");
-    let config_path = scratch.json("config.json", &config);
-    let catalog = scratch.json("catalog.json", &json!({"streams": [{"name": "users"}]}));
+    let files = Files::new("secrets", &config, &catalog(&["users"]));
     let secrets = ["alice-secret", "key-password", key.lines().nth(1).unwrap()];
-    for args in
-        [vec!["check", "--config", &config_path], vec!["write", "--config", &config_path, "--catalog", &catalog]]
-    {
-        let mut child = Command::new(BIN)
+    for args in [vec!["check", "--config", &files.config], files.write_args().to_vec()] {
+        let mut child = Command::new(bin())
             .args(&args)
             .env("RUST_LOG", "trace")
             .stdin(Stdio::piped())
@@ -386,10 +248,10 @@ fn no_secret_reaches_any_output_even_at_rust_log_trace() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all((records(0, 2) + &state(1)).as_bytes()).unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), (records(0, 2) + &state(1)).as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
         let everything = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-        assert!(everything.contains("\"level\":\"DEBUG\""), "trace logging is on: {everything}");
+        assert!(everything.contains("\"level\":\"DEBUG\""), "trace logging is on");
         for secret in secrets {
             assert!(!everything.contains(secret), "`{args:?}` printed a secret");
         }
@@ -397,11 +259,9 @@ fn no_secret_reaches_any_output_even_at_rust_log_trace() {
     }
 }
 
-fn msk_iam(certs: &Certs, keys: Option<(&str, &str)>) -> Value {
-    let mut protocol = ssl(certs, Some("ca.pem"));
-    protocol["security_protocol"] = json!("SASL_SSL");
-    protocol["sasl_mechanism"] = json!("AWS_MSK_IAM");
-    protocol["aws_region"] = json!("us-east-1");
+fn msk_iam(keys: Option<(&str, &str)>) -> Value {
+    let mut protocol = json!({"security_protocol": "SASL_SSL", "sasl_mechanism": "AWS_MSK_IAM",
+        "aws_region": "us-east-1", "ssl_ca_certificates": kafka().pem("ca")});
     if let Some((key, secret)) = keys {
         protocol["aws_access_key_id"] = json!(key);
         protocol["aws_secret_access_key"] = json!(secret);
@@ -420,12 +280,11 @@ const NO_AWS: [(&str, &str); 6] = [
 ];
 
 #[test]
-fn msk_iam_signs_a_token_or_says_no_credentials_were_found() {
-    // No MSK here: tansu refuses every OAUTHBEARER token, so a signed token shows as the broker's refusal; the
-    // token itself is checked against AWS's signer in src/kafka/msk_iam.rs and acceptance-tests/test_msk_iam.py.
-    let certs = Certs::new("msk-iam");
-    let broker = TlsBroker::start(&certs, "server", None, &["--sasl"]);
-    let with_keys = config_with(&broker.bootstrap(), msk_iam(&certs, Some(("AKIDEXAMPLE", "secret-key-1"))));
+fn msk_iam_sends_a_signed_token_or_says_no_credentials_were_found() {
+    // No MSK here: Kafka's OAUTHBEARER validator refuses the IAM token (it is not a JWT it can verify), which shows
+    // the token was made and sent; the token itself is checked against AWS's signer in src/kafka/msk_iam.rs and
+    // acceptance-tests/test_msk_iam.py.
+    let with_keys = config_with("sasl_ssl", msk_iam(Some(("AKIDEXAMPLE", "secret-key-1"))), "msk");
     let (status, message) = check_with_env(&with_keys, &NO_AWS);
     assert_eq!(status, "FAILED");
     assert!(
@@ -433,7 +292,7 @@ fn msk_iam_signs_a_token_or_says_no_credentials_were_found() {
         "{message}"
     );
     assert!(!message.contains("secret-key-1"));
-    let (status, message) = check_with_env(&config_with(&broker.bootstrap(), msk_iam(&certs, None)), &NO_AWS);
+    let (status, message) = check_with_env(&config_with("sasl_ssl", msk_iam(None), "msk"), &NO_AWS);
     assert_eq!(status, "FAILED");
     assert!(
         message.contains("no AWS credentials found") && message.contains("`protocol.aws_access_key_id`"),

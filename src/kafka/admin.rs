@@ -193,8 +193,9 @@ fn topic_creation_error(topic: &str, code: RDKafkaErrorCode) -> Error {
     match code {
         RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed => {
             Error::Config(format!(
-                "topic `{topic}` does not exist and the connector is not allowed to create it ({code}): grant the \
-                 CREATE permission on the topic (or the cluster) to this user, or create the topic beforehand"
+                "topic `{topic}` is not visible to this user (it does not exist, or the user lacks DESCRIBE on it) \
+                 and the user may not create it ({code}): grant DESCRIBE and WRITE on the topic, and CREATE on the \
+                 topic (or the cluster) so that the connector can create missing topics, or create it beforehand"
             ))
         }
         RDKafkaErrorCode::InvalidReplicationFactor | RDKafkaErrorCode::InvalidPartitions => Error::Config(format!(

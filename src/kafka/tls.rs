@@ -64,22 +64,25 @@ pub fn explain(reason: &str, client_certificate: bool) -> Option<String> {
         "`protocol.ssl_key_password` cannot decrypt `protocol.ssl_client_key` (a wrong or missing password)"
     } else if says(&["key values mismatch", "private key does not match", "x509_check_private_key"]) {
         "`protocol.ssl_client_key` is not the key of `protocol.ssl_client_certificate`"
-    } else if !client_certificate
-        && says(&["certificate required", "alert handshake failure", "peer did not return a certificate"])
-    {
-        "the broker requires a client certificate (mutual TLS): set `protocol.ssl_client_certificate` and \
-         `protocol.ssl_client_key`"
     } else if says(&[
-        "unknown ca",
+        "certificate required",
+        "alert handshake failure",
+        "peer did not return a certificate",
         "bad certificate",
+        "unknown ca",
         "certificate unknown",
         "access denied",
         "decrypt error",
-        "certificate required",
-        "alert handshake failure",
     ]) {
-        "the broker refused the client certificate: it must be signed by a CA the broker trusts \
-         (`protocol.ssl_client_certificate`)"
+        // The broker's alert about the client's certificate: none was given (Java brokers say "bad certificate"
+        // then, TLS 1.3 ones "certificate required"), or the one given is not trusted.
+        if client_certificate {
+            "the broker refused the client certificate: it must be signed by a CA the broker trusts \
+             (`protocol.ssl_client_certificate`)"
+        } else {
+            "the broker requires a client certificate (mutual TLS): set `protocol.ssl_client_certificate` and \
+             `protocol.ssl_client_key`"
+        }
     } else if says(&["wrong version number", "packet length too long", "unexpected eof", "record layer failure"]) {
         "the broker did not answer in TLS: check `protocol.security_protocol` against the listener at \
          `bootstrap_servers`"
@@ -103,7 +106,7 @@ mod tests {
             ("ssl.key.pem failed: error:1C800064:Provider routines::bad decrypt", "`protocol.ssl_key_password`"),
             ("ssl.key.pem failed: error:05800074:x509 certificate routines::key values mismatch", "is not the key of"),
             ("SSL handshake failed: error:0A00045C:SSL routines::tlsv13 alert certificate required", "requires a client certificate"),
-            ("SSL handshake failed: error:0A000418:SSL routines::tlsv1 alert unknown ca", "refused the client certificate"),
+            ("Receive failed: error:0A000412:SSL routines::sslv3 alert bad certificate", "requires a client certificate"),
             ("hostname mismatch", "`protocol.ssl_endpoint_identification`"),
         ];
         for (reason, named) in cases {
@@ -111,8 +114,14 @@ mod tests {
             assert!(told.contains(named), "{reason} → {told}");
         }
         assert!(explain("Connection refused", false).is_none());
-        // TLS 1.3: a refused client certificate is also "certificate required".
-        let refused = explain("tlsv13 alert certificate required: SSL alert number 116", true).unwrap();
-        assert!(refused.contains("refused the client certificate"), "{refused}");
+        // With a client certificate given, the same alerts mean it was refused.
+        for alert in [
+            "tlsv13 alert certificate required: SSL alert number 116",
+            "tlsv1 alert unknown ca",
+            "sslv3 alert bad certificate",
+        ] {
+            let refused = explain(alert, true).unwrap();
+            assert!(refused.contains("refused the client certificate"), "{alert}: {refused}");
+        }
     }
 }

@@ -58,6 +58,8 @@ pub struct Sink<'a> {
     bytes_read: u64,
     states_emitted: u64,
     progress: Progress,
+    /// The producer queue was full at least once (said once in the log).
+    queue_filled: bool,
 }
 
 impl<'a> Sink<'a> {
@@ -78,6 +80,7 @@ impl<'a> Sink<'a> {
             bytes_read: 0,
             states_emitted: 0,
             progress: Progress::new(),
+            queue_filled: false,
         }
     }
 
@@ -158,6 +161,7 @@ impl<'a> Sink<'a> {
     fn send(&mut self, record: &OutgoingRecord<'_>, at: InFlight, new: bool) -> Result<()> {
         let mut token = Some(Box::new(at));
         let mut refused = None;
+        // Done when librdkafka took it, or refused it (that is said below); a full queue is tried again.
         let mut offer = |sink: &mut Sink| {
             if new {
                 sink.tracker().sending();
@@ -169,6 +173,14 @@ impl<'a> Sink<'a> {
             }
             if new {
                 sink.tracker().not_sent();
+            }
+            if refused.is_none() && !std::mem::replace(&mut sink.queue_filled, true) {
+                tracing::info!(
+                    "the producer queue is full at record {} (input line {}): sending waits for the broker to \
+                     acknowledge records",
+                    sink.records + 1,
+                    at.line
+                );
             }
             Ok(refused.is_some())
         };
@@ -321,7 +333,15 @@ impl<'a> Sink<'a> {
                 _ => {}
             }
         }
-        Ok(self.wait_until(waiting, Limit::Grace(Instant::now() + STOP_GRACE), settled)? == Waited::Done)
+        let waited = self.wait_until(waiting, Limit::Grace(Instant::now() + STOP_GRACE), settled)?;
+        if waited != Waited::Done {
+            let in_flight = self.tracker().lock().in_flight();
+            tracing::warn!(
+                "{in_flight} records still unacknowledged after the {} s grace: given up",
+                STOP_GRACE.as_secs()
+            );
+        }
+        Ok(waited == Waited::Done)
     }
 
     /// A progress line when one is due (`force`: now, for the summary).

@@ -59,9 +59,11 @@ impl ExactlyOnce {
         sink.allow_before(0);
         let deadline = Instant::now() + sink.settings().metadata_timeout();
         let mut last = None;
+        let id = format!("transactional.id `{}`", self.id);
         let init = |s: &mut Sink| self.attempt(s.producer().init_transactions(ATTEMPT), &mut last);
-        let waited = sink.wait_until("waiting for the broker to start transactions", Limit::Until(deadline), init)?;
-        self.finish_wait(waited, "start transactions", last)?;
+        let waiting = "waiting for the broker to start transactions";
+        let waited = sink.wait_until(waiting, Limit::Until(deadline), init).map_err(|e| e.context(&id))?;
+        self.finish_wait(waited, "start transactions", last).map_err(|e| e.context(&id))?;
         sink.producer().begin_transaction().map_err(|e| self.failed(e))?;
         tracing::info!("exactly-once: transactional.id `{}`, a transaction per checkpoint", self.id);
         Ok(())
