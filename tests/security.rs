@@ -169,11 +169,7 @@ fn token(key: &str, audience: &str, issued: i64, expires: i64) -> String {
     let now = now() as i64;
     let claims = json!({"sub": "oauth-client", "aud": audience, "iat": now + issued, "exp": now + expires,
         "scope": "kafka.write"});
-    jwt(
-        &kafka().info["oauth"][key].as_str().unwrap().to_string(),
-        kafka().info["oauth"]["kid"].as_str().unwrap(),
-        &claims,
-    )
+    jwt(kafka().info["oauth"][key].as_str().unwrap(), kafka().info["oauth"]["kid"].as_str().unwrap(), &claims)
 }
 
 #[test]
