@@ -1,11 +1,17 @@
-"""Black-box harness: the built binary as a separate process, a real tansu broker, and Airbyte's protocol schema."""
+"""Black-box harness: the built binary as a separate process, Apache Kafka and Apicurio Registry started by the
+project's launchers (scripts/kafka-broker, scripts/schema-registry), and Airbyte's protocol schema.
 
+One broker serves the session; each test writes to topics of its own (`broker.prefix` before every topic name, as
+the topic pattern of `java_acceptance_config` puts it there)."""
+
+import hashlib
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 
 import jsonschema
 import pytest
@@ -29,79 +35,99 @@ def validate(message):
     assert not errors, f"not a valid AirbyteMessage: {json.dumps(message)[:300]}: {errors[0].message}"
 
 
-def java_acceptance_config(bootstrap):
-    """The config of the Java connector's own acceptance test, unchanged: numbers as strings, sync producer."""
-    return {
-        "bootstrap_servers": bootstrap,
-        "topic_pattern": "{namespace}.{stream}.test.topic",
-        "test_topic": "check-topic",
-        "sync_producer": True,
-        "protocol": {"security_protocol": "PLAINTEXT"},
-        "client_id": "test-client",
-        "acks": "all",
-        "enable_idempotence": True,
-        "compression_type": "none",
-        "batch_size": "16384",
-        "linger_ms": "0",
-        "max_in_flight_requests_per_connection": "5",
-        "client_dns_lookup": "use_all_dns_ips",
-        "buffer_memory": "33554432",
-        "max_request_size": "16384",
-        "retries": "2147483647",
-        "socket_connection_setup_timeout_ms": "10000",
-        "socket_connection_setup_timeout_max_ms": "30000",
-        "max_block_ms": "60000",
-        "request_timeout_ms": "30000",
-        "delivery_timeout_ms": "120000",
-        "send_buffer_bytes": "-1",
-        "receive_buffer_bytes": "-1",
-    }
+class Launched:
+    """A service started by one of the project's launchers: it prints one JSON line describing itself, and stops
+    (with everything it started) when its stdin closes."""
 
-
-class Broker:
-    """One tansu broker on a free loopback port, started by the project's script."""
-
-    def __init__(self, *options):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        args = [str(REPO / "scripts" / "tansu-broker"), str(self.port), *options]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + (20 if not options else 180)
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "tansu did not start (scripts/install-deps installs it)"
-                time.sleep(0.02)
-        self.bootstrap = f"127.0.0.1:{self.port}"
+    def __init__(self, script, *args):
+        self.process = subprocess.Popen([str(REPO / "scripts" / script), *args], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        assert line, f"scripts/{script} did not start (its stderr says why)"
+        self.info = json.loads(line)
 
     def stop(self):
-        self.process.kill()
-        self.process.wait()
+        self.process.stdin.close()
+        self.process.wait(60)
+
+
+class Topics:
+    """The session's broker, seen by one test: its topics start with `prefix`."""
+
+    def __init__(self, kafka, prefix):
+        self.kafka = kafka
+        self.info = kafka.info
+        self.bootstrap = kafka.info["bootstrap"]
+        self.prefix = prefix
+
+    def topic(self, name):
+        return f"{self.prefix}_{name}"
+
+    def listener(self, name):
+        return self.info["listeners"][name]
+
+
+@pytest.fixture(scope="session")
+def kafka():
+    launched = Launched("kafka-broker")
+    yield launched
+    launched.stop()
 
 
 @pytest.fixture
-def broker():
-    b = Broker()
-    yield b
-    b.stop()
+def broker(kafka, request):
+    return Topics(kafka, "t" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:10])
 
 
-@pytest.fixture
-def sasl_broker():
-    b = Broker("--sasl")
-    yield b
-    b.stop()
+@pytest.fixture(scope="session")
+def apicurio():
+    """Apicurio Registry (in memory): a real registry's Confluent-compatible API."""
+    launched = Launched("schema-registry")
+    yield RealRegistry(launched.info["url"])
+    launched.stop()
 
 
-@pytest.fixture
-def transactional_broker():
-    """The tansu build that commits, aborts and fences transactions (scripts/tansu-broker --transactions)."""
-    b = Broker("--transactions")
-    yield b
-    b.stop()
+class RealRegistry:
+    """What a test asks a registry through its Confluent-compatible REST API (not through the connector)."""
+
+    def __init__(self, url, context=None):
+        self.url = url
+        self.context = context
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+        with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
+            return json.loads(response.read() or b"null")
+
+    @property
+    def subjects(self):
+        """subject -> [schema id of each version]"""
+        out = {}
+        for subject in self.call("GET", "/subjects"):
+            quoted = urllib.parse.quote(subject, safe="")
+            versions = self.call("GET", f"/subjects/{quoted}/versions")
+            out[subject] = [self.call("GET", f"/subjects/{quoted}/versions/{v}")["id"] for v in versions]
+        return out
+
+    def schema_of(self, schema_id):
+        """(schema text, type) of an id."""
+        answer = self.call("GET", f"/schemas/ids/{schema_id}")
+        return answer["schema"], answer.get("schemaType", "AVRO")
+
+    def compatibility(self, subject, level):
+        self.call("PUT", f"/config/{urllib.parse.quote(subject, safe='')}", {"compatibility": level})
+
+
+def java_acceptance_config(broker, bootstrap=None):
+    """The config of the Java connector's own acceptance test, unchanged (numbers as strings, sync producer), but
+    for the broker (or `bootstrap`) and this test's topic prefix."""
+    config = json.loads((DATA / "java-acceptance-config.json").read_text())
+    config["bootstrap_servers"] = bootstrap or broker.bootstrap
+    config["topic_pattern"] = f"{broker.prefix}.{config['topic_pattern']}"
+    config["test_topic"] = f"{broker.prefix}.{config['test_topic']}"
+    return config
 
 
 class Result:
@@ -113,7 +139,7 @@ class Result:
         return [m for m in self.messages if m["type"] == kind]
 
 
-def run(args, stdin="", tmp_path=None, config=None, catalog=None):
+def run(args, stdin="", tmp_path=None, config=None, catalog=None, env=None):
     """Runs the connector; every stdout line must be a valid Airbyte message."""
     argv = [BIN] + list(args)
     if config is not None:
@@ -124,7 +150,8 @@ def run(args, stdin="", tmp_path=None, config=None, catalog=None):
         path = tmp_path / "catalog.json"
         path.write_text(json.dumps(catalog))
         argv += ["--catalog", str(path)]
-    proc = subprocess.run(argv, input=stdin.encode(), capture_output=True, timeout=300)
+    proc = subprocess.run(argv, input=stdin.encode(), capture_output=True, timeout=300,
+                          env={**os.environ, **(env or {})})
     messages = []
     for line in proc.stdout.decode().splitlines():
         message = json.loads(line)

@@ -1,16 +1,16 @@
 """The value formats, black box: json, airbyte_v2_json, and Avro / JSON Schema with a schema registry.
 
-No Confluent-compatible registry installs here, so a test double (registry_double.py) stands in: it stores what it
-is sent and answers as the registry does. The assertions are made by independent readers of what landed in Kafka:
-confluent-kafka's own AvroDeserializer and JSONDeserializer (asking the double for the schema by id, as a real
-consumer asks a registry) and fastavro with the registered schema; every registered Avro schema is also parsed by
-Apache Avro's own Python implementation, which enforces the rules a Java registry would (unique names, one union
-member per type). What the double cannot show: a real registry's
-full compatibility rules (it checks top-level fields only) and its authentication schemes beyond HTTP basic."""
+The registry is a real one: Apicurio Registry 3 through its Confluent-compatible API (scripts/schema-registry), with
+its own compatibility rules. The assertions are made by independent readers of what landed in Kafka: confluent-kafka's
+own AvroDeserializer and JSONDeserializer (asking the registry for the schema by id, as a real consumer does) and
+fastavro with the registered schema; every registered Avro schema is also parsed by Apache Avro's own Python
+implementation. A test double (registry_double.py) is kept only for what Apicurio cannot be made to do here: HTTP
+basic credentials, and failing on purpose (429, 5xx)."""
 
 import datetime
 import io
 import json
+import ssl
 import subprocess
 import unicodedata
 
@@ -22,21 +22,24 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from conftest import REPO, configured_catalog, dataset, java_acceptance_config, read_back, run
+from conftest import REPO, Launched, RealRegistry, configured_catalog, dataset, java_acceptance_config, read_back, run
 from registry_double import Registry
 
 
 @pytest.fixture
-def registry():
-    r = Registry()
-    yield r
-    r.stop()
+def registry(apicurio):
+    return apicurio
 
 
 def config_for(broker, fmt, **extra):
-    c = java_acceptance_config(broker.bootstrap)
-    c.update({"topic_pattern": "{stream}", "sync_producer": False, "format": fmt}, **extra)
+    c = java_acceptance_config(broker)
+    c.update({"topic_pattern": f"{broker.prefix}.{{stream}}", "sync_producer": False, "format": fmt}, **extra)
     return c
+
+
+def subjects_of(registry, broker):
+    """This test's subjects (named after its topics)."""
+    return {s: ids for s, ids in registry.subjects.items() if s.startswith(broker.prefix)}
 
 
 def write(tmp_path, config, catalog, lines):
@@ -69,7 +72,7 @@ def test_json_is_the_record_data(tmp_path, broker):
     catalog, lines = dataset("exchange_rate")
     assert write(tmp_path, config_for(broker, {"type": "json"}), configured_catalog(catalog), lines).returncode == 0
     records = records_of(lines)
-    got = read_back(broker.bootstrap, "exchange_rate", len(records))
+    got = read_back(broker.bootstrap, broker.topic("exchange_rate"), len(records))
     assert [json.loads(m.value()) for m in got] == [r["data"] for r in records]
     # Verbatim: the source's own text, spacing and number forms included.
     assert got[0].value().decode() == lines[0][lines[0].index('"data": ') + 8:-2]
@@ -82,7 +85,7 @@ def test_airbyte_v2_json(tmp_path, broker):
     lines = [json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1700000000000, "data": {"id": 1}, "meta": meta}}),
              json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1700000000001, "data": {"id": 2}}})]
     assert write(tmp_path, config_for(broker, {"type": "airbyte_v2_json"}), catalog, lines).returncode == 0
-    first, second = [json.loads(m.value()) for m in read_back(broker.bootstrap, "users", 2)]
+    first, second = [json.loads(m.value()) for m in read_back(broker.bootstrap, broker.topic("users"), 2)]
     assert set(first) == {"_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta", "_airbyte_generation_id", "_airbyte_data"}
     assert first["_airbyte_extracted_at"] == 1700000000000 and first["_airbyte_generation_id"] == 4
     assert first["_airbyte_meta"] == {"sync_id": 77, "changes": meta["changes"]}
@@ -118,14 +121,14 @@ def test_avro_datasets_read_back_field_for_field(tmp_path, broker, registry, nam
     schemas = {s["name"]: s["json_schema"] for s in catalog["streams"]}
     for stream, schema in schemas.items():
         records = [r for r in records_of(lines) if r["stream"] == stream]
-        topic = avro_name(stream)
+        topic = broker.topic(avro_name(stream))
         decoded = avro_readers(registry, broker.bootstrap, topic, len(records)) if records else []
         for (value, _), record in zip(decoded, records):
             assert value.pop("_airbyte_emitted_at") == datetime.datetime.fromtimestamp(record["emitted_at"] / 1000, datetime.timezone.utc)
             assert len(str(value.pop("_airbyte_ab_id"))) == 36
             assert value == expected_avro(record, schema), stream
     # One subject per stream, TopicNameStrategy.
-    assert sorted(registry.subjects) == sorted(f"{avro_name(s)}-value" for s in schemas)
+    assert sorted(subjects_of(registry, broker)) == sorted(f"{broker.topic(avro_name(s))}-value" for s in schemas)
 
 
 LOGICAL = {"type": "object", "properties": {
@@ -144,7 +147,7 @@ def test_avro_logical_types_and_values_that_fit_no_type(tmp_path, broker, regist
     lines.append(json.dumps({"type": "STATE", "state": {"data": {}}}))
     result = write(tmp_path, config_for(broker, {"type": "avro", "schema_registry_url": registry.url}), catalog, lines)
     assert result.returncode == 0, result.of_type("TRACE")
-    (good, good_headers), (bad, bad_headers) = avro_readers(registry, broker.bootstrap, "events", 2)
+    (good, good_headers), (bad, bad_headers) = avro_readers(registry, broker.bootstrap, broker.topic("events"), 2)
     assert good["day"] == datetime.date(2021, 1, 1)
     assert good["at"] == datetime.datetime(2021, 1, 1, 0, 1, 1, 500000, tzinfo=datetime.timezone.utc)
     assert good["clock"] == datetime.time(12, 23, 1, 541000)
@@ -183,7 +186,7 @@ def test_avro_names_and_unions_that_collide(tmp_path, broker, registry):
     line = json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1000, "data": data}})
     result = write(tmp_path, config_for(broker, {"type": "avro", "schema_registry_url": registry.url}), catalog, [line])
     assert result.returncode == 0, result.of_type("TRACE")
-    ((value, headers),) = avro_readers(registry, broker.bootstrap, "users", 1)
+    ((value, headers),) = avro_readers(registry, broker.bootstrap, broker.topic("users"), 1)
     none = {"_airbyte_additional_properties": None}
     assert value["_airbyte_emitted_at"] == datetime.datetime(1970, 1, 1, 0, 0, 1, tzinfo=datetime.timezone.utc)
     assert (value["__"], value["___2"], value["_airbyte_emitted_at_2"]) == ("ana", "lisbon", 5)
@@ -194,33 +197,43 @@ def test_avro_names_and_unions_that_collide(tmp_path, broker, registry):
     assert value["_airbyte_additional_properties"] is None and "airbyte.changes" not in headers
 
 
-def test_schema_evolution_registers_version_2_and_old_readers_still_read(tmp_path, broker, registry):
+def test_schema_evolution_within_the_registrys_backward_rule(tmp_path, broker, registry):
     fmt = {"type": "avro", "schema_registry_url": registry.url}
+    subject = f"{broker.topic('users')}-value"
     v1 = {"type": "object", "properties": {"id": {"type": "integer"}}}
     v2 = {"type": "object", "properties": {"id": {"type": "integer"}, "email": {"type": "string"}}}
     line = lambda d: json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1, "data": d}})
-    for schema, data in [(v1, {"id": 1}), (v2, {"id": 2, "email": "b@x"})]:
-        catalog = configured_catalog({"streams": [{"name": "users", "json_schema": schema}]})
-        assert write(tmp_path, config_for(broker, fmt), catalog, [line(data)]).returncode == 0
-    assert len(registry.subjects["users-value"]) == 2, "version 2 registered"
-    old_schema = fastavro.parse_schema(json.loads(registry.schema_of(registry.subjects["users-value"][0])[0]))
-    newest = read_back(broker.bootstrap, "users", 2)[1].value()
+    catalog = lambda schema: configured_catalog({"streams": [{"name": "users", "json_schema": schema}]})
+    assert write(tmp_path, config_for(broker, fmt), catalog(v1), [line({"id": 1})]).returncode == 0
+    # The registry's rule for this subject: BACKWARD (a reader of the new schema reads data of the previous).
+    registry.compatibility(subject, "BACKWARD")
+    assert write(tmp_path, config_for(broker, fmt), catalog(v2), [line({"id": 2, "email": "b@x"})]).returncode == 0
+    versions = subjects_of(registry, broker)[subject]
+    assert len(versions) == 2, "version 2 registered"
+    old_schema = fastavro.parse_schema(json.loads(registry.schema_of(versions[0])[0]))
+    newest = read_back(broker.bootstrap, broker.topic("users"), 2)[1].value()
     writer = fastavro.parse_schema(json.loads(registry.schema_of(int.from_bytes(newest[1:5], "big"))[0]))
     as_old = fastavro.schemaless_reader(io.BytesIO(newest[5:]), writer, old_schema)
     assert as_old["id"] == 2 and "email" not in as_old
-    # An incompatible change (a field's type) is refused: a config error naming the subject, quoting the registry.
+    # An incompatible change (a field's type) is refused by the registry: a config error naming the stream and the
+    # subject, quoting the registry.
     v3 = {"type": "object", "properties": {"id": {"type": "string"}}}
-    result = write(tmp_path, config_for(broker, fmt), configured_catalog({"streams": [{"name": "users", "json_schema": v3}]}), [line({"id": "x"})])
+    result = write(tmp_path, config_for(broker, fmt), catalog(v3), [line({"id": "x"})])
     (trace,) = result.of_type("TRACE")
     error = trace["trace"]["error"]
-    assert error["failure_type"] == "config_error"
-    assert "users-value" in error["message"] and "incompatible" in error["message"] and "TYPE_MISMATCH" in error["message"]
+    assert error["failure_type"] == "config_error", error
+    message = error["message"]
+    assert "stream `users`" in message and subject in message and "incompatible" in message, message
+    assert len(subjects_of(registry, broker)[subject]) == 2, "nothing registered"
+    assert not result.of_type("STATE")
 
 
 def test_subject_name_strategies(tmp_path, broker, registry):
-    catalog = configured_catalog({"streams": [{"name": "orders", "namespace": "shop", "json_schema": {"properties": {"n": {"type": "integer"}}}}]})
-    line = json.dumps({"type": "RECORD", "record": {"namespace": "shop", "stream": "orders", "emitted_at": 1, "data": {"n": 1}}})
-    for strategy, subject in [("RecordNameStrategy", "shop.orders"), ("TopicRecordNameStrategy", "shop_orders-shop.orders")]:
+    namespace = broker.prefix
+    catalog = configured_catalog({"streams": [{"name": "orders", "namespace": namespace, "json_schema": {"properties": {"n": {"type": "integer"}}}}]})
+    line = json.dumps({"type": "RECORD", "record": {"namespace": namespace, "stream": "orders", "emitted_at": 1, "data": {"n": 1}}})
+    topic = f"{namespace}_orders"
+    for strategy, subject in [("RecordNameStrategy", f"{namespace}.orders"), ("TopicRecordNameStrategy", f"{topic}-{namespace}.orders")]:
         fmt = {"type": "avro", "schema_registry_url": registry.url, "subject_name_strategy": strategy}
         config = config_for(broker, fmt, topic_pattern="{namespace}.{stream}")
         assert write(tmp_path, config, catalog, [line]).returncode == 0
@@ -234,15 +247,17 @@ def test_json_schema_with_the_registry(tmp_path, broker, registry):
     client = SchemaRegistryClient({"url": registry.url})
     deserializer = JSONDeserializer(None, schema_registry_client=client)
     records = records_of(lines)
-    got = read_back(broker.bootstrap, "exchange_rate", len(records))
-    decoded = [deserializer(m.value(), SerializationContext("exchange_rate", MessageField.VALUE)) for m in got]
+    topic = broker.topic("exchange_rate")
+    got = read_back(broker.bootstrap, topic, len(records))
+    decoded = [deserializer(m.value(), SerializationContext(topic, MessageField.VALUE)) for m in got]
     assert decoded == [r["data"] for r in records]
-    (schema_id,) = registry.subjects["exchange_rate-value"]
+    (schema_id,) = subjects_of(registry, broker)[f"{topic}-value"]
     assert registry.schema_of(schema_id)[1] == "JSON"
     assert json.loads(registry.schema_of(schema_id)[0])["properties"] == catalog["streams"][0]["json_schema"]["properties"]
 
 
 def test_registry_credentials_and_reachability(tmp_path, broker):
+    # Apicurio's authentication needs an OIDC server: HTTP basic credentials are shown with the double.
     guarded = Registry("api-key", "api-secret")
     try:
         fmt = {"type": "avro", "schema_registry_url": guarded.url}
@@ -264,18 +279,39 @@ def test_registry_credentials_and_reachability(tmp_path, broker):
     assert "cannot be reached" in trace["trace"]["error"]["message"]
 
 
+@pytest.mark.parametrize("status,failure_type", [(429, "transient_error"), (503, "transient_error"), (400, "config_error")])
+def test_registry_failures_are_classified(tmp_path, broker, status, failure_type):
+    # A real registry cannot be made to rate-limit or fail on demand: the double answers every request with `status`.
+    failing = Registry(failing=status)
+    try:
+        catalog = configured_catalog({"streams": [{"name": "users", "json_schema": {}}]})
+        result = write(tmp_path, config_for(broker, {"type": "avro", "schema_registry_url": failing.url}), catalog, [])
+        (trace,) = result.of_type("TRACE")
+        assert trace["trace"]["error"]["failure_type"] == failure_type, trace
+        assert f"HTTP {status}" in trace["trace"]["error"]["message"], trace
+    finally:
+        failing.stop()
+
+
 def test_registry_over_tls_with_its_ca(tmp_path, broker):
     certs = tmp_path / "certs"
     subprocess.run([str(REPO / "scripts" / "test-certs"), str(certs)], check=True)
-    secure = Registry(tls=(certs / "server.pem", certs / "server.key"))
+    secure = Launched("schema-registry", "--tls", str(certs / "server.pem"), str(certs / "server.key"), str(certs / "ca.pem"))
     try:
-        fmt = {"type": "json_schema", "schema_registry_url": secure.url}
+        url = secure.info["url"]
+        fmt = {"type": "json_schema", "schema_registry_url": url}
         (status,) = run(["check"], tmp_path=tmp_path, config=config_for(broker, fmt)).of_type("CONNECTION_STATUS")
         assert status["connectionStatus"]["status"] == "FAILED"
         assert "format.schema_registry_ca_certificates" in status["connectionStatus"]["message"], status
         fmt["schema_registry_ca_certificates"] = (certs / "ca.pem").read_text()
         (status,) = run(["check"], tmp_path=tmp_path, config=config_for(broker, fmt)).of_type("CONNECTION_STATUS")
         assert status["connectionStatus"]["status"] == "SUCCEEDED", status
-        assert ("GET", "/subjects", None) in secure.requests
+        # A write registers its schema over TLS.
+        catalog = configured_catalog({"streams": [{"name": "users", "json_schema": {"type": "object"}}]})
+        line = json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1, "data": {"id": 1}}})
+        result = write(tmp_path, config_for(broker, fmt), catalog, [line])
+        assert result.returncode == 0, result.of_type("TRACE")
+        context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        assert f"{broker.topic('users')}-value" in RealRegistry(url, context).subjects
     finally:
         secure.stop()

@@ -144,7 +144,7 @@ def test_spec_check_and_write_as_uid_1000(image, broker, tmp_path):
     assert code == 0 and [m["type"] for m in messages] == ["SPEC"]
     assert messages[0]["spec"]["documentationUrl"] == METADATA["data"]["documentationUrl"]
 
-    config = java_acceptance_config(broker.bootstrap)
+    config = java_acceptance_config(broker)
     code, messages = image.run(["check", "--config", "{secrets}/config.json"], files={"config.json": config}, tmp_path=tmp_path)
     assert code == 0 and messages[-1]["connectionStatus"]["status"] == "SUCCEEDED", messages
 
@@ -159,5 +159,5 @@ def test_spec_check_and_write_as_uid_1000(image, broker, tmp_path):
     states = [m for m in messages if m["type"] == "STATE"]
     assert len(states) == sum(1 for l in lines if json.loads(l)["type"] == "STATE")
     records = [json.loads(l)["record"] for l in lines if json.loads(l)["type"] == "RECORD"]
-    got = consume(broker.bootstrap, "_exchange_rate_test_topic", len(records))
+    got = consume(broker.bootstrap, broker.topic("_exchange_rate_test_topic"), len(records))
     assert [v["_airbyte_data"] for _, _, v in got] == [r["data"] for r in records]

@@ -27,22 +27,18 @@ def status(result):
 
 
 def test_check_succeeds_on_a_valid_config(tmp_path, broker):
-    assert status(check(tmp_path, java_acceptance_config(broker.bootstrap)))["status"] == "SUCCEEDED"
+    assert status(check(tmp_path, java_acceptance_config(broker)))["status"] == "SUCCEEDED"
 
 
-def test_check_fails_on_an_unreachable_broker(tmp_path):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    result = status(check(tmp_path, java_acceptance_config(f"127.0.0.1:{port}")))
+def test_check_fails_on_an_unreachable_broker(tmp_path, broker):
+    # Port 1 (tcpmux): nothing listens there.
+    result = status(check(tmp_path, java_acceptance_config(broker, "127.0.0.1:1")))
     assert result["status"] == "FAILED"
     assert "cannot reach the brokers" in result["message"]
 
 
-def test_check_fails_on_bad_credentials(tmp_path, sasl_broker):
-    config = java_acceptance_config(sasl_broker.bootstrap)
+def test_check_fails_on_bad_credentials(tmp_path, broker):
+    config = java_acceptance_config(broker, broker.listener("sasl_plaintext"))
     config["protocol"] = {
         "security_protocol": "SASL_PLAINTEXT",
         "sasl_mechanism": "SCRAM-SHA-512",
@@ -56,8 +52,8 @@ def test_check_fails_on_bad_credentials(tmp_path, sasl_broker):
     assert all("wrong-password" not in str(m) for m in result.messages)
 
 
-def test_check_with_a_bad_config_names_the_field(tmp_path):
-    config = java_acceptance_config("127.0.0.1:9092")
+def test_check_with_a_bad_config_names_the_field(tmp_path, broker):
+    config = java_acceptance_config(broker, "127.0.0.1:9092")
     config["batch_size"] = "a lot"
     connection = status(check(tmp_path, config))
     assert connection["status"] == "FAILED" and "batch_size" in connection["message"]

@@ -21,8 +21,8 @@ def test_pyairbyte_source_faker_to_kafka(broker, tmp_path):
         local_executable=SOURCE_FAKER,
     )
     source.select_all_streams()
-    config = java_acceptance_config(broker.bootstrap)
-    config.update({"topic_pattern": "faker.{stream}", "sync_producer": False})
+    config = java_acceptance_config(broker)
+    config.update({"topic_pattern": f"{broker.prefix}.{{stream}}", "sync_producer": False})
     destination = ab.get_destination("destination-kafka", config=config, local_executable=BIN)
 
     result = destination.write(source, cache=False, state_cache=False)
@@ -32,7 +32,7 @@ def test_pyairbyte_source_faker_to_kafka(broker, tmp_path):
     assert read.get("users") == 3000, read
     assert set(read) == {"users", "products", "purchases"}
     for stream, count in read.items():
-        assert len(consume(broker.bootstrap, f"faker_{stream}", count)) == count, stream
+        assert len(consume(broker.bootstrap, broker.topic(stream), count)) == count, stream
     # PyAirbyte stored the states we echoed, and their destinationStats add up to every record it sent.
     assert result._state_writer._state_message_artifacts, "no state reached PyAirbyte"
     assert dict(tracker.destination_stream_records_confirmed) == read

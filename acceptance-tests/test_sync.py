@@ -7,7 +7,8 @@ import pytest
 
 from conftest import configured_catalog, consume, dataset, java_acceptance_config, run
 
-PATTERN_TOPIC = "{namespace}_{stream}_test_topic"  # the Java pattern `{namespace}.{stream}.test.topic`, sanitised
+# The Java pattern `{namespace}.{stream}.test.topic`, sanitised (after the test's prefix, which Topics.topic adds).
+PATTERN_TOPIC = "{namespace}_{stream}_test_topic"
 
 
 def records_of(lines):
@@ -19,7 +20,7 @@ def states_of(lines):
 
 
 def write(tmp_path, broker, catalog, lines, config=None):
-    config = config or java_acceptance_config(broker.bootstrap)
+    config = config or java_acceptance_config(broker)
     return run(["write"], "\n".join(lines) + "\n", tmp_path=tmp_path, config=config, catalog=catalog)
 
 
@@ -37,7 +38,7 @@ def assert_topics_hold(broker, records, topic_of):
     for r in records:
         by_topic.setdefault(topic_of(r), []).append(r)
     for topic, expected in by_topic.items():
-        got = consume(broker.bootstrap, topic, len(expected))
+        got = consume(broker.bootstrap, broker.topic(topic), len(expected))
         assert [v["_airbyte_data"] for _, _, v in got] == [r["data"] for r in expected], topic
         assert [v["_airbyte_stream"] for _, _, v in got] == [r["stream"] for r in expected]
         assert [v["_airbyte_emitted_at"] for _, _, v in got] == [r["emitted_at"] for r in expected]
@@ -68,7 +69,7 @@ def test_sync_400_times_the_dataset(tmp_path, broker, name):
     records = [l for l in lines if json.loads(l)["type"] == "RECORD"] * 400
     states = [l for l in lines if json.loads(l)["type"] == "STATE"] * 400
     big = records + states
-    config = java_acceptance_config(broker.bootstrap)
+    config = java_acceptance_config(broker)
     config["sync_producer"] = False  # the default mode: just as safe, and what users should run
     result = write(tmp_path, broker, configured_catalog(catalog), big, config)
     assert result.returncode == 0

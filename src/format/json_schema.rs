@@ -1,5 +1,7 @@
 //! The `json_schema` format's registered schema: the stream's catalog schema, with Airbyte's well-known types
-//! inlined and a `title` (which the record-name subject strategies use).
+//! inlined, a `title` (which the record-name subject strategies use) and a `$schema` (the draft Airbyte's catalogs
+//! are written in, draft-07, when they say none: Apicurio's registry cannot tell a schema without `$schema` or
+//! `properties` is a JSON Schema, and refuses it).
 
 use super::avro::schema::identifier;
 use super::well_known;
@@ -13,6 +15,9 @@ pub fn of_stream(stream: &Stream) -> (String, Value) {
         _ => json!({"type": "object"}),
     };
     well_known::inline(&mut schema);
+    if schema.get("$schema").is_none() {
+        schema["$schema"] = json!("http://json-schema.org/draft-07/schema#");
+    }
     let title = match schema["title"].as_str() {
         Some(t) => t.to_string(),
         None => {
@@ -36,13 +41,17 @@ mod tests {
             json!({"type": "object", "properties": {"n": {"$ref": "WellKnownTypes.json#/definitions/Integer"}}});
         let (title, schema) = of_stream(&s);
         assert_eq!(title, "_9shop.user_list");
+        let draft = "http://json-schema.org/draft-07/schema#";
+        let properties = json!({"n": {"type": "integer"}});
         assert_eq!(
             schema,
-            json!({"type": "object", "title": "_9shop.user_list", "properties": {"n": {"type": "integer"}}})
+            json!({"$schema": draft, "type": "object", "title": "_9shop.user_list", "properties": properties})
         );
         s.json_schema = json!({"title": "Mine"});
         assert_eq!(of_stream(&s).0, "Mine");
         s.json_schema = json!({});
-        assert_eq!(of_stream(&s).1, json!({"type": "object", "title": "_9shop.user_list"}));
+        assert_eq!(of_stream(&s).1, json!({"$schema": draft, "type": "object", "title": "_9shop.user_list"}));
+        s.json_schema = json!({"$schema": "https://json-schema.org/draft/2020-12/schema"});
+        assert_eq!(of_stream(&s).1["$schema"], "https://json-schema.org/draft/2020-12/schema", "a draft given is kept");
     }
 }

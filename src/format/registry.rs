@@ -111,7 +111,9 @@ impl Registry {
         schema_type: &str,
     ) -> Result<Vec<u8>> {
         let subject = settings.subject_name_strategy.subject(&stream.topic, record);
-        let id = self.register(&subject, schema, schema_type)?;
+        let id = self
+            .register(&subject, schema, schema_type)
+            .map_err(|e| e.context(&format!("stream `{}`", stream.describe())))?;
         let kind = if schema_type == "AVRO" { "Avro" } else { schema_type };
         tracing::info!("stream `{}`: {kind} schema registered as subject `{subject}`, id {id}", stream.describe());
         Ok(frame(id))

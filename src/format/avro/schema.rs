@@ -232,8 +232,13 @@ fn types(name: &str, namespace: Option<&str>, definition: &Value) -> Vec<Avro> {
             list.iter().filter_map(|t| t.as_str()).map(|t| single(name, namespace, t, definition)).collect()
         }
         Value::String(t) => vec![single(name, namespace, t, definition)],
-        _ => match definition["$ref"].as_str().and_then(well_known::definition) {
-            Some(known) => types(name, namespace, &known),
+        _ => match definition["$ref"].as_str() {
+            // Airbyte's converter writes its BinaryData type as bytes (an inline `contentEncoding` stays a string).
+            Some(reference) if reference.ends_with("/BinaryData") => vec![Avro::Bytes],
+            Some(reference) => match well_known::definition(reference) {
+                Some(known) => types(name, namespace, &known),
+                None => vec![Avro::String],
+            },
             None => vec![Avro::String],
         },
     }
@@ -250,7 +255,6 @@ fn single(name: &str, namespace: Option<&str>, kind: &str, definition: &Value) -
             // Avro's time-micros has no zone: a time with one stays text (Airbyte's rule).
             Some("time") if airbyte_type == Some("time_with_timezone") => Avro::String,
             Some("time") => Avro::TimeMicros,
-            _ if definition["contentEncoding"] == "base64" => Avro::Bytes,
             _ => Avro::String,
         },
         "integer" => Avro::Long,
