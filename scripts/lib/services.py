@@ -104,8 +104,8 @@ def stop(processes):
             p.wait()
 
 
-def serve_until_signal(description, cleanup):
-    """Prints `description` (one JSON line), then waits for SIGTERM or SIGINT; then `cleanup`."""
+def _announce(description, cleanup):
+    """`cleanup` and exit on SIGTERM or SIGINT; then `description` printed (one JSON line)."""
 
     def finish(*_):
         cleanup()
@@ -114,21 +114,19 @@ def serve_until_signal(description, cleanup):
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
     print(json.dumps(description), flush=True)
+
+
+def serve_until_signal(description, cleanup):
+    """Prints `description`, then waits for SIGTERM or SIGINT; then `cleanup`."""
+    _announce(description, cleanup)
     while True:
         signal.pause()
 
 
 def serve(description, on_command, cleanup):
-    """Prints `description` (one JSON line), then answers commands read on stdin (one per line; `on_command`
-    returns a JSON-able answer) until stdin closes or a signal comes; then `cleanup`."""
-
-    def finish(*_):
-        cleanup()
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, finish)
-    signal.signal(signal.SIGINT, finish)
-    print(json.dumps(description), flush=True)
+    """Prints `description`, then answers commands read on stdin (one per line; `on_command` returns a JSON-able
+    answer) until stdin closes or a signal comes; then `cleanup`."""
+    _announce(description, cleanup)
     try:
         for line in sys.stdin:
             if line.strip():

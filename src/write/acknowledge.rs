@@ -74,15 +74,12 @@ impl DeliveryListener for Acknowledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::airbyte::message::Message;
-    use crate::airbyte::state::{Counted, State};
+    use crate::airbyte::state::Counted;
     use crate::error::Error;
-    use crate::write::checkpoint::Closing;
+    use crate::write::checkpoint::{closing, Closing};
 
     fn st(name: &str) -> Closing {
-        let line = format!(r#"{{"type":"STATE","state":{{"data":"{name}"}}}}"#);
-        let Message::State(raw) = Message::parse(&line).unwrap() else { unreachable!() };
-        Closing { state: State::parse(&line, raw).unwrap(), records: 0, counted: Counted::Global }
+        closing(name, 0, Counted::Global)
     }
 
     fn due(t: &Tracker) -> Vec<String> {

@@ -209,6 +209,16 @@ impl Checkpoints {
     }
 }
 
+/// A STATE named `name` (its `data`), counting `records` records of `counted`: for the tests of the write path.
+#[cfg(test)]
+pub fn closing(name: &str, records: u64, counted: Counted) -> Closing {
+    let line = format!(r#"{{"type":"STATE","state":{{"data":"{name}"}}}}"#);
+    let crate::airbyte::message::Message::State(raw) = crate::airbyte::message::Message::parse(&line).unwrap() else {
+        unreachable!()
+    };
+    Closing { state: State::parse(&line, raw).unwrap(), records, counted }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,15 +226,6 @@ mod tests {
     /// A LEGACY state named `name`, counting `records` records.
     fn st(name: &str, records: u64) -> Closing {
         closing(name, records, Counted::Global)
-    }
-
-    fn closing(name: &str, records: u64, counted: Counted) -> Closing {
-        let line = format!(r#"{{"type":"STATE","state":{{"data":"{name}"}}}}"#);
-        let raw = match crate::airbyte::message::Message::parse(&line).unwrap() {
-            crate::airbyte::message::Message::State(raw) => raw,
-            _ => unreachable!(),
-        };
-        Closing { state: State::parse(&line, raw).unwrap(), records, counted }
     }
 
     /// The names of the states released (no release limit).
