@@ -1,14 +1,20 @@
-"""Orchestrates one benchmark run; see bench/run. Every figure printed is measured in this run."""
+"""Orchestrates one benchmark run; see bench/run. Every figure printed is measured in this run.
+
+The broker is Apache Kafka (scripts/kafka-broker, one node, PLAINTEXT, on this machine's cores), started once per
+invocation; every run writes to topics of its own, deleted after it."""
 
 import argparse
 import glob
 import json
 import os
 import pathlib
-import socket
+import re
+import signal
 import subprocess
 import sys
 import time
+
+from confluent_kafka.admin import AdminClient, NewTopic
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -16,10 +22,9 @@ BIN = REPO / "target" / "release" / "destination-kafka"
 READ = REPO / "target" / "release" / "examples" / "read_topics"
 STREAMS = ["users", "orders", "events"]
 
-# One set of producer settings for all three producers. These are the values the README recommends for a new
-# connection (batches of up to 1 MB, 5 ms linger); the Java UI's 16 KB batches make the broker the bottleneck.
+# One set of producer settings for every producer. These are the values the docs recommend for a new connection
+# (batches of up to 1 MB, 5 ms linger); the Java UI's 16 KB batches make the broker the bottleneck.
 CONFIG = {
-    "topic_pattern": "bench.{stream}",
     "protocol": {"security_protocol": "PLAINTEXT"},
     "acks": "1",
     "enable_idempotence": False,
@@ -39,6 +44,8 @@ CONFIG = {
     "send_buffer_bytes": -1,
     "receive_buffer_bytes": -1,
 }
+# The same settings as librdkafka properties (what the connector's config maps to: src/config/librdkafka.rs), and
+# as the Java producer's.
 LIBRDKAFKA = {
     "acks": "1",
     "enable.idempotence": "false",
@@ -51,30 +58,47 @@ LIBRDKAFKA = {
     "message.max.bytes": "1048576",
     "partitioner": "murmur2_random",
 }
+JAVA = {
+    "acks": "1",
+    "enable.idempotence": "false",
+    "compression.type": "none",
+    "batch.size": "1000000",
+    "linger.ms": "5",
+    "max.in.flight.requests.per.connection": "5",
+    "buffer.memory": "33554432",
+    "max.request.size": "1048576",
+}
 
 
-class Broker:
-    def __init__(self, *options):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([REPO / "scripts" / "tansu-broker", str(self.port), *options],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(3600):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("tansu did not start")
+class Kafka:
+    """Apache Kafka from the project's launcher; it stops when its stdin closes."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([REPO / "scripts" / "kafka-broker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.info = json.loads(self.proc.stdout.readline())
+        self.bootstrap = self.info["bootstrap"]
+        self.pid = self.info["nodes"][0]["pid"]
+        self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        self.runs = 0
+
+    def prefix(self):
+        """A fresh topic prefix for one run."""
+        self.runs += 1
+        return f"run{self.runs}"
 
     def create_topic(self, name, partitions):
-        subprocess.run(["tansu", "topic", "create", name, "--partitions", str(partitions),
-                        "--broker", f"tcp://{self.bootstrap}"], check=True, capture_output=True)
+        for future in self.admin.create_topics([NewTopic(name, partitions, 1)]).values():
+            future.result()
+
+    def drop(self, prefix):
+        topics = [t for t in self.admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+        if topics:
+            for future in self.admin.delete_topics(topics).values():
+                future.result()
 
     def stop(self):
-        self.proc.kill()
+        self.proc.stdin.close()
         self.proc.wait()
 
 
@@ -109,6 +133,7 @@ def generate(n, every):
 
 
 def kcat_env(venv):
+    """Debian's kcat on the confluent-kafka wheel's librdkafka (2.16, the same generation as the connector's)."""
     libdir = OUT / "librdkafka"
     libdir.mkdir(parents=True, exist_ok=True)
     (wheel_lib,) = glob.glob(f"{venv}/lib/python3*/site-packages/confluent_kafka.libs/librdkafka-*.so.1")
@@ -119,28 +144,16 @@ def kcat_env(venv):
     return dict(os.environ, LD_LIBRARY_PATH=str(libdir))
 
 
-def median_runs(runs):
-    """Per producer, the run with the median wall time."""
-    merged = {}
-    for name in runs[0][2]:
-        ordered = sorted((r[2][name] for r in runs if name in r[2]), key=lambda row: row[0])
-        merged[name] = ordered[len(ordered) // 2]
-    return runs[0][0], runs[0][1], merged
-
-
-def run_connector(broker, path, n, every, json_schema=None, **extra):
-    for s in STREAMS:
-        broker.create_topic(f"bench_{s}", 1)
-    cfg = OUT / "config.json"
-    cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=broker.bootstrap, **extra)))
-    out = OUT / "connector-out.jsonl"
-    warm(path)
-    with open(out, "wb") as stdout:
-        row = timed([BIN, "write", "--config", cfg, "--catalog", catalog(json_schema)], path, stdout=stdout)
-    types = [json.loads(l)["type"] for l in out.read_text().splitlines()]
-    assert types.count("STATE") == (n // every if every else 0), f"{types.count('STATE')} states emitted"
-    assert "TRACE" not in types, "the connector failed"
-    return row
+def rdkafka_performance():
+    """librdkafka's own C producer, built with `make` in the configured librdkafka tree the release build left."""
+    trees = sorted(glob.glob(str(REPO / "target" / "release" / "build" / "rdkafka-sys-*" / "out" / "examples")))
+    for tree in trees:
+        if (pathlib.Path(tree).parent / "src" / "librdkafka.a").exists():
+            tool = pathlib.Path(tree) / "rdkafka_performance"
+            if not tool.exists():
+                subprocess.run(["make", "-C", tree, "rdkafka_performance"], check=True, stdout=subprocess.DEVNULL)
+            return tool
+    raise RuntimeError("no configured librdkafka tree under target/release/build (run cargo build --release)")
 
 
 def catalog(json_schema=None):
@@ -152,64 +165,137 @@ def catalog(json_schema=None):
     return path
 
 
-def dump_connector_bytes(broker, n):
-    """The connector's own key/value bytes, once per size, for kcat to replay."""
+def run_connector(kafka, prefix, path, n, every, json_schema=None, **extra):
+    cfg = OUT / "config.json"
+    cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap, topic_pattern=f"{prefix}.{{stream}}",
+                                   **extra)))
+    out = OUT / "connector-out.jsonl"
+    warm(path)
+    with open(out, "wb") as stdout:
+        row = timed([BIN, "write", "--config", cfg, "--catalog", catalog(json_schema)], path, stdout=stdout)
+    types = [json.loads(l)["type"] for l in out.read_text().splitlines()]
+    assert types.count("STATE") == (n // every if every else 0), f"{types.count('STATE')} states emitted"
+    assert "TRACE" not in types, "the connector failed"
+    return row
+
+
+def dump_connector_bytes(kafka, prefix, n):
+    """The connector's own key/value bytes, for kcat to replay; (file, mean key+value bytes per message)."""
     dump = OUT / f"messages-{n}.tsv"
     if not dump.exists():
-        subprocess.run([READ, "--bootstrap", broker.bootstrap, "--show", "0", "--dump", f"{dump}.part"]
-                       + [f"bench_{s}" for s in STREAMS], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([READ, "--bootstrap", kafka.bootstrap, "--show", "0", "--dump", f"{dump}.part"]
+                       + [f"{prefix}_{s}" for s in STREAMS], check=True, stdout=subprocess.DEVNULL)
         os.replace(f"{dump}.part", dump)
-    return dump
+    return dump, (dump.stat().st_size - 2 * n) / n
 
 
-def run_kcat(broker, dump, venv):
-    broker.create_topic("bench_kcat", len(STREAMS))
+def run_kcat(kafka, prefix, dump, venv):
+    kafka.create_topic(f"{prefix}_kcat", len(STREAMS))
     settings = sum((["-X", f"{k}={v}"] for k, v in LIBRDKAFKA.items()), [])
     warm(dump)
-    return timed(["kcat", "-P", "-b", broker.bootstrap, "-t", "bench_kcat", "-K", "\t", "-l", dump] + settings,
+    return timed(["kcat", "-P", "-b", kafka.bootstrap, "-t", f"{prefix}_kcat", "-K", "\t", "-l", dump] + settings,
                  env=kcat_env(venv))
 
 
-def run_python_peer(broker, path, venv):
-    for s in STREAMS:
-        broker.create_topic(f"bench_py_{s}", 1)
+def run_rdkafka_performance(kafka, prefix, n, size):
+    """`size` bytes per message (the connector's mean key+value), a 36-byte key, the data copied as the connector's
+    is (-D)."""
+    kafka.create_topic(f"{prefix}_c", len(STREAMS))
+    settings = sum((["-X", f"{k}={v}"] for k, v in LIBRDKAFKA.items() if k != "acks"), [])
+    value = max(1, round(size) - 36)
+    return timed([rdkafka_performance(), "-P", "-t", f"{prefix}_c", "-b", kafka.bootstrap, "-s", value, "-c", n,
+                  "-k", "k" * 36, "-D", "-a", "1", "-q"] + settings)
+
+
+def run_java_producer(kafka, prefix, n, size):
+    """Kafka's own Java producer (ProducerPerformance, what `kafka-producer-perf-test` runs; the producer the Java
+    connector used): records of the connector's mean key+value size (it sends no key), the same settings."""
+    kafka.create_topic(f"{prefix}_java", len(STREAMS))
+    props = [f"bootstrap.servers={kafka.bootstrap}"] + [f"{k}={v}" for k, v in JAVA.items()]
+    quiet = REPO / "scripts" / "kafka" / "log4j2-quiet.properties"
+    return timed(["java", f"-Dlog4j2.configurationFile={quiet}", "-cp", f"{kafka.info['libs']}/*",
+                  "org.apache.kafka.tools.ProducerPerformance", "--topic", f"{prefix}_java", "--num-records", n,
+                  "--record-size", round(size), "--throughput", "-1", "--producer-props", *props])
+
+
+def run_python_peer(kafka, prefix, path, venv):
     peer_cfg = OUT / "peer-config.json"
-    peer_cfg.write_text(json.dumps({"producer": dict(LIBRDKAFKA, **{"bootstrap.servers": broker.bootstrap}),
-                                    "topic_prefix": "bench_py_"}))
+    peer_cfg.write_text(json.dumps({"producer": dict(LIBRDKAFKA, **{"bootstrap.servers": kafka.bootstrap}),
+                                    "topic_prefix": f"{prefix}_py_"}))
+    for s in STREAMS:
+        kafka.create_topic(f"{prefix}_py_{s}", 1)
     return timed([f"{venv}/bin/python", REPO / "bench" / "python_peer.py", "write", "--config", peer_cfg,
                   "--catalog", catalog()], path)
 
 
-def scenario(n, every, venv, kcat_first, python_peer):
-    """One run on a fresh broker: the connector and kcat (in the given order), and optionally the Python peer."""
+PRODUCERS = ["destination-kafka", "kcat", "rdkafka_performance", "Kafka's Java producer", "python CDK peer"]
+
+
+def scenario(kafka, n, every, venv, order, python_peer):
+    """One run: the connector first (its bytes are what kcat replays), then the other producers in `order`."""
     path = generate(n, every)
-    broker = Broker()
     rows = {}
+    prefix = kafka.prefix()
     try:
-        dump = OUT / f"messages-{n}.tsv"
-        if kcat_first and dump.exists():
-            rows["kcat"] = run_kcat(broker, dump, venv)
-        rows["destination-kafka"] = run_connector(broker, path, n, every)
-        if "kcat" not in rows:
-            rows["kcat"] = run_kcat(broker, dump_connector_bytes(broker, n), venv)
+        rows["destination-kafka"] = run_connector(kafka, prefix, path, n, every)
+        dump, size = dump_connector_bytes(kafka, prefix, n)
+        others = {
+            "kcat": lambda: run_kcat(kafka, prefix, dump, venv),
+            "rdkafka_performance": lambda: run_rdkafka_performance(kafka, prefix, n, size),
+            "Kafka's Java producer": lambda: run_java_producer(kafka, prefix, n, size),
+        }
+        for name in order:
+            rows[name] = others[name]()
         if python_peer:
-            rows["python CDK peer"] = run_python_peer(broker, path, venv)
+            rows["python CDK peer"] = run_python_peer(kafka, prefix, path, venv)
     finally:
-        broker.stop()
+        kafka.drop(prefix)
     payload = dump.stat().st_size - 2 * n  # minus the tab and newline per message
-    return path.stat().st_size, payload, {k: rows[k] for k in ("destination-kafka", "kcat", "python CDK peer") if k in rows}
+    return path.stat().st_size, payload, {k: rows[k] for k in PRODUCERS if k in rows}
+
+
+def median_runs(runs):
+    """Per producer, the run with the median wall time."""
+    merged = {}
+    for name in runs[0][2]:
+        ordered = sorted((r[2][name] for r in runs if name in r[2]), key=lambda row: row[0])
+        merged[name] = ordered[len(ordered) // 2]
+    return runs[0][0], runs[0][1], merged
 
 
 def report(title, n, size, payload, rows):
-    print(f"\n## {title}: {n:,} records, input {size / 1e6:.0f} MB, Kafka key+value bytes {payload / 1e6:.0f} MB")
-    print(f"| producer | records/s | MB/s (key+value) | wall s | user+sys CPU s | peak RSS MB |")
-    print(f"| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(f"\n## {title}: {n:,} records, input {size / 1e6:.0f} MB, Kafka key+value bytes {payload / 1e6:.0f} MB "
+          f"({payload / n:.0f} per message)")
+    print("| producer | records/s | MB/s (key+value) | wall s | user+sys CPU s | CPU s per 1M records | peak RSS MB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, (wall, cpu, rss) in rows.items():
-        print(f"| {name} | {n / wall:,.0f} | {payload / 1e6 / wall:.0f} | {wall:.2f} | {cpu:.2f} | {rss:.0f} |")
-    ours = rows["destination-kafka"][0]
-    print(f"\nconnector ÷ kcat records/s: {rows['kcat'][0] / ours:.2f}")
-    if "python CDK peer" in rows:
-        print(f"connector ÷ Python peer records/s: {rows['python CDK peer'][0] / ours:.1f}")
+        print(f"| {name} | {n / wall:,.0f} | {payload / 1e6 / wall:.0f} | {wall:.2f} | {cpu:.2f} | "
+              f"{cpu / n * 1e6:.2f} | {rss:.0f} |")
+    wall, cpu, _ = rows["destination-kafka"]
+    for name, (w, c, _) in rows.items():
+        if name != "destination-kafka":
+            print(f"connector ÷ {name}: records/s {w / wall:.2f}, CPU per record {cpu / c:.2f}")
+
+
+def instructions(n):
+    """Instructions of `write` (every thread: parsing, encoding, librdkafka) per record, counted by callgrind on a
+    fixed input: repeatable on a noisy machine where seconds are not."""
+    path = generate(n, 1000)
+    kafka = Kafka()
+    try:
+        prefix = kafka.prefix()
+        cfg = OUT / "config.json"
+        cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap, topic_pattern=f"{prefix}.{{stream}}")))
+        out = OUT / "callgrind.out"
+        with open(path, "rb") as stdin:
+            proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", BIN, "write",
+                                   "--config", cfg, "--catalog", catalog()], stdin=stdin, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, check=True)
+    finally:
+        kafka.stop()
+    total = int(re.search(r"Collected : (\d+)", proc.stderr).group(1))
+    print(f"\n## instructions (valgrind --tool=callgrind): `write`, {n:,} records, a STATE every 1,000")
+    print(f"{total:,} instructions, {total / n:,.0f} per record (callgrind_annotate {out} shows where)")
 
 
 def rss_mb(pid):
@@ -227,12 +313,11 @@ def soak(n, every, freezes, freeze_seconds):
     """n records while the broker is frozen (SIGSTOP) `freezes` times for `freeze_seconds`: every record must land,
     every state come out, memory stay flat."""
     path = generate(n, every)
-    broker = Broker()
+    kafka = Kafka()
     try:
-        for s in STREAMS:
-            broker.create_topic(f"bench_{s}", 1)
+        prefix = kafka.prefix()
         cfg = OUT / "config.json"
-        cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=broker.bootstrap)))
+        cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap, topic_pattern=f"{prefix}.{{stream}}")))
         out_path = OUT / "soak-out.jsonl"
         started = time.monotonic()
         with open(path, "rb") as stdin, open(out_path, "wb") as stdout:
@@ -246,22 +331,21 @@ def soak(n, every, freezes, freeze_seconds):
                     samples.append((now - started, rss))
                 if len(frozen_at) < freezes and now >= next_freeze:
                     frozen_at.append(round(now - started, 1))
-                    os.kill(broker.proc.pid, 19)  # SIGSTOP: the broker hangs, connections stay open
+                    os.kill(kafka.pid, signal.SIGSTOP)  # the broker hangs, connections stay open
                     time.sleep(freeze_seconds)
-                    os.kill(broker.proc.pid, 18)  # SIGCONT
+                    os.kill(kafka.pid, signal.SIGCONT)
                     next_freeze = time.monotonic() + 10
                 time.sleep(0.5)
         wall = time.monotonic() - started
-        lines = out_path.read_text().splitlines()
-        types = [json.loads(l)["type"] for l in lines]
+        types = [json.loads(l)["type"] for l in out_path.read_text().splitlines()]
         states, traces = types.count("STATE"), types.count("TRACE")
-        counted = subprocess.run([READ, "--bootstrap", broker.bootstrap, "--show", "0"] + [f"bench_{s}" for s in STREAMS],
+        counted = subprocess.run([READ, "--bootstrap", kafka.bootstrap, "--show", "0"] + [f"{prefix}_{s}" for s in STREAMS],
                                  check=True, capture_output=True, text=True).stdout
         landed = sum(int(l.split(": ")[1].split()[0]) for l in counted.splitlines() if l.endswith("messages"))
     finally:
-        broker.stop()
+        kafka.stop()
     steady = [rss for t, rss in samples if t > 3]
-    print(f"\n## soak: {n:,} records, a STATE every {every:,}, broker frozen {freezes}× {freeze_seconds} s "
+    print(f"\n## soak: {n:,} records, a STATE every {every:,}, Apache Kafka frozen {freezes}× {freeze_seconds} s "
           f"(at {', '.join(f'{t} s' for t in frozen_at)})")
     print(f"exit code {proc.returncode}; {wall:.1f} s wall; {states:,} of {n // every:,} states emitted; "
           f"{traces} TRACE; {landed:,} of {n:,} records read back from the topics")
@@ -271,32 +355,41 @@ def soak(n, every, freezes, freeze_seconds):
     return ok
 
 
-def exactly_once(n, repeat):
-    """at_least_once vs exactly_once on the same broker build (the tansu with transactions), median of `repeat`."""
-    cases = [("at_least_once, a STATE every 10,000", 10_000, {}),
-             ("exactly_once, a STATE every 10,000", 10_000, {"delivery_guarantee": "exactly_once"}),
-             ("exactly_once, a STATE every 1,000", 1_000, {"delivery_guarantee": "exactly_once"})]
+def compare(title, n, every, repeat, cases, json_schema=None):
+    """The connector under several configs on the same input, median of `repeat`, order alternating."""
+    kafka = Kafka()
     rows = {}
-    for i in range(repeat):
-        for name, every, extra in (cases if i % 2 == 0 else cases[::-1]):
-            path = generate(n, every)
-            broker = Broker("--transactions")
-            try:
-                # exactly_once is acks=all: the at-least-once row uses acks=all too, so only transactions differ.
-                rows.setdefault(name, []).append(run_connector(broker, path, n, every, acks="all", **extra))
-            finally:
-                broker.stop()
-    print(f"\n## exactly-once: {n:,} records, tansu with transactions, acks=all, median of {repeat}")
-    print("| run | records/s | wall s | user+sys CPU s | peak RSS MB | ÷ at_least_once |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    try:
+        for i in range(repeat):
+            for name, case_every, extra in (cases if i % 2 == 0 else cases[::-1]):
+                prefix = kafka.prefix()
+                try:
+                    row = run_connector(kafka, prefix, generate(n, case_every or every), n, case_every or every,
+                                        json_schema, **extra)
+                    rows.setdefault(name, []).append(row)
+                finally:
+                    kafka.drop(prefix)
+    finally:
+        kafka.stop()
+    print(f"\n## {title}: {n:,} records, Apache Kafka, median of {repeat}")
+    print("| run | records/s | wall s | user+sys CPU s | CPU s per 1M records | peak RSS MB | ÷ first row records/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     base = None
     for name, _, _ in cases:
         wall, cpu, rss = sorted(rows[name])[len(rows[name]) // 2]
         base = base or wall
-        print(f"| {name} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {base / wall:.2f} |")
+        print(f"| {name} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {cpu / n * 1e6:.2f} | {rss:.0f} | {base / wall:.2f} |")
 
 
-# The schema of gen.py's records, as a source would declare it: what the Avro row encodes against.
+def exactly_once(n, repeat):
+    # exactly_once is acks=all: the at-least-once row uses acks=all too, so only transactions differ.
+    compare("exactly-once (acks=all)", n, 10_000, repeat, [
+        ("at_least_once, a STATE every 10,000", 10_000, {"acks": "all"}),
+        ("exactly_once, a STATE every 10,000", 10_000, {"acks": "all", "delivery_guarantee": "exactly_once"}),
+        ("exactly_once, a STATE every 1,000", 1_000, {"acks": "all", "delivery_guarantee": "exactly_once"})])
+
+
+# The schema of gen.py's records, as a source would declare it: what the Avro and JSON Schema rows encode against.
 RECORD_SCHEMA = {"type": "object", "properties": {
     "id": {"type": "integer"}, "name": {"type": "string"}, "email": {"type": "string"}, "score": {"type": "number"},
     "active": {"type": "boolean"},
@@ -307,35 +400,21 @@ RECORD_SCHEMA = {"type": "object", "properties": {
 
 
 def formats(n, every, repeat):
-    """The value formats on the same input and broker settings, median of `repeat`; Avro registers its schemas
-    with the acceptance suite's registry double (once per stream, before the first record)."""
-    sys.path.insert(0, str(REPO / "acceptance-tests"))
-    from registry_double import Registry
-
-    registry = Registry()
-    cases = [("airbyte_json (the Java envelope)", {}), ("json", {"format": {"type": "json"}}),
-             ("airbyte_v2_json", {"format": {"type": "airbyte_v2_json"}}),
-             ("avro", {"format": {"type": "avro", "schema_registry_url": registry.url}})]
-    path = generate(n, every)
-    rows = {}
+    """The value formats on the same input, Avro and JSON Schema registering with Apicurio Registry (once per
+    stream, before the first record)."""
+    registry = subprocess.Popen([REPO / "scripts" / "schema-registry"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+    url = json.loads(registry.stdout.readline())["url"]
     try:
-        for i in range(repeat):
-            for name, extra in (cases if i % 2 == 0 else cases[::-1]):
-                broker = Broker()
-                try:
-                    rows.setdefault(name, []).append(run_connector(broker, path, n, every, RECORD_SCHEMA, **extra))
-                finally:
-                    broker.stop()
+        compare(f"formats, a STATE every {every:,}, acks=1", n, every, repeat, [
+            ("airbyte_json (the Java envelope)", every, {}),
+            ("json", every, {"format": {"type": "json"}}),
+            ("airbyte_v2_json", every, {"format": {"type": "airbyte_v2_json"}}),
+            ("avro", every, {"format": {"type": "avro", "schema_registry_url": url}}),
+            ("json_schema", every, {"format": {"type": "json_schema", "schema_registry_url": url}})], RECORD_SCHEMA)
     finally:
-        registry.stop()
-    print(f"\n## formats: {n:,} records, a STATE every {every:,}, tansu in memory, acks=1, median of {repeat}")
-    print("| format | records/s | wall s | user+sys CPU s | peak RSS MB | ÷ envelope records/s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    base = None
-    for name, _ in cases:
-        wall, cpu, rss = sorted(rows[name])[len(rows[name]) // 2]
-        base = base or wall
-        print(f"| {name} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {base / wall:.2f} |")
+        registry.stdin.close()
+        registry.wait()
 
 
 def main():
@@ -345,31 +424,38 @@ def main():
     p.add_argument("--big", action="store_true", help="10M records")
     p.add_argument("--state-every", type=int, default=1000)
     p.add_argument("--no-python", action="store_true")
-    p.add_argument("--repeat", type=int, default=3, help="runs per scenario (fresh broker each); the median is shown")
+    p.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is shown")
     p.add_argument("--soak", action="store_true", help="10M records with the broker frozen twice for 20 s")
     p.add_argument("--exactly-once", action="store_true", help="at_least_once vs exactly_once (1,000 and 10,000)")
-    p.add_argument("--formats", action="store_true", help="the value formats: envelope, json, airbyte_v2_json, avro")
+    p.add_argument("--formats", action="store_true", help="the value formats side by side")
+    p.add_argument("--instructions", action="store_true", help="callgrind's instruction count of `write`")
     args = p.parse_args()
+    n = 10_000_000 if args.big else args.records
     if args.formats:
-        formats(10_000_000 if args.big else args.records, args.state_every, args.repeat)
-        return
+        return formats(n, args.state_every, args.repeat)
     if args.exactly_once:
-        exactly_once(10_000_000 if args.big else args.records, args.repeat)
-        return
+        return exactly_once(n, args.repeat)
+    if args.instructions:
+        return instructions(args.records if args.records != 1_000_000 else 100_000)
     if args.soak:
         sys.exit(0 if soak(args.records if args.records != 1_000_000 else 10_000_000, args.state_every, 2, 20) else 1)
-    n = 10_000_000 if args.big else args.records
-    print(f"machine: {os.cpu_count()} cores; tansu in-memory broker on 127.0.0.1, fresh for every run; "
-          f"median of {args.repeat} runs (the Python peer runs once)")
-    # Interleaved: states / no states, and kcat before or after the connector, so drift on a shared 2-core
-    # machine does not land on one side.
     for stale in OUT.glob("messages-*.tsv"):
         stale.unlink()  # kcat replays bytes this run's connector produced, never an older build's
+    kafka = Kafka()
+    print(f"machine: {os.cpu_count()} cores; Apache Kafka {kafka.info['kafka_version']} (one node) on 127.0.0.1, on "
+          f"the same cores; median of {args.repeat} runs (the Python peer runs once)")
     runs = {args.state_every: [], 0: []}
-    for i in range(args.repeat):
-        for every in runs:
-            python_peer = every != 0 and not args.no_python and i == 0
-            runs[every].append(scenario(n, every, args.venv, kcat_first=i % 2 == 1, python_peer=python_peer))
+    peers = ["kcat", "rdkafka_performance", "Kafka's Java producer"]
+    try:
+        for i in range(args.repeat):
+            for every in runs:
+                # Interleaved: states / no states, and the peers' order turned each run, so drift on a shared
+                # 2-core machine does not land on one side.
+                order = peers[i % 3:] + peers[:i % 3]
+                python_peer = every != 0 and not args.no_python and i == 0
+                runs[every].append(scenario(kafka, n, every, args.venv, order, python_peer))
+    finally:
+        kafka.stop()
     walls = {}
     for every, results in runs.items():
         size, payload, rows = median_runs(results)

@@ -105,7 +105,7 @@ mod tests {
         t.sending();
         t.not_sent();
         assert_eq!(t.lock().in_flight(), 2);
-        let open = t.lock().close(st("s1"));
+        let open = t.close(st("s1"));
         assert_eq!(open, 1);
         t.sending();
         a.delivered(at(0, 2), Ok(()));

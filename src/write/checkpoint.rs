@@ -10,7 +10,7 @@
 use crate::airbyte::state::{Counted, RecordCounts, State};
 use crate::error::Error;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Identifies the segment a record belongs to.
@@ -24,12 +24,31 @@ pub type SegmentId = usize;
 pub struct Tracker {
     checkpoints: Mutex<Checkpoints>,
     uncounted: AtomicU64,
+    /// The open segment, readable without the lock (it changes only in `close`, under the lock).
+    open: AtomicUsize,
 }
 
 impl Tracker {
     /// `rejects_of_streams`: rejected records are counted in STATEs, per stream (this many).
     pub fn new(rejects_of_streams: Option<usize>) -> Tracker {
-        Tracker { checkpoints: Mutex::new(Checkpoints::new(rejects_of_streams)), uncounted: AtomicU64::new(0) }
+        Tracker {
+            checkpoints: Mutex::new(Checkpoints::new(rejects_of_streams)),
+            uncounted: AtomicU64::new(0),
+            open: AtomicUsize::new(0),
+        }
+    }
+
+    /// The segment records are sent in now.
+    pub fn open_segment(&self) -> SegmentId {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// A STATE arrived: it waits for every record sent so far. Returns the new open segment.
+    pub fn close(&self, closing: Closing) -> SegmentId {
+        let mut checkpoints = self.lock();
+        let open = checkpoints.close(closing);
+        self.open.store(open, Ordering::Relaxed);
+        open
     }
 
     /// The checkpoints, up to date with every record counted.
@@ -152,7 +171,7 @@ impl Checkpoints {
     }
 
     /// A STATE arrived: it waits for every record sent so far. Returns the new open segment.
-    pub fn close(&mut self, closing: Closing) -> SegmentId {
+    fn close(&mut self, closing: Closing) -> SegmentId {
         self.segments.back_mut().expect("an open segment").state = Some(closing);
         self.segments.push_back(Segment::default());
         self.open_segment()
@@ -357,7 +376,8 @@ mod tests {
         t.sending();
         t.not_sent();
         assert_eq!(t.lock().in_flight(), 2);
-        assert_eq!(t.lock().close(st("s1", 0)), 1);
+        assert_eq!(t.close(st("s1", 0)), 1);
+        assert_eq!(t.open_segment(), 1);
     }
 
     #[test]

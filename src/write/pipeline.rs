@@ -97,7 +97,7 @@ impl<'a> Pipeline<'a> {
     }
 
     fn record(&mut self, stream: usize, line: u64, record: &RecordIn<'_>) -> Result<()> {
-        let segment = self.sink.tracker().lock().open_segment();
+        let segment = self.sink.tracker().open_segment();
         let at = InFlight { segment, line, stream, emitted_at: record.emitted_at, dead_letter: false };
         let bytes = match self.encoders[stream].encode(record) {
             Ok(outgoing) => {
@@ -146,7 +146,7 @@ impl<'a> Pipeline<'a> {
              topic's max.message.bytes) to write such records",
             self.limit.any
         );
-        let segment = self.sink.tracker().lock().open_segment();
+        let segment = self.sink.tracker().open_segment();
         let emitted_at = emitted_at.unwrap_or_else(now_ms);
         let at = InFlight { segment, line, stream, emitted_at, dead_letter: false };
         self.sink.reject_unread(at, length, Error::Record(why))?;

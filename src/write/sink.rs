@@ -244,7 +244,7 @@ impl<'a> Sink<'a> {
 
     /// A STATE arrived: it waits for every record sent so far. Returns the new open segment.
     pub fn close_segment(&mut self, closing: Closing) -> SegmentId {
-        let segment = self.tracker().lock().close(closing);
+        let segment = self.tracker().close(closing);
         tracing::debug!("STATE after {} records: waits in segment {}", self.records, segment - 1);
         segment
     }
@@ -289,11 +289,12 @@ impl<'a> Sink<'a> {
         limit: Limit,
         mut done: impl FnMut(&mut Sink<'a>) -> Result<bool>,
     ) -> Result<Waited> {
+        // Most waits are done at once (a record the queue takes): nothing is read before the first try.
+        if done(self)? {
+            return Ok(Waited::Done);
+        }
         let mut progress = (Instant::now(), self.tracker().lock().acknowledged_count());
         loop {
-            if done(self)? {
-                return Ok(Waited::Done);
-            }
             let now = Instant::now();
             match limit {
                 Limit::Grace(deadline) if now >= deadline => return Ok(Waited::TimedOut),
@@ -315,6 +316,9 @@ impl<'a> Sink<'a> {
             }
             self.release()?;
             self.tick(waiting_for, false);
+            if done(self)? {
+                return Ok(Waited::Done);
+            }
         }
     }
 

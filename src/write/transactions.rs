@@ -89,7 +89,7 @@ impl ExactlyOnce {
     /// records in transactions already committed. Any failure is returned: the caller aborts, no later STATE goes
     /// out.
     fn commit(&mut self, sink: &mut Sink) -> Result<()> {
-        let open_segment = sink.tracker().lock().open_segment();
+        let open_segment = sink.tracker().open_segment();
         if !self.open() {
             sink.allow_before(open_segment);
             return sink.release();
