@@ -18,8 +18,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
-BIN = REPO / "target" / "release" / "destination-kafka"
-READ = REPO / "target" / "release" / "examples" / "read_topics"
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+BIN = TARGET / "release" / "destination-kafka"
+READ = TARGET / "release" / "examples" / "read_topics"
 STREAMS = ["users", "orders", "events"]
 
 # One set of producer settings for every producer. These are the values the docs recommend for a new connection
@@ -146,7 +147,7 @@ def kcat_env(venv):
 
 def rdkafka_performance():
     """librdkafka's own C producer, built with `make` in the configured librdkafka tree the release build left."""
-    trees = sorted(glob.glob(str(REPO / "target" / "release" / "build" / "rdkafka-sys-*" / "out" / "examples")))
+    trees = sorted(glob.glob(str(TARGET / "release" / "build" / "rdkafka-sys-*" / "out" / "examples")))
     for tree in trees:
         if (pathlib.Path(tree).parent / "src" / "librdkafka.a").exists():
             tool = pathlib.Path(tree) / "rdkafka_performance"
@@ -277,25 +278,49 @@ def report(title, n, size, payload, rows):
             print(f"connector ÷ {name}: records/s {w / wall:.2f}, CPU per record {cpu / c:.2f}")
 
 
-def instructions(n):
-    """Instructions of `write` (every thread: parsing, encoding, librdkafka) per record, counted by callgrind on a
-    fixed input: repeatable on a noisy machine where seconds are not."""
+def callgrind(name, argv, stdin_path=None, env=None):
+    """Instructions of every thread of `argv`, counted by callgrind; the profile is kept for callgrind_annotate."""
+    out = OUT / f"callgrind-{name}.out"
+    with open(stdin_path or os.devnull, "rb") as stdin:
+        proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + [str(a) for a in argv],
+                              stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} under callgrind failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return int(re.search(r"Collected : (\d+)", proc.stderr).group(1)), out
+
+
+def instructions(n, venv):
+    """Instructions per record, counted by callgrind on a fixed input: repeatable on a noisy machine where seconds
+    are not. `write` (a STATE every 1,000), then kcat on the identical key/value bytes and rdkafka_performance at
+    their mean size, with the same producer settings: every thread, the client library's included."""
     path = generate(n, 1000)
+    for stale in OUT.glob(f"messages-{n}.tsv"):
+        stale.unlink()
     kafka = Kafka()
+    rows = {}
     try:
         prefix = kafka.prefix()
         cfg = OUT / "config.json"
         cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap, topic_pattern=f"{prefix}.{{stream}}")))
-        out = OUT / "callgrind.out"
-        with open(path, "rb") as stdin:
-            proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", BIN, "write",
-                                   "--config", cfg, "--catalog", catalog()], stdin=stdin, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True, check=True)
+        rows["destination-kafka"] = callgrind("connector", [BIN, "write", "--config", cfg, "--catalog", catalog()], path)
+        dump, size = dump_connector_bytes(kafka, prefix, n)
+        kafka.create_topic(f"{prefix}_kcat", len(STREAMS))
+        settings = sum((["-X", f"{k}={v}"] for k, v in LIBRDKAFKA.items()), [])
+        rows["kcat"] = callgrind("kcat", ["kcat", "-P", "-b", kafka.bootstrap, "-t", f"{prefix}_kcat", "-K", "\t",
+                                          "-l", dump] + settings, env=kcat_env(venv))
+        kafka.create_topic(f"{prefix}_c", len(STREAMS))
+        settings = sum((["-X", f"{k}={v}"] for k, v in LIBRDKAFKA.items() if k != "acks"), [])
+        rows["rdkafka_performance"] = callgrind("rdkafka_performance", [
+            rdkafka_performance(), "-P", "-t", f"{prefix}_c", "-b", kafka.bootstrap, "-s", max(1, round(size) - 36),
+            "-c", n, "-k", "k" * 36, "-D", "-a", "1", "-q"] + settings)
     finally:
         kafka.stop()
-    total = int(re.search(r"Collected : (\d+)", proc.stderr).group(1))
-    print(f"\n## instructions (valgrind --tool=callgrind): `write`, {n:,} records, a STATE every 1,000")
-    print(f"{total:,} instructions, {total / n:,.0f} per record (callgrind_annotate {out} shows where)")
+    print(f"\n## instructions (valgrind --tool=callgrind): {n:,} records of {size:.0f} key+value bytes, every thread")
+    print("| producer | instructions | per record | ÷ connector | profile |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    ours = rows["destination-kafka"][0]
+    for name, (total, out) in rows.items():
+        print(f"| {name} | {total:,} | {total / n:,.0f} | {total / ours:.2f} | {out.relative_to(REPO)} |")
 
 
 def rss_mb(pid):
@@ -428,7 +453,7 @@ def main():
     p.add_argument("--soak", action="store_true", help="10M records with the broker frozen twice for 20 s")
     p.add_argument("--exactly-once", action="store_true", help="at_least_once vs exactly_once (1,000 and 10,000)")
     p.add_argument("--formats", action="store_true", help="the value formats side by side")
-    p.add_argument("--instructions", action="store_true", help="callgrind's instruction count of `write`")
+    p.add_argument("--instructions", action="store_true", help="callgrind's instructions per record, with peers")
     args = p.parse_args()
     n = 10_000_000 if args.big else args.records
     if args.formats:
@@ -436,7 +461,7 @@ def main():
     if args.exactly_once:
         return exactly_once(n, args.repeat)
     if args.instructions:
-        return instructions(args.records if args.records != 1_000_000 else 100_000)
+        return instructions(args.records if args.records != 1_000_000 else 100_000, args.venv)
     if args.soak:
         sys.exit(0 if soak(args.records if args.records != 1_000_000 else 10_000_000, args.state_every, 2, 20) else 1)
     for stale in OUT.glob("messages-*.tsv"):

@@ -51,7 +51,7 @@ fn reach(settings: &Settings, stop: &Stop, topic: Option<&str>) -> Result<()> {
     // Its own id, so that a check never fences a running sync.
     let id = settings.exactly_once().then(|| format!("{}-check", settings.transactional_id([])));
     let options = Options { transactional_id: id.as_deref(), ..Options::default() };
-    let producer = Producer::new(settings, options, Outcome::default(), stop)?;
+    let mut producer = Producer::new(settings, options, Outcome::default(), stop)?;
     producer.metadata(settings, CHECK_TIMEOUT)?;
     // The registry formats need the registry: reachable, taking the credentials.
     if let Some(registry) = settings.encoding.format.registry() {
@@ -74,7 +74,7 @@ fn reach(settings: &Settings, stop: &Stop, topic: Option<&str>) -> Result<()> {
     // Java's test message, so whatever watches the test topic sees what it always saw.
     let stream = Stream { name: "test-topic-stream".into(), topic: topic.to_string(), ..Stream::default() };
     let mut encoder = StreamEncoder::java(&stream);
-    let data = br#"{"test-key":"test-value"}"#;
+    let data = r#"{"test-key":"test-value"}"#;
     let record = encoder.encode(&RecordIn { emitted_at: now_ms(), data, meta: None })?;
     if let Sent::QueueFull(()) = producer.send(&record, ())? {
         return Err(Error::System("the producer queue is full before the first record".into()));

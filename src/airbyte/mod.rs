@@ -5,4 +5,5 @@ pub mod catalog;
 pub mod logging;
 pub mod message;
 pub mod output;
+pub mod scan;
 pub mod state;

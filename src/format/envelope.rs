@@ -27,7 +27,7 @@ impl Envelope {
         value.extend_from_slice(&self.stream_part);
         value.extend_from_slice(itoa::Buffer::new().format(record.emitted_at).as_bytes());
         value.extend_from_slice(br#","_airbyte_data":"#);
-        value.extend_from_slice(record.data);
+        value.extend_from_slice(record.data.as_bytes());
         value.push(b'}');
         value
     }
@@ -41,7 +41,7 @@ mod tests {
     fn bytes_match_the_java_connector() {
         let mut env = Envelope::new("exchange_rate");
         let id = b"5b8e1c5e-8f0a-4c61-9d4e-3a2f1b0c9d8e";
-        let value = env.encode(id, &RecordIn { emitted_at: 1602637589000, data: br#"{"id":1,"x":1e3}"#, meta: None });
+        let value = env.encode(id, &RecordIn { emitted_at: 1602637589000, data: r#"{"id":1,"x":1e3}"#, meta: None });
         assert_eq!(
             std::str::from_utf8(value).unwrap(),
             r#"{"_airbyte_ab_id":"5b8e1c5e-8f0a-4c61-9d4e-3a2f1b0c9d8e","_airbyte_stream":"exchange_rate","_airbyte_emitted_at":1602637589000,"_airbyte_data":{"id":1,"x":1e3}}"#
@@ -51,7 +51,7 @@ mod tests {
     #[test]
     fn stream_names_are_json_escaped_like_jackson() {
         let mut env = Envelope::new("a\"b\\c\nd/é\u{1}");
-        let value = env.encode(b"id", &RecordIn { emitted_at: -5, data: b"{}", meta: None });
+        let value = env.encode(b"id", &RecordIn { emitted_at: -5, data: "{}", meta: None });
         let text = std::str::from_utf8(value).unwrap();
         assert!(text.contains(r#""_airbyte_stream":"a\"b\\c\nd/é\u0001","_airbyte_emitted_at":-5,"#), "{text}");
         let parsed: serde_json::Value = serde_json::from_str(text).unwrap();

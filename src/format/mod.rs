@@ -124,26 +124,26 @@ impl StreamEncoder {
             KeyEncoder::Uuid => Some(&self.id[..]),
             KeyEncoder::None => None,
             KeyEncoder::Fields(paths) => {
-                KeyEncoder::fields_key(paths, record.text()?, &mut self.key_bytes)?;
+                KeyEncoder::fields_key(paths, record.data, &mut self.key_bytes)?;
                 Some(&self.key_bytes[..])
             }
         };
         let timestamp = match self.timestamp {
             Timestamp::ProduceTime => None,
-            ref t => t.of(record.emitted_at, record.text()?)?,
+            ref t => t.of(record.emitted_at, record.data)?,
         };
-        let deleted = self.tombstones && is_deleted(record.text()?)?;
+        let deleted = self.tombstones && is_deleted(record.data)?;
         let mut changes = None;
         let value = if deleted {
             None
         } else {
             Some(match &mut self.value {
                 Value::Envelope(envelope) => envelope.encode(&self.id, record),
-                Value::Json => record.data,
+                Value::Json => record.data.as_bytes(),
                 Value::V2(v2) => v2.encode(&self.id, record),
                 Value::JsonSchema { framed } => {
                     framed.truncate(registry::FRAME);
-                    framed.extend_from_slice(record.data);
+                    framed.extend_from_slice(record.data.as_bytes());
                     &framed[..]
                 }
                 Value::Avro { schema, framed } => {
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn java_defaults_key_is_the_records_uuid_and_fresh_each_time() {
         let mut enc = StreamEncoder::new(&settings(|_| {}).encoding, &stream("s"), None).unwrap();
-        let first = enc.encode(&RecordIn { emitted_at: 0, data: b"{}", meta: None }).unwrap();
+        let first = enc.encode(&RecordIn { emitted_at: 0, data: "{}", meta: None }).unwrap();
         assert_eq!(first.topic, "t_s");
         let key = std::str::from_utf8(first.key.unwrap()).unwrap().to_string();
         let uuid = Uuid::parse_str(&key).unwrap();
@@ -219,7 +219,7 @@ mod tests {
         assert_eq!(value["_airbyte_ab_id"], key.as_str());
         assert!(first.headers.is_empty() && first.timestamp.is_none());
         assert_ne!(
-            enc.encode(&RecordIn { emitted_at: 0, data: b"{}", meta: None }).unwrap().key.unwrap(),
+            enc.encode(&RecordIn { emitted_at: 0, data: "{}", meta: None }).unwrap().key.unwrap(),
             key.as_bytes()
         );
     }
@@ -232,17 +232,16 @@ mod tests {
             c["timestamp"] = json!({"source": "emitted_at"});
         });
         let mut enc = StreamEncoder::new(&s.encoding, &stream("s"), None).unwrap();
-        let out = enc
-            .encode(&RecordIn { emitted_at: 1700000000000, data: br#"{"customer":{"id":17}}"#, meta: None })
-            .unwrap();
+        let out =
+            enc.encode(&RecordIn { emitted_at: 1700000000000, data: r#"{"customer":{"id":17}}"#, meta: None }).unwrap();
         assert_eq!(out.key, Some(&b"17"[..]));
         assert_eq!(out.timestamp, Some(1700000000000));
         assert_eq!(out.headers.len(), 3);
-        let err = enc.encode(&RecordIn { emitted_at: 1, data: br#"{"customer":{}}"#, meta: None }).err().unwrap();
+        let err = enc.encode(&RecordIn { emitted_at: 1, data: r#"{"customer":{}}"#, meta: None }).err().unwrap();
         assert_eq!(err.to_string(), "key field `customer.id` is missing");
         let s = settings(|c| c["key"] = json!({"mode": "none"}));
         let mut enc = StreamEncoder::new(&s.encoding, &stream("s"), None).unwrap();
-        assert!(enc.encode(&RecordIn { emitted_at: 1, data: b"{}", meta: None }).unwrap().key.is_none());
+        assert!(enc.encode(&RecordIn { emitted_at: 1, data: "{}", meta: None }).unwrap().key.is_none());
     }
 
     #[test]
@@ -250,8 +249,8 @@ mod tests {
         let mut enc =
             StreamEncoder::new(&settings(|c| c["format"] = json!({"type": "json"})).encoding, &stream("s"), None)
                 .unwrap();
-        let data = br#"{ "id": 1.50, "name":"a" }"#;
-        assert_eq!(enc.encode(&RecordIn { emitted_at: 1, data, meta: None }).unwrap().value, Some(&data[..]));
+        let data = r#"{ "id": 1.50, "name":"a" }"#;
+        assert_eq!(enc.encode(&RecordIn { emitted_at: 1, data, meta: None }).unwrap().value, Some(data.as_bytes()));
     }
 
     /// The registry formats, with the id the registry gave: Confluent's framing, then the payload.
@@ -262,9 +261,9 @@ mod tests {
     #[test]
     fn json_schema_frames_the_data_with_the_schema_id() {
         let mut enc = registered(Value::JsonSchema { framed: registry::frame(0x01020304) });
-        for data in [&br#"{"id":1}"#[..], br#"{"id":22}"#] {
+        for data in [r#"{"id":1}"#, r#"{"id":22}"#] {
             let value = enc.encode(&RecordIn { emitted_at: 1, data, meta: None }).unwrap().value.unwrap().to_vec();
-            assert_eq!(value, [&[0, 1, 2, 3, 4][..], data].concat());
+            assert_eq!(value, [&[0, 1, 2, 3, 4][..], data.as_bytes()].concat());
         }
     }
 
@@ -272,10 +271,10 @@ mod tests {
     fn avro_frames_the_datum_and_reports_what_it_nulled() {
         let schema = avro::schema::for_stream(&json!({"properties": {"n": {"type": "integer"}}}), "s", None);
         let mut enc = registered(Value::Avro { schema, framed: registry::frame(7) });
-        let good = enc.encode(&RecordIn { emitted_at: 1, data: br#"{"n":1}"#, meta: None }).unwrap();
+        let good = enc.encode(&RecordIn { emitted_at: 1, data: r#"{"n":1}"#, meta: None }).unwrap();
         assert_eq!(&good.value.unwrap()[..5], &[0, 0, 0, 0, 7]);
         assert!(good.headers.is_empty());
-        let bad = enc.encode(&RecordIn { emitted_at: 1, data: br#"{"n":"abc"}"#, meta: None }).unwrap();
+        let bad = enc.encode(&RecordIn { emitted_at: 1, data: r#"{"n":"abc"}"#, meta: None }).unwrap();
         let (name, changes) = &bad.headers[0];
         assert_eq!(*name, "airbyte.changes");
         assert_eq!(
@@ -284,7 +283,7 @@ mod tests {
         );
         assert_eq!(enc.nulled, 1);
         // Data that is not an object cannot be a record: the record error policy decides.
-        assert!(enc.encode(&RecordIn { emitted_at: 1, data: b"[1]", meta: None }).is_err());
+        assert!(enc.encode(&RecordIn { emitted_at: 1, data: "[1]", meta: None }).is_err());
     }
 
     #[test]
@@ -294,11 +293,11 @@ mod tests {
         dedup.dedup = true;
         let mut enc = StreamEncoder::new(&s.encoding, &dedup, None).unwrap();
         let live = enc
-            .encode(&RecordIn { emitted_at: 1, data: br#"{"id":"a","_ab_cdc_deleted_at":null}"#, meta: None })
+            .encode(&RecordIn { emitted_at: 1, data: r#"{"id":"a","_ab_cdc_deleted_at":null}"#, meta: None })
             .unwrap();
         assert_eq!((live.key, live.value.is_some()), (Some(&b"a"[..]), true));
         let gone = enc
-            .encode(&RecordIn { emitted_at: 1, data: br#"{"id":"a","_ab_cdc_deleted_at":"2024-01-01"}"#, meta: None })
+            .encode(&RecordIn { emitted_at: 1, data: r#"{"id":"a","_ab_cdc_deleted_at":"2024-01-01"}"#, meta: None })
             .unwrap();
         assert_eq!((gone.key, gone.value), (Some(&b"a"[..]), None));
     }

@@ -37,15 +37,15 @@ impl V2 {
         value.extend_from_slice(&self.meta_head);
         value.extend_from_slice(changes(record.meta).as_bytes());
         value.extend_from_slice(&self.tail);
-        value.extend_from_slice(record.data);
+        value.extend_from_slice(record.data.as_bytes());
         value.push(b'}');
         value
     }
 }
 
 /// The record's `meta.changes` as JSON text, `[]` when it has none.
-fn changes(meta: Option<&[u8]>) -> &str {
-    let Some(meta) = meta.and_then(|m| std::str::from_utf8(m).ok()) else { return "[]" };
+fn changes(meta: Option<&str>) -> &str {
+    let Some(meta) = meta else { return "[]" };
     let path = [FieldPath(vec!["changes".to_string()])];
     match fields::lookup(meta, &path) {
         Ok(found) => found[0].map(|v| v.get()).filter(|v| v.starts_with('[')).unwrap_or("[]"),
@@ -61,8 +61,8 @@ mod tests {
     fn v2_fields_and_types() {
         let stream = Stream { name: "s".into(), sync_id: Some(42), generation_id: Some(3), ..Stream::default() };
         let mut v2 = V2::new(&stream);
-        let meta = br#"{"changes":[{"field":"x","change":"TRUNCATED","reason":"SOURCE_FIELD_SIZE_LIMITATION"}]}"#;
-        let record = RecordIn { emitted_at: 1700000000000, data: br#"{"a":1}"#, meta: Some(meta) };
+        let meta = r#"{"changes":[{"field":"x","change":"TRUNCATED","reason":"SOURCE_FIELD_SIZE_LIMITATION"}]}"#;
+        let record = RecordIn { emitted_at: 1700000000000, data: r#"{"a":1}"#, meta: Some(meta) };
         let value: serde_json::Value = serde_json::from_slice(v2.encode(b"the-id", &record)).unwrap();
         assert_eq!(
             value,
@@ -72,7 +72,7 @@ mod tests {
         );
         let mut bare = V2::new(&Stream::default());
         let value: serde_json::Value =
-            serde_json::from_slice(bare.encode(b"i", &RecordIn { emitted_at: 1, data: b"{}", meta: None })).unwrap();
+            serde_json::from_slice(bare.encode(b"i", &RecordIn { emitted_at: 1, data: "{}", meta: None })).unwrap();
         assert_eq!(value["_airbyte_meta"], serde_json::json!({"sync_id": null, "changes": []}));
         assert_eq!(value["_airbyte_generation_id"], 0);
     }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod client;
 pub mod diagnostics;
 pub mod msk_iam;
+pub mod native;
 pub mod producer;
 pub mod record;
 pub mod tls;

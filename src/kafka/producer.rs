@@ -4,6 +4,7 @@
 use super::client::{self, Context, Stats};
 use super::diagnostics::Diagnostics;
 use super::msk_iam::MskIam;
+use super::native::{self, Refusal, Topics};
 use super::record::OutgoingRecord;
 use crate::config::security::SaslMechanism;
 use crate::config::Settings;
@@ -11,8 +12,8 @@ use crate::delivery::{DeliveryListener, Undelivered};
 use crate::error::{Error, Failure, Result};
 use crate::stop::Stop;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer as _, ProducerContext};
 use std::time::{Duration, Instant};
 
 impl<L: DeliveryListener> ProducerContext for Context<L> {
@@ -35,6 +36,8 @@ impl<L: DeliveryListener> ProducerContext for Context<L> {
 }
 
 pub struct Producer<L: DeliveryListener> {
+    /// Released before the client (fields drop in order).
+    topics: Topics,
     inner: BaseProducer<Context<L>>,
     stop: Stop,
 }
@@ -115,7 +118,8 @@ impl<L: DeliveryListener> Producer<L> {
             }
             _ => None,
         };
-        Ok(Producer { inner: client::create(&props, Context::new(listener, msk_iam))?, stop: stop.clone() })
+        let inner = client::create(&props, Context::new(listener, msk_iam))?;
+        Ok(Producer { topics: Topics::default(), inner, stop: stop.clone() })
     }
 
     /// librdkafka's latest statistics, when asked for in `Options`.
@@ -158,25 +162,15 @@ impl<L: DeliveryListener> Producer<L> {
     }
 
     /// Hands one record to librdkafka, which copies it. Never blocks.
-    pub fn send(&self, record: &OutgoingRecord<'_>, token: L::Token) -> Result<Sent<L::Token>> {
-        let mut base: BaseRecord<'_, [u8], [u8], L::Token> = BaseRecord::with_opaque_to(record.topic, token);
-        base.key = record.key;
-        base.payload = record.value;
-        base.timestamp = record.timestamp;
-        if !record.headers.is_empty() {
-            let headers =
-                record.headers.iter().fold(OwnedHeaders::new_with_capacity(record.headers.len()), |h, (key, value)| {
-                    h.insert(Header { key, value: Some(value) })
-                });
-            base.headers = Some(headers);
-        }
-        match self.inner.send(base) {
+    pub fn send(&mut self, record: &OutgoingRecord<'_>, token: L::Token) -> Result<Sent<L::Token>> {
+        match native::produce(&self.inner, &mut self.topics, record, token) {
             Ok(()) => Ok(Sent::Queued),
-            Err((error, base)) => match error.rdkafka_error_code() {
-                Some(RDKafkaErrorCode::QueueFull) => Ok(Sent::QueueFull(base.delivery_opaque)),
-                // Never queued, so never reported: the caller learns of it here.
-                _ => Err(self.cause_of(Error::kafka(format!("cannot produce to topic `{}`", record.topic), error))),
-            },
+            Err(Refusal::QueueFull(token)) => Ok(Sent::QueueFull(token)),
+            // Never queued, so never reported: the caller learns of it here.
+            Err(Refusal::Error(code)) => {
+                let error = KafkaError::MessageProduction(code);
+                Err(self.cause_of(Error::kafka(format!("cannot produce to topic `{}`", record.topic), error)))
+            }
         }
     }
 

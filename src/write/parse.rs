@@ -37,9 +37,9 @@ pub enum Item {
     Failure(Error),
 }
 
-/// A chunk of input and what it holds.
+/// A chunk of input (as far as it is valid UTF-8) and what it holds.
 pub struct Parsed {
-    pub chunk: Vec<u8>,
+    pub chunk: String,
     pub items: Vec<Item>,
 }
 
@@ -66,46 +66,43 @@ impl Parser {
                 };
                 let item =
                     Item::TooLong { stream, kind: head.kind, emitted_at: head.emitted_at, length, line: self.line_no };
-                Parsed { chunk: Vec::new(), items: vec![item] }
+                Parsed { chunk: String::new(), items: vec![item] }
             }
         }
     }
 
     fn lines(&mut self, chunk: Vec<u8>) -> Parsed {
+        let (chunk, bad) = text_of(chunk);
+        let mut bad = bad.into_iter().peekable();
         let mut items = Vec::with_capacity(chunk.len() / 256);
-        // One UTF-8 check for the whole chunk is cheaper than serde_json's check of every string; a chunk that
-        // fails it is parsed line by line, so the bad line is the one reported.
-        let text = std::str::from_utf8(&chunk).ok();
         let mut start = 0;
-        let ends = memchr::memchr_iter(b'\n', &chunk)
+        let ends = memchr::memchr_iter(b'\n', chunk.as_bytes())
             .map(|i| i + 1)
-            .chain((chunk.last() != Some(&b'\n')).then_some(chunk.len()));
+            .chain((!chunk.is_empty() && !chunk.ends_with('\n')).then_some(chunk.len()));
         for end in ends {
-            let range = start..start + chunk[start..end].trim_ascii_end().len();
+            let line = chunk[start..end].trim_ascii_end();
+            let range = start..start + line.len();
             start = end;
             self.line_no += 1;
+            if let Some((_, reason)) = bad.next_if(|(at, _)| *at == range.start) {
+                items.push(Item::Failure(Error::Input { line: self.line_no, reason }));
+                continue;
+            }
             if range.is_empty() {
                 continue;
             }
-            if let Some(item) = self.item(&chunk, text, range) {
+            if let Some(item) = self.item(&chunk, range) {
                 items.push(item);
             }
         }
         Parsed { chunk, items }
     }
 
-    fn item(&mut self, chunk: &[u8], text: Option<&str>, range: Range<usize>) -> Option<Item> {
-        let line = &chunk[range.clone()];
+    fn item(&mut self, chunk: &str, range: Range<usize>) -> Option<Item> {
+        let text = &chunk[range];
         let line_no = self.line_no;
-        let bad_line = |why: String| Error::Input { line: line_no, reason: format!("{why}: {}", excerpt(line)) };
-        // The chunk was checked as a whole; when that failed, each line is, so the bad line is the one named.
-        let text = match text.and_then(|t| t.get(range.clone())).or_else(|| std::str::from_utf8(line).ok()) {
-            Some(text) => text,
-            None => {
-                let at = std::str::from_utf8(line).err().map_or(0, |e| e.valid_up_to());
-                return Some(Item::Failure(bad_line(format!("not valid UTF-8 (at byte {at})"))));
-            }
-        };
+        let bad_line =
+            |why: String| Error::Input { line: line_no, reason: format!("{why}: {}", excerpt(text.as_bytes())) };
         let record = match Message::parse(text) {
             Err(e) => return Some(Item::Failure(bad_line(e.0))),
             Ok(Message::State(raw)) => {
@@ -135,15 +132,15 @@ impl Parser {
             },
         };
         self.last_stream = Some(stream);
-        let range_of = |raw: &serde_json::value::RawValue| {
-            let start = raw.get().as_ptr() as usize - chunk.as_ptr() as usize;
-            start..start + raw.get().len()
+        let range_of = |raw: &str| {
+            let start = raw.as_ptr() as usize - chunk.as_ptr() as usize;
+            start..start + raw.len()
         };
         Some(Item::Record {
             stream,
             emitted_at: record.emitted_at,
             data: range_of(record.data),
-            meta: record.meta.filter(|m| m.get() != "null").map(range_of),
+            meta: record.meta.map(range_of),
             line: line_no,
         })
     }
@@ -154,6 +151,26 @@ impl Parser {
             Scope::Stream { name, namespace } => Counted::Stream(self.catalog.find(namespace.as_deref(), name)),
         }
     }
+}
+
+/// The chunk as text, checked as UTF-8 once (later stages borrow `&str` from it). A line that is not valid UTF-8
+/// is blanked, its length kept so offsets hold, and what is wrong with it returned by the offset it starts at.
+fn text_of(chunk: Vec<u8>) -> (String, Vec<(usize, String)>) {
+    let mut bytes = match String::from_utf8(chunk) {
+        Ok(text) => return (text, Vec::new()),
+        Err(e) => e.into_bytes(),
+    };
+    let (mut bad, mut from) = (Vec::new(), 0);
+    while let Err(e) = std::str::from_utf8(&bytes[from..]) {
+        let at = from + e.valid_up_to();
+        let start = bytes[..at].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
+        let line = bytes[start..end].trim_ascii_end();
+        bad.push((start, format!("not valid UTF-8 (at byte {}): {}", at - start, excerpt(line))));
+        bytes[start..end].fill(b' ');
+        from = end;
+    }
+    (String::from_utf8(bytes).expect("every bad line blanked"), bad)
 }
 
 #[cfg(test)]
@@ -180,12 +197,12 @@ mod tests {
         match &parsed.items[..] {
             [Item::Record { stream: 0, emitted_at: Some(5), data: d1, meta: None, line: 1 }, Item::State { counted: Counted::Global, state }, Item::Record { stream: 1, emitted_at: None, data: d2, meta: None, line: 5 }] =>
             {
-                assert_eq!(&chunk[d1.clone()], b"{\"x\": 1}");
+                assert_eq!(&chunk[d1.clone()], "{\"x\": 1}");
                 assert_eq!(
                     state.render(1, None),
                     "{\"type\":\"STATE\",\"state\":{\"data\":{},\"destinationStats\":{\"recordCount\":1.0}}}"
                 );
-                assert_eq!(&chunk[d2.clone()], b"[1]");
+                assert_eq!(&chunk[d2.clone()], "[1]");
             }
             _ => panic!("unexpected items"),
         }
@@ -216,7 +233,7 @@ mod tests {
         let parsed = parser().parse(Block::Lines(text.as_bytes().to_vec()));
         match &parsed.items[..] {
             [Item::Record { data, line: 1, .. }, Item::Failure(e)] => {
-                assert_eq!(&parsed.chunk[data.clone()], br#"{"s":"\ud83d!"}"#);
+                assert_eq!(&parsed.chunk[data.clone()], r#"{"s":"\ud83d!"}"#);
                 assert!(e.to_string().starts_with("input line 2:"), "{e}");
             }
             _ => panic!("unexpected items"),

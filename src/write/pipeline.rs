@@ -84,7 +84,7 @@ impl<'a> Pipeline<'a> {
                             Item::Failure(error) => return Err(error),
                         }
                     }
-                    input.recycle(parsed.chunk);
+                    input.recycle(parsed.chunk.into_bytes());
                     self.sink.settle("reading input")?;
                 }
                 Next::Idle => {
@@ -106,7 +106,7 @@ impl<'a> Pipeline<'a> {
                 bytes
             }
             Err(why) => {
-                self.sink.reject(at, record.data, why.into())?;
+                self.sink.reject(at, record.data.as_bytes(), why.into())?;
                 0
             }
         };

@@ -159,16 +159,16 @@ impl<'a> Sink<'a> {
     /// broker makes progress (`max_block_ms`) and no stop is asked for. `new`: a record of the input (not the
     /// dead letter of one already counted).
     fn send(&mut self, record: &OutgoingRecord<'_>, at: InFlight, new: bool) -> Result<()> {
-        let mut token = Some(Box::new(at));
+        let token = self.producer.listener().admit(at);
         let mut refused = None;
         // Done when librdkafka took it, or refused it (that is said below); a full queue is tried again.
         let mut offer = |sink: &mut Sink| {
             if new {
                 sink.tracker().sending();
             }
-            match sink.producer.send(record, token.take().expect("a token to offer")) {
+            match sink.producer.send(record, token) {
                 Ok(Sent::Queued) => return Ok(true),
-                Ok(Sent::QueueFull(back)) => token = Some(back),
+                Ok(Sent::QueueFull(_)) => {}
                 Err(error) => refused = Some(error),
             }
             if new {
@@ -185,7 +185,11 @@ impl<'a> Sink<'a> {
             Ok(refused.is_some())
         };
         let waiting = "waiting for room in the producer queue (the broker has not acknowledged enough records)";
-        match self.wait_until(waiting, Limit::WhileProgressing(self.settings.max_block), &mut offer)? {
+        let waited = self.wait_until(waiting, Limit::WhileProgressing(self.settings.max_block), &mut offer);
+        if !matches!(waited, Ok(Waited::Done)) || refused.is_some() {
+            self.producer.listener().withdraw(token);
+        }
+        match waited? {
             Waited::Done => {}
             Waited::Stopped => return Err(stopped()),
             Waited::TimedOut => {
@@ -237,7 +241,7 @@ impl<'a> Sink<'a> {
         for (record, undelivered) in self.producer.listener().take_refused() {
             let why = Rejection::refused(&undelivered.error);
             let Undelivered { key, value, .. } = undelivered;
-            self.dead_letter(*record, key, value, &why, false)?;
+            self.dead_letter(record, key, value, &why, false)?;
         }
         Ok(served)
     }

@@ -42,7 +42,7 @@ pub fn record(
     schema: &Record,
     ab_id: &str,
     emitted_at_ms: i64,
-    data: &[u8],
+    data: &str,
     out: &mut Vec<u8>,
     nulled: &mut Vec<Nulled>,
 ) -> Result<(), EncodeError> {
@@ -306,7 +306,7 @@ mod tests {
 
     fn encode(schema: Value, data: Value) -> (Vec<u8>, Vec<Nulled>) {
         let (mut out, mut nulled) = (Vec::new(), Vec::new());
-        record(&root(schema), "id", 1, data.to_string().as_bytes(), &mut out, &mut nulled).unwrap();
+        record(&root(schema), "id", 1, &data.to_string(), &mut out, &mut nulled).unwrap();
         (out, nulled)
     }
 
@@ -402,7 +402,7 @@ mod tests {
         assert_eq!(nulled, vec!["user.id".to_string()]);
         let expected = [2, 6, 2, 2, b'a', 2, 2, b'5', 0, 0, 2, 0, 0, 0];
         assert_eq!(body(&bytes), &expected[..]);
-        let err = record(&root(schema), "id", 1, b"[1]", &mut Vec::new(), &mut Vec::new()).unwrap_err();
+        let err = record(&root(schema), "id", 1, "[1]", &mut Vec::new(), &mut Vec::new()).unwrap_err();
         assert_eq!(err, EncodeError::NotAnObject);
     }
 }
