@@ -16,55 +16,52 @@ pub struct Scanner<'a> {
     at: usize,
 }
 
+/// The scanner's steps are functions of the bytes and a position, returning the next position (`None`: an error,
+/// or something left to serde_json), so the position stays in a register through the hot loops.
+type Step = Option<usize>;
+
 impl<'a> Scanner<'a> {
     pub fn new(text: &'a str) -> Scanner<'a> {
         Scanner { text, at: 0 }
     }
 
-    #[inline(always)]
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
     }
 
-    #[inline(always)]
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
-            self.at += 1;
-        }
-    }
-
-    #[inline(always)]
-    fn eat(&mut self, byte: u8) -> Option<()> {
-        self.ws();
-        (self.peek()? == byte).then(|| self.at += 1)
+    /// Whether `text` is exactly one JSON number.
+    pub fn is_number(text: &str) -> bool {
+        number(text.as_bytes(), 0) == Some(text.len())
     }
 
     /// Only whitespace is left.
     pub fn end(&mut self) -> Option<()> {
-        self.ws();
-        (self.at == self.text.len()).then_some(())
+        (ws(self.bytes(), self.at) == self.text.len()).then_some(())
     }
 
     /// An object, its values visited in order: `each` gets each key (unescaped keys only; an escaped one declines)
     /// with the scanner before its value, and must read that value.
     pub fn object(&mut self, mut each: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.at += 1;
+        let bytes = self.bytes();
+        let mut at = expect(bytes, ws(bytes, self.at), b'{')?;
+        at = ws(bytes, at);
+        if *bytes.get(at)? == b'}' {
+            self.at = at + 1;
             return Some(());
         }
         loop {
-            self.ws();
-            let key = self.plain_string()?;
-            self.eat(b':')?;
-            self.ws();
+            let (end, escaped) = string(bytes, at)?;
+            if escaped {
+                return None;
+            }
+            let key = &self.text[at + 1..end - 1];
+            self.at = ws(bytes, expect(bytes, ws(bytes, end), b':')?);
             each(self, key)?;
-            self.ws();
-            match self.peek()? {
-                b',' => self.at += 1,
+            at = ws(bytes, self.at);
+            match *bytes.get(at)? {
+                b',' => at = ws(bytes, at + 1),
                 b'}' => {
-                    self.at += 1;
+                    self.at = at + 1;
                     return Some(());
                 }
                 _ => return None,
@@ -74,10 +71,10 @@ impl<'a> Scanner<'a> {
 
     /// `null`: read, and `true`; anything else: not read, and `false`.
     pub fn null(&mut self) -> bool {
-        self.ws();
-        let null = self.text.as_bytes()[self.at..].starts_with(b"null");
+        let at = ws(self.bytes(), self.at);
+        let null = self.bytes()[at..].starts_with(b"null");
         if null {
-            self.at += 4;
+            self.at = at + 4;
         }
         null
     }
@@ -87,7 +84,13 @@ impl<'a> Scanner<'a> {
         if self.null() {
             return Some(None);
         }
-        self.plain_string().map(Some)
+        let (end, escaped) = string(self.bytes(), self.at)?;
+        if escaped {
+            return None;
+        }
+        let text = &self.text[self.at + 1..end - 1];
+        self.at = end;
+        Some(Some(text))
     }
 
     /// An integer in i64's range written without fraction or exponent, or null; anything else declines.
@@ -95,72 +98,75 @@ impl<'a> Scanner<'a> {
         if self.null() {
             return Some(None);
         }
-        let start = self.at;
-        self.number()?;
-        let text = &self.text[start..self.at];
-        let digits = text.strip_prefix('-').unwrap_or(text);
-        if !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+        let bytes = self.bytes();
+        let end = number(bytes, self.at)?;
+        let negative = bytes[self.at] == b'-';
+        let mut value: i64 = 0;
+        for &digit in &bytes[self.at + usize::from(negative)..end] {
+            // A fraction, an exponent or a value beyond i64: serde_json's reading decides.
+            if !digit.is_ascii_digit() {
+                return None;
+            }
+            let digit = i64::from(digit - b'0');
+            value = value.checked_mul(10)?.checked_add(if negative { -digit } else { digit })?;
         }
-        text.parse().ok().map(Some)
+        self.at = end;
+        Some(Some(value))
     }
 
     /// Any value, checked, and its text.
     pub fn value(&mut self) -> Option<&'a str> {
-        self.ws();
-        let start = self.at;
+        let bytes = self.bytes();
+        let mut at = ws(bytes, self.at);
+        let start = at;
         // One bit per open container, the innermost lowest: 1 for an object, 0 for an array.
         let (mut stack, mut depth) = (0u64, 0u32);
-        loop {
-            self.ws();
-            match self.peek()? {
+        'value: loop {
+            // A value starts at `at`.
+            match *bytes.get(at)? {
                 open @ (b'{' | b'[') => {
                     if depth == MAX_DEPTH {
                         return None;
                     }
-                    self.at += 1;
                     let object = open == b'{';
-                    stack = stack << 1 | u64::from(object);
-                    depth += 1;
-                    self.ws();
-                    if self.peek()? == open + 2 {
-                        // `{}` or `[]`: `}` and `]` are two past their openers in ASCII.
-                        self.at += 1;
-                        stack >>= 1;
-                        depth -= 1;
+                    at = ws(bytes, at + 1);
+                    // `}` and `]` are two past their openers in ASCII.
+                    if *bytes.get(at)? == open + 2 {
+                        at += 1;
                     } else {
+                        stack = stack << 1 | u64::from(object);
+                        depth += 1;
                         if object {
-                            self.key()?;
+                            at = key(bytes, at)?;
                         }
-                        continue;
+                        continue 'value;
                     }
                 }
-                b'"' => {
-                    self.string()?;
-                }
-                b'-' | b'0'..=b'9' => self.number()?,
-                b't' => self.literal("true")?,
-                b'f' => self.literal("false")?,
-                b'n' => self.literal("null")?,
+                b'"' => at = string(bytes, at)?.0,
+                b'-' | b'0'..=b'9' => at = number(bytes, at)?,
+                b't' => at = literal(bytes, at, b"true")?,
+                b'f' => at = literal(bytes, at, b"false")?,
+                b'n' => at = literal(bytes, at, b"null")?,
                 _ => return None,
             }
             // After a value: a comma and the next one, or closing brackets.
             loop {
                 if depth == 0 {
-                    return Some(&self.text[start..self.at]);
+                    self.at = at;
+                    return Some(&self.text[start..at]);
                 }
-                self.ws();
+                at = ws(bytes, at);
                 let object = stack & 1 == 1;
-                match (self.peek()?, object) {
+                match (*bytes.get(at)?, object) {
                     (b',', _) => {
-                        self.at += 1;
+                        at = ws(bytes, at + 1);
                         if object {
-                            self.key()?;
+                            at = key(bytes, at)?;
                         }
-                        break;
+                        continue 'value;
                     }
                     (b'}', true) | (b']', false) => {
-                        self.at += 1;
+                        at += 1;
                         stack >>= 1;
                         depth -= 1;
                     }
@@ -169,117 +175,115 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+}
 
-    /// An object's key and its colon.
-    fn key(&mut self) -> Option<()> {
-        self.ws();
-        self.string()?;
-        self.eat(b':')
+/// Past any whitespace (sources mostly write none: the first byte is checked alone).
+#[inline(always)]
+fn ws(bytes: &[u8], mut at: usize) -> usize {
+    if bytes.get(at).is_some_and(|b| *b > b' ') {
+        return at;
     }
-
-    fn literal(&mut self, word: &str) -> Option<()> {
-        self.text[self.at..].starts_with(word).then(|| self.at += word.len())
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
+        at += 1;
     }
+    at
+}
 
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
-    fn number(&mut self) -> Option<()> {
-        if self.peek() == Some(b'-') {
-            self.at += 1;
-        }
-        match self.peek()? {
-            b'0' => self.at += 1,
-            b'1'..=b'9' => self.digits(),
-            _ => return None,
-        }
-        if self.peek() == Some(b'.') {
-            self.at += 1;
-            self.some_digits()?;
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.at += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.at += 1;
-            }
-            self.some_digits()?;
-        }
-        Some(())
+#[inline(always)]
+fn expect(bytes: &[u8], at: usize, byte: u8) -> Step {
+    (*bytes.get(at)? == byte).then_some(at + 1)
+}
+
+/// An object's key and its colon: where its value starts.
+#[inline(always)]
+fn key(bytes: &[u8], at: usize) -> Step {
+    let (end, _) = string(bytes, at)?;
+    Some(ws(bytes, expect(bytes, ws(bytes, end), b':')?))
+}
+
+fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Step {
+    bytes[at..].starts_with(word).then_some(at + word.len())
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+fn number(bytes: &[u8], mut at: usize) -> Step {
+    if bytes.get(at) == Some(&b'-') {
+        at += 1;
     }
-
-    fn digits(&mut self) {
-        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
-            self.at += 1;
+    match *bytes.get(at)? {
+        b'0' => at += 1,
+        b'1'..=b'9' => at = digits(bytes, at),
+        _ => return None,
+    }
+    if bytes.get(at) == Some(&b'.') {
+        at = some_digits(bytes, at + 1)?;
+    }
+    if let Some(b'e' | b'E') = bytes.get(at) {
+        at += 1;
+        if let Some(b'+' | b'-') = bytes.get(at) {
+            at += 1;
         }
+        at = some_digits(bytes, at)?;
     }
+    Some(at)
+}
 
-    fn some_digits(&mut self) -> Option<()> {
-        let start = self.at;
-        self.digits();
-        (self.at > start).then_some(())
+#[inline(always)]
+fn digits(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(u8::is_ascii_digit) {
+        at += 1;
     }
+    at
+}
 
-    /// A string without escapes: its contents.
-    fn plain_string(&mut self) -> Option<&'a str> {
-        let start = self.at + 1;
-        let escaped = self.string()?;
-        (!escaped).then(|| &self.text[start..self.at - 1])
+fn some_digits(bytes: &[u8], at: usize) -> Step {
+    let end = digits(bytes, at);
+    (end > at).then_some(end)
+}
+
+/// A string starting at `at`, checked (no control characters, only JSON's escapes): where it ends, and whether it
+/// had escapes.
+#[inline(always)]
+fn string(bytes: &[u8], at: usize) -> Option<(usize, bool)> {
+    if *bytes.get(at)? != b'"' {
+        return None;
     }
-
-    /// A string, checked (no control characters, only JSON's escapes); whether it had escapes.
-    #[inline(always)]
-    fn string(&mut self) -> Option<bool> {
-        if self.peek()? != b'"' {
-            return None;
-        }
-        self.at += 1;
-        let bytes = self.text.as_bytes();
-        let mut escaped = false;
-        loop {
-            self.at += special_at(&bytes[self.at..])?;
-            match bytes[self.at] {
-                b'"' => {
-                    self.at += 1;
-                    return Some(escaped);
-                }
-                b'\\' => {
-                    escaped = true;
-                    self.escape()?;
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// After a backslash: one of JSON's escapes (a `\u` with four hex digits; serde_json, too, leaves the
-    /// pairing of surrogates to whoever decodes the string).
-    fn escape(&mut self) -> Option<()> {
-        let bytes = self.text.as_bytes();
-        match *bytes.get(self.at + 1)? {
-            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 2,
-            b'u' => {
-                let hex = bytes.get(self.at + 2..self.at + 6)?;
-                if !hex.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
-                }
-                self.at += 6;
+    let mut at = at + 1;
+    let mut escaped = false;
+    loop {
+        at = special_at(bytes, at)?;
+        match bytes[at] {
+            b'"' => return Some((at + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                at = escape(bytes, at)?;
             }
             _ => return None,
         }
-        Some(())
     }
 }
 
-/// Where the first `"`, `\` or control character of `bytes` is: sixteen bytes at a time with SSE2 (every x86-64
-/// has it), eight at a time elsewhere and in the tail.
+/// At a backslash: one of JSON's escapes (a `\u` with four hex digits; serde_json, too, leaves the pairing of
+/// surrogates to whoever decodes the string). Where it ends.
+fn escape(bytes: &[u8], at: usize) -> Step {
+    match *bytes.get(at + 1)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(at + 2),
+        b'u' => bytes.get(at + 2..at + 6)?.iter().all(u8::is_ascii_hexdigit).then_some(at + 6),
+        _ => None,
+    }
+}
+
+/// Where the first `"`, `\\` or control character of `bytes` from `at` on is: sixteen bytes at a time with SSE2
+/// (every x86-64 has it), eight at a time elsewhere and in the tail.
 #[inline(always)]
-fn special_at(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
+fn special_at(bytes: &[u8], mut at: usize) -> Option<usize> {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    while let Some(chunk) = bytes.get(at..at + 16) {
+    while at + 16 <= bytes.len() {
         use std::arch::x86_64::*;
-        // SAFETY: SSE2 is enabled (the cfg above; every x86-64 has it); `chunk` is sixteen readable bytes and the
-        // load is unaligned.
+        // SAFETY: SSE2 is enabled (the cfg above; every x86-64 has it); the sixteen bytes from `at` are in
+        // `bytes` (the loop's condition) and the load is unaligned.
         let found = unsafe {
-            let block = _mm_loadu_si128(chunk.as_ptr().cast());
+            let block = _mm_loadu_si128(bytes.as_ptr().add(at).cast());
             let quote = _mm_cmpeq_epi8(block, _mm_set1_epi8(b'"' as i8));
             let backslash = _mm_cmpeq_epi8(block, _mm_set1_epi8(b'\\' as i8));
             // Unsigned `byte <= 0x1f`, as `max(byte, 0x1f) == 0x1f`.
@@ -293,7 +297,7 @@ fn special_at(bytes: &[u8]) -> Option<usize> {
     }
     while let Some(chunk) = bytes.get(at..at + 8) {
         let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        // The classic zero-byte test, on the word itself (bytes below 0x20) and on it XORed with `"` and `\`:
+        // The classic zero-byte test, on the word itself (bytes below 0x20) and on it XORed with `"` and `\\`:
         // borrows only run upwards, so the lowest flagged byte is a true one.
         let quote = word ^ (ONES * u64::from(b'"'));
         let backslash = word ^ (ONES * u64::from(b'\\'));
