@@ -89,11 +89,12 @@ impl Registry {
     pub fn register(&self, subject: &str, schema: &str, schema_type: &str) -> Result<u32> {
         let body = serde_json::json!({"schema": schema, "schemaType": schema_type, "references": []});
         let path = format!("/subjects/{}/versions", encode_path(subject));
-        let response = self
-            .request("POST", &path)
-            .set("Content-Type", CONTENT_TYPE)
-            .send_string(&body.to_string())
-            .map_err(|e| self.explain(e, &format!("registering the schema of subject `{subject}`")))?;
+        let send = || {
+            let request = self.request("POST", &path).set("Content-Type", CONTENT_TYPE);
+            request.send_string(&body.to_string()).map_err(Box::new)
+        };
+        let response =
+            retried(send).map_err(|e| self.explain(*e, &format!("registering the schema of subject `{subject}`")))?;
         let registered: Registered = response.into_json().map_err(|e| {
             Error::System(format!("the schema registry's answer for subject `{subject}` has no id: {e}"))
         })?;
@@ -121,7 +122,9 @@ impl Registry {
 
     /// The registry answers and takes the credentials.
     pub fn check(&self) -> Result<()> {
-        self.request("GET", "/subjects").call().map(|_| ()).map_err(|e| self.explain(e, "listing subjects"))
+        retried(|| self.request("GET", "/subjects").call().map_err(Box::new))
+            .map(|_| ())
+            .map_err(|e| self.explain(*e, "listing subjects"))
     }
 
     /// The registry's refusal or failure in words; whether it is the user's to fix or worth a retry follows the
@@ -163,6 +166,29 @@ impl Registry {
     }
 }
 
+/// Tries a request up to three times while the connection itself fails (refused, reset, closed before an answer),
+/// half a second then a second apart: a registry restarting or shedding connections is common in the field, and both
+/// requests are idempotent (registering a schema twice returns its one id). An HTTP answer is never retried here.
+fn retried(
+    mut call: impl FnMut() -> std::result::Result<ureq::Response, Box<ureq::Error>>,
+) -> std::result::Result<ureq::Response, Box<ureq::Error>> {
+    let mut pause = Duration::from_millis(500);
+    for _ in 1..3 {
+        match call() {
+            Err(why) if matches!(*why, ureq::Error::Transport(_)) => {
+                tracing::warn!(
+                    "the schema registry's connection failed ({why}); trying again in {} ms",
+                    pause.as_millis()
+                );
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            answered => return answered,
+        }
+    }
+    call()
+}
+
 /// A subject in a URL path: everything but RFC 3986's unreserved characters escaped.
 fn encode_path(subject: &str) -> String {
     const UNRESERVED: &percent_encoding::AsciiSet =
@@ -200,5 +226,38 @@ mod tests {
         assert!(Registry::new(&settings("http://registry:8081/path@x")).unwrap().authorization.is_none());
         let refused = Registry::new(&settings("ftp://KEY:SECRET@host")).err().unwrap().to_string();
         assert!(refused.contains("http:// or https://") && !refused.contains("SECRET"), "{refused}");
+    }
+
+    /// A registry that drops the first connection without answering, then answers: the schema is still
+    /// registered (a double: a real registry cannot be made to drop one connection on cue).
+    #[test]
+    fn a_dropped_connection_is_tried_again() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            drop(listener.accept().unwrap());
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.ends_with(b"[]}") {
+                let n = conn.read(&mut buf).unwrap();
+                request.extend_from_slice(&buf[..n]);
+            }
+            let body = "{\"id\":7}";
+            let answer =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            conn.write_all(answer.as_bytes()).unwrap();
+            String::from_utf8_lossy(&request).into_owned()
+        });
+        let settings = RegistrySettings {
+            schema_registry_url: url,
+            schema_registry_username: String::new(),
+            schema_registry_password: Secret::default(),
+            schema_registry_ca_certificates: String::new(),
+            subject_name_strategy: SubjectNameStrategy::default(),
+        };
+        assert_eq!(Registry::new(&settings).unwrap().register("s-value", "\"int\"", "AVRO").unwrap(), 7);
+        assert!(server.join().unwrap().starts_with("POST /subjects/s-value/versions"));
     }
 }
