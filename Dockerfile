@@ -9,9 +9,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The dependency graph first, in its own layer: a change of the connector's source rebuilds only the connector.
-# (tests/support is a dev-dependency: Cargo reads its manifest to resolve the graph, and builds nothing of it.)
-COPY Cargo.toml Cargo.lock ./
+# (tests/support is a dev-dependency: Cargo reads its manifest to resolve the graph, and builds nothing of it; the
+# build script compiles proto/, Speed Mode's Protobuf messages.)
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY tests/support tests/support
+COPY proto proto
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && cargo build --profile dist --locked --bin destination-kafka \
  && rm -rf src target/dist/destination-kafka target/dist/.fingerprint/destination-kafka-* \

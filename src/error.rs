@@ -217,6 +217,8 @@ impl Error {
             Error::Record(m) => Error::Record(format!("{prefix}: {m}")),
             Error::Kafka { context, source } => Error::Kafka { context: format!("{prefix}: {context}"), source },
             Error::Http { message, status } => Error::Http { message: format!("{prefix}: {message}"), status },
+            // The line number leads; where the line was read follows.
+            Error::Input { line, reason } => Error::Input { line, reason: format!("{reason} (read from {prefix})") },
             other => other,
         }
     }

@@ -1,5 +1,6 @@
 //! The configured catalog, read once: the streams of this sync and the topic each goes to.
 
+use super::mapping::Mapping;
 use crate::error::{Error, Result};
 use crate::naming;
 use serde_json::Value;
@@ -8,8 +9,13 @@ use std::collections::HashMap;
 /// One configured stream. Its index in [`Catalog::streams`] is how the write path refers to it.
 #[derive(Default)]
 pub struct Stream {
+    /// The stream's namespace and name as the destination writes them (after the namespace mapping, in Speed
+    /// Mode; on stdin the platform mapped them already).
     pub namespace: Option<String>,
     pub name: String,
+    /// The names input messages carry (the source's; the same as above on stdin).
+    pub source_namespace: Option<String>,
+    pub source_name: String,
     pub topic: String,
     /// Where its rejected records go (`record_errors: dead_letter`).
     pub dead_letter_topic: Option<String>,
@@ -25,8 +31,9 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Whether an input message's names are this stream's.
     pub fn matches(&self, namespace: Option<&str>, name: &str) -> bool {
-        self.name == name && self.namespace.as_deref() == namespace.filter(|n| !n.is_empty())
+        self.source_name == name && self.source_namespace.as_deref() == namespace.filter(|n| !n.is_empty())
     }
 
     pub fn describe(&self) -> String {
@@ -41,16 +48,32 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn load(path: &str, topic_pattern: &str, dead_letter_pattern: Option<&str>) -> Result<Catalog> {
+    pub fn load(
+        path: &str,
+        topic_pattern: &str,
+        dead_letter_pattern: Option<&str>,
+        mapping: &Mapping,
+    ) -> Result<Catalog> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("cannot read the catalog file {path}: {e}")))?;
         let catalog: Value = serde_json::from_str(&text)
             .map_err(|e| Error::Config(format!("the catalog file {path} is not valid JSON: {e}")))?;
-        Catalog::from_value(&catalog, topic_pattern, dead_letter_pattern)
+        Catalog::mapped(&catalog, topic_pattern, dead_letter_pattern, mapping)
+    }
+
+    /// A catalog whose names are the destination's already (stdin).
+    pub fn from_value(catalog: &Value, topic_pattern: &str, dead_letter_pattern: Option<&str>) -> Result<Catalog> {
+        Catalog::mapped(catalog, topic_pattern, dead_letter_pattern, &Mapping::identity())
     }
 
     /// Accepts a ConfiguredAirbyteCatalog, and also a plain AirbyteCatalog (streams without the `stream` wrapper).
-    pub fn from_value(catalog: &Value, topic_pattern: &str, dead_letter_pattern: Option<&str>) -> Result<Catalog> {
+    /// Topics are named from the names `mapping` gives each stream.
+    pub fn mapped(
+        catalog: &Value,
+        topic_pattern: &str,
+        dead_letter_pattern: Option<&str>,
+        mapping: &Mapping,
+    ) -> Result<Catalog> {
         let streams =
             catalog["streams"].as_array().ok_or_else(|| Error::Config("the catalog has no `streams` array".into()))?;
         let mut out = Catalog { streams: Vec::new(), by_name: HashMap::new() };
@@ -66,19 +89,24 @@ impl Catalog {
             if out.find(namespace, name).is_some() {
                 continue;
             }
+            let (source_namespace, source_name) = (namespace.map(str::to_string), name.to_string());
+            let (namespace, name) = mapping.map(namespace, name);
+            let (namespace, name) = (namespace.as_deref().filter(|n| !n.is_empty()), name.as_str());
             let topic = naming::topic_name(topic_pattern, namespace, name);
             naming::check_topic(&topic, &format!("stream `{}`", describe(namespace, name)))?;
             let dead_letter_topic = dead_letter_pattern.map(|p| naming::topic_name(p, namespace, name));
             if let Some(dlq) = &dead_letter_topic {
                 naming::check_topic(dlq, &format!("the dead-letter topic of stream `{}`", describe(namespace, name)))?;
             }
-            out.by_name.entry(name.to_string()).or_default().push(out.streams.len());
+            out.by_name.entry(source_name.clone()).or_default().push(out.streams.len());
             let primary_key: Vec<Vec<String>> = serde_json::from_value(entry["primary_key"].clone())
                 .or_else(|_| serde_json::from_value(stream["source_defined_primary_key"].clone()))
                 .unwrap_or_default();
             out.streams.push(Stream {
                 namespace: namespace.map(str::to_string),
                 name: name.to_string(),
+                source_namespace,
+                source_name,
                 topic,
                 dead_letter_topic,
                 primary_key: primary_key.into_iter().filter(|path| !path.is_empty()).collect(),
@@ -198,5 +226,23 @@ mod tests {
         let c = json!({"streams": [{"name": "y".repeat(300)}]});
         assert!(Catalog::from_value(&c, "{stream}", None).err().unwrap().to_string().contains("over Kafka's limit"));
         assert!(Catalog::from_value(&json!({}), "{stream}", None).is_err());
+    }
+
+    #[test]
+    fn in_speed_mode_topics_follow_the_mapped_names_and_input_the_source_names() {
+        let catalog = json!({"streams": [{"stream": {"name": "users", "namespace": "shop"}}]});
+        let mapping: Mapping = serde_json::from_str(
+            r#"{"namespaceDefinitionType":"customformat","namespaceFormat":"raw_${SOURCE_NAMESPACE}","streamPrefix":"p_"}"#,
+        )
+        .unwrap();
+        let c = Catalog::mapped(&catalog, "{namespace}-{stream}", Some("{namespace}-{stream}-dlq"), &mapping).unwrap();
+        let s = &c.streams[0];
+        assert_eq!(
+            (s.topic.as_str(), s.dead_letter_topic.as_deref()),
+            ("raw_shop_p_users", Some("raw_shop_p_users_dlq"))
+        );
+        assert_eq!((s.namespace.as_deref(), s.name.as_str()), (Some("raw_shop"), "p_users"));
+        assert_eq!(c.find(Some("shop"), "users"), Some(0), "records carry the source's names");
+        assert_eq!(c.find(Some("raw_shop"), "p_users"), None);
     }
 }

@@ -33,6 +33,8 @@ pub struct Record<'a> {
     pub data: &'a str,
     /// `meta` (changes the source made to the record), as written.
     pub meta: Option<&'a str>,
+    /// Speed Mode: the source's partition the record counts in (see `write::partitions`).
+    pub partition: Option<Cow<'a, str>>,
 }
 
 /// The message types of the Airbyte protocol that a destination may see and ignore.
@@ -51,6 +53,7 @@ struct RawRecord<'a> {
     emitted_at: Option<EmittedAt>,
     data: Option<&'a RawValue>,
     meta: Option<&'a RawValue>,
+    partition: Option<Cow<'a, str>>,
 }
 
 /// `emitted_at` as real sources send it: a number (integer or not) or a numeric string, in range.
@@ -95,6 +98,7 @@ impl<'a> Message<'a> {
                     emitted_at: record.emitted_at,
                     data: record.data?,
                     meta: record.meta,
+                    partition: record.partition.map(Cow::Borrowed),
                 }))
             }
             kind if IGNORED_TYPES.contains(&kind) => Some(Message::Other),
@@ -118,6 +122,7 @@ impl<'a> Message<'a> {
                     stream,
                     data: data.get(),
                     meta: record.meta.map(RawValue::get),
+                    partition: record.partition,
                 }))
             }
             "STATE" => line.state.map(Message::State).ok_or_else(|| ParseError("STATE message without `state`".into())),
@@ -139,6 +144,7 @@ struct Scanned<'a> {
     emitted_at: Option<i64>,
     data: Option<&'a str>,
     meta: Option<&'a str>,
+    partition: Option<&'a str>,
 }
 
 fn scan_record<'a>(scanner: &mut Scanner<'a>) -> Option<Scanned<'a>> {
@@ -150,6 +156,7 @@ fn scan_record<'a>(scanner: &mut Scanner<'a>) -> Option<Scanned<'a>> {
             "emitted_at" => record.emitted_at = s.integer_or_null()?,
             "data" => record.data = Some(s.value()?).filter(|d| *d != "null"),
             "meta" => record.meta = Some(s.value()?).filter(|m| *m != "null"),
+            "partition_id" => record.partition = s.plain_string_or_null()?,
             _ => drop(s.value()?),
         }
         Some(())
@@ -176,6 +183,7 @@ enum RecordField {
     EmittedAt,
     Data,
     Meta,
+    PartitionId,
     #[serde(other)]
     Other,
 }
@@ -217,7 +225,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawRecord<'a> {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<RawRecord<'a>, M::Error> {
-                let mut record = RawRecord { stream: None, namespace: None, emitted_at: None, data: None, meta: None };
+                let mut record = RawRecord {
+                    stream: None,
+                    namespace: None,
+                    emitted_at: None,
+                    data: None,
+                    meta: None,
+                    partition: None,
+                };
                 while let Some(field) = map.next_key()? {
                     match field {
                         RecordField::Stream => record.stream = map.next_value::<Option<Borrowed>>()?.map(|b| b.0),
@@ -225,6 +240,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawRecord<'a> {
                         RecordField::EmittedAt => record.emitted_at = map.next_value()?,
                         RecordField::Data => record.data = map.next_value()?,
                         RecordField::Meta => record.meta = map.next_value()?,
+                        RecordField::PartitionId => {
+                            record.partition = map.next_value::<Option<Borrowed>>()?.map(|b| b.0)
+                        }
                         RecordField::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }

@@ -3,7 +3,9 @@
 
 pub mod catalog;
 pub mod logging;
+pub mod mapping;
 pub mod message;
 pub mod output;
+pub mod protobuf;
 pub mod scan;
 pub mod state;

@@ -22,6 +22,8 @@ pub enum Scope {
 #[derive(Debug)]
 pub struct State {
     pub scope: Scope,
+    /// What Speed Mode's sources add (read always, used only when reading sockets).
+    pub partitioned: Partitioned,
     /// The output line cut where `destinationStats`' value goes: render = pieces joined by the stats.
     pieces: Vec<String>,
 }
@@ -47,6 +49,49 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// A Speed Mode state's `id`, its partitions (its own `partition_id`, and for a GLOBAL state those of the stream
+/// states inside it) and how many records they hold (`sourceStats.recordCount`).
+#[derive(Debug, Default, PartialEq)]
+pub struct Partitioned {
+    pub id: Option<i64>,
+    pub partitions: Vec<String>,
+    pub record_count: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+struct SourceStats {
+    #[serde(rename = "recordCount")]
+    record_count: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+struct Global {
+    #[serde(default)]
+    stream_states: Vec<InnerStreamState>,
+}
+
+#[derive(Deserialize, Default)]
+struct InnerStreamState {
+    partition_id: Option<String>,
+}
+
+impl Partitioned {
+    fn read(entries: &[(Cow<'_, str>, &RawValue)]) -> Partitioned {
+        fn value<T: serde::de::DeserializeOwned + Default>(raw: Option<&RawValue>) -> T {
+            raw.and_then(|r| serde_json::from_str::<Option<T>>(r.get()).ok().flatten()).unwrap_or_default()
+        }
+        let entry = |key: &str| entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
+        let own: Option<String> = value(entry("partition_id"));
+        let global: Global = value(entry("global"));
+        let partitions = own.into_iter().chain(global.stream_states.into_iter().filter_map(|s| s.partition_id));
+        Partitioned {
+            id: value::<Option<i64>>(entry("id")),
+            partitions: partitions.collect(),
+            record_count: value::<SourceStats>(entry("sourceStats")).record_count,
+        }
     }
 }
 
@@ -84,15 +129,23 @@ impl State {
         } else {
             Scope::Global
         };
-        Ok(State { scope, pieces: pieces(line, state.get(), &entries) })
+        let partitioned = Partitioned::read(&entries);
+        Ok(State { scope, partitioned, pieces: pieces(line, state.get(), &entries) })
     }
 
     /// The echo: the original line, with `destinationStats` = `{"recordCount":<count>.0}`, and
     /// `"rejectedRecordCount":<n>.0` when records can be rejected (dead-letter topic).
     pub fn render(&self, record_count: u64, rejected: Option<u64>) -> String {
+        self.render_with(record_count, rejected, "")
+    }
+
+    /// [`State::render`] with `more` (`,"key":value…`) as further entries of the state object, after the stats.
+    pub fn render_with(&self, record_count: u64, rejected: Option<u64>, more: &str) -> String {
         let stats = match rejected {
-            None => format!("{{\"recordCount\":{record_count}.0}}"),
-            Some(rejected) => format!("{{\"recordCount\":{record_count}.0,\"rejectedRecordCount\":{rejected}.0}}"),
+            None => format!("{{\"recordCount\":{record_count}.0}}{more}"),
+            Some(rejected) => {
+                format!("{{\"recordCount\":{record_count}.0,\"rejectedRecordCount\":{rejected}.0}}{more}")
+            }
         };
         self.pieces.join(&stats)
     }
@@ -224,6 +277,19 @@ mod tests {
             state_of(empty).render(0, None),
             r#"{"type":"STATE","state":{ "destinationStats":{"recordCount":0.0}}}"#
         );
+    }
+
+    #[test]
+    fn speed_mode_fields_are_read_and_counts_added_after_the_stats() {
+        let line = r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"shared_state":{},"stream_states":[{"stream_descriptor":{"name":"a"},"partition_id":"p2"},{"stream_descriptor":{"name":"b"}}]},"partition_id":"p1","id":3,"sourceStats":{"recordCount":12.0}}}"#;
+        let s = state_of(line);
+        let expected =
+            Partitioned { id: Some(3), partitions: vec!["p1".into(), "p2".into()], record_count: Some(12.0) };
+        assert_eq!(s.partitioned, expected);
+        assert!(s.render_with(12, None, r#","committedRecordsCount":12"#).ends_with(
+            r#""sourceStats":{"recordCount":12.0},"destinationStats":{"recordCount":12.0},"committedRecordsCount":12}}"#
+        ));
+        assert_eq!(state_of(r#"{"type":"STATE","state":{"data":{}}}"#).partitioned, Partitioned::default());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Saved Java configs come in several shapes (numbers as strings, strings as numbers, 0.1.0 numbers): every
 //! numeric field accepts both (`lenient`), and anything else is a config error naming the field.
 
+pub mod channel;
 pub mod encoding;
 pub mod jaas;
 pub mod lenient;
@@ -92,6 +93,9 @@ pub struct Settings {
     pub transaction_max_age: Duration,
     #[serde(default = "transaction_max_records", deserialize_with = "lenient::number")]
     pub transaction_max_records: i64,
+    /// Speed Mode: how long to wait for each socket file to appear.
+    #[serde(rename = "socket_wait_ms", default = "channel::socket_wait", deserialize_with = "lenient::millis")]
+    pub socket_wait: Duration,
     /// `key`, `headers`, `timestamp`, `format`: how a record becomes a message.
     #[serde(flatten)]
     pub encoding: Encoding,

@@ -103,6 +103,8 @@ pub struct Closing {
     pub state: State,
     pub records: u64,
     pub counted: Counted,
+    /// Further entries of the state object, after the stats (Speed Mode's committed counts), or nothing.
+    pub more: String,
 }
 
 impl Checkpoints {
@@ -193,7 +195,7 @@ impl Checkpoints {
                 }
                 rejects.take(&closing.counted)
             });
-            emit(closing.state.render(closing.records, rejected));
+            emit(closing.state.render_with(closing.records, rejected, &closing.more));
         }
     }
 
@@ -235,7 +237,7 @@ pub fn closing(name: &str, records: u64, counted: Counted) -> Closing {
     let crate::airbyte::message::Message::State(raw) = crate::airbyte::message::Message::parse(&line).unwrap() else {
         unreachable!()
     };
-    Closing { state: State::parse(&line, raw).unwrap(), records, counted }
+    Closing { state: State::parse(&line, raw).unwrap(), records, counted, more: String::new() }
 }
 
 #[cfg(test)]

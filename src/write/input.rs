@@ -1,12 +1,16 @@
-//! stdin, read in large chunks on its own thread, which also runs a first stage on each chunk (parsing), so the
-//! main thread never waits on a read syscall. Each chunk holds whole lines only; at most `DEPTH` chunks are
-//! queued, and a line is never held beyond a bound (see [`LineLimit`]), so memory stays bounded whatever the
-//! input. The reader says when the input ended: a reader that stops without saying so (a panic) fails the sync.
+//! The input — stdin, or the sockets of Speed Mode — each source read in large chunks on its own thread, which
+//! also runs a first stage on each chunk (parsing), so the main thread never waits on a read syscall. Each chunk
+//! holds whole lines (or whole Protobuf frames) only; at most `DEPTH` chunks are queued, and a line is never held
+//! beyond a bound (see [`LineLimit`]), so memory stays bounded whatever the input. Each reader says when its source
+//! ended; the input ends when all have: a reader that stops without saying so (a panic) fails the sync.
 
 use super::parse::Block;
+use crate::config::channel::Framing;
 use crate::error::{Error, Result};
+use std::cell::Cell;
 use std::io::Read;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CHUNK: usize = 1 << 20;
@@ -19,7 +23,8 @@ pub const HEAD: usize = 64 << 10;
 pub struct LineLimit {
     /// Any line: the largest record the config can produce plus room for the message around it.
     pub any: usize,
-    /// A line that starts as something else than a RECORD (a STATE can be larger than any record).
+    /// A line that starts as something else than a RECORD (a STATE can be larger than any record); also the
+    /// largest Protobuf frame.
     pub not_a_record: usize,
 }
 
@@ -36,14 +41,28 @@ impl LineLimit {
     }
 }
 
+/// One source of input: how messages name it, and its bytes.
+pub struct Source {
+    pub name: String,
+    pub reader: Box<dyn Read + Send>,
+}
+
+impl Source {
+    pub fn stdin() -> Source {
+        Source { name: "stdin".into(), reader: Box::new(std::io::stdin()) }
+    }
+}
+
 pub struct Input<T> {
     chunks: Receiver<Message<T>>,
     recycle: SyncSender<Vec<u8>>,
+    /// Sources not yet ended.
+    open: Cell<usize>,
 }
 
 enum Message<T> {
     Chunk(T),
-    Failed(std::io::Error),
+    Failed(String, std::io::Error),
     End,
 }
 
@@ -54,69 +73,103 @@ pub enum Next<T> {
 }
 
 impl<T: Send + 'static> Input<T> {
-    /// Reads `source` on a new thread and applies `stage` there to each block. `is_record`: whether the head of a
-    /// long line says it is a RECORD (decides which limit applies).
-    pub fn spawn(
-        source: impl Read + Send + 'static,
+    /// Reads each source on a thread of its own and applies there a stage `stage_for` makes for it to each block.
+    /// `is_record`: whether the head of a long line says it is a RECORD (decides which limit applies).
+    pub fn spawn<S: FnMut(Block) -> T + Send + 'static>(
+        sources: Vec<Source>,
+        framing: Framing,
         limit: LineLimit,
         is_record: fn(&[u8]) -> bool,
-        stage: impl FnMut(Block) -> T + Send + 'static,
+        mut stage_for: impl FnMut(&str) -> S,
     ) -> Input<T> {
-        let (tx, chunks) = sync_channel(DEPTH);
-        let (recycle, spare) = sync_channel(DEPTH + 1);
-        let reader = Reader { limit, is_record, tx, spare };
-        std::thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || reader.run(source, stage))
-            .expect("spawning the stdin thread");
-        Input { chunks, recycle }
+        let (tx, chunks) = sync_channel(DEPTH * sources.len().max(1));
+        let (recycle, spare) = sync_channel(DEPTH + sources.len());
+        let spare = Arc::new(Mutex::new(spare));
+        let open = Cell::new(sources.len());
+        for source in sources {
+            let stage = stage_for(&source.name);
+            let reader = Reader { name: source.name, limit, is_record, tx: tx.clone(), spare: Arc::clone(&spare) };
+            let thread = format!("read {}", reader.name);
+            std::thread::Builder::new()
+                .name(thread.chars().take(15).collect())
+                .spawn(move || match framing {
+                    Framing::Jsonl => reader.lines(source.reader, stage),
+                    Framing::Protobuf => reader.frames(source.reader, stage),
+                })
+                .expect("spawning a reading thread");
+        }
+        Input { chunks, recycle, open }
     }
 
-    /// The next staged chunk, `Idle` if none arrived within `wait`, `End` at end of input.
+    /// The next staged chunk, `Idle` if none arrived within `wait`, `End` once every source has ended.
     pub fn next(&self, wait: Duration) -> Result<Next<T>> {
+        if self.open.get() == 0 {
+            return Ok(Next::End);
+        }
         match self.chunks.recv_timeout(wait) {
             Ok(Message::Chunk(chunk)) => Ok(Next::Chunk(chunk)),
-            Ok(Message::Failed(e)) => Err(Error::io("cannot read stdin", e)),
-            Ok(Message::End) => Ok(Next::End),
+            Ok(Message::Failed(name, e)) => Err(Error::io(format!("cannot read {name}"), e)),
+            Ok(Message::End) => {
+                self.open.set(self.open.get() - 1);
+                Ok(if self.open.get() == 0 { Next::End } else { Next::Idle })
+            }
             Err(RecvTimeoutError::Timeout) => Ok(Next::Idle),
-            // The reader is gone without saying the input ended: whatever was still to come is not read.
+            // A reader is gone without saying its input ended: whatever was still to come is not read.
             Err(RecvTimeoutError::Disconnected) => Err(Error::System(
-                "the thread reading stdin stopped before the end of the input (an internal error, logged above); \
+                "a thread reading the input stopped before the end of it (an internal error, logged above); \
                  records after the last one read were not written"
                     .into(),
             )),
         }
     }
 
-    /// Gives a consumed chunk's buffer back to the reader.
+    /// Gives a consumed chunk's buffer back to the readers.
     pub fn recycle(&self, chunk: Vec<u8>) {
         let _ = self.recycle.try_send(chunk);
     }
 }
 
 struct Reader<T> {
+    name: String,
     limit: LineLimit,
     is_record: fn(&[u8]) -> bool,
     tx: SyncSender<Message<T>>,
-    spare: Receiver<Vec<u8>>,
+    spare: Arc<Mutex<Receiver<Vec<u8>>>>,
 }
 
 impl<T> Reader<T> {
-    fn run(self, mut source: impl Read, mut stage: impl FnMut(Block) -> T) {
+    /// The next read into `scratch`: `Some(0)` at the end, `None` once a failure was sent on.
+    fn read(&self, source: &mut impl Read, scratch: &mut [u8]) -> Option<usize> {
+        loop {
+            match source.read(scratch) {
+                Ok(n) => return Some(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = self.tx.send(Message::Failed(self.name.clone(), e));
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn buffer(&self) -> Vec<u8> {
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).try_recv();
+        let mut chunk = spare.unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        chunk.clear();
+        chunk
+    }
+
+    fn lines(self, mut source: impl Read, mut stage: impl FnMut(Block) -> T) {
         // Reads land in one buffer zeroed once; chunks get only the bytes read, so a trickling pipe stays cheap.
         let mut scratch = vec![0u8; CHUNK];
         let mut pending: Vec<u8> = Vec::new();
         // An over-long line being skipped: its head and the bytes seen so far.
         let mut skipping: Option<(Vec<u8>, usize)> = None;
         loop {
-            let read = match source.read(&mut scratch) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let _ = self.tx.send(Message::Failed(e));
-                    return;
-                }
+            let read = match self.read(&mut source, &mut scratch) {
+                None => return,
+                Some(0) => break,
+                Some(n) => n,
             };
             let mut bytes = &scratch[..read];
             if let Some((head, length)) = skipping.as_mut() {
@@ -143,8 +196,7 @@ impl<T> Reader<T> {
                 }
                 continue;
             };
-            let mut chunk = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-            chunk.clear();
+            let mut chunk = self.buffer();
             chunk.append(&mut pending);
             chunk.extend_from_slice(&bytes[..=last_newline]);
             pending.extend_from_slice(&bytes[last_newline + 1..]);
@@ -157,8 +209,44 @@ impl<T> Reader<T> {
             Some((head, length)) => Some(Block::TooLong { head, length }),
             None => (!pending.is_empty()).then_some(Block::Lines(pending)),
         };
-        if let Some(block) = last {
-            if !self.send(stage(block)) {
+        self.end(last.map(stage));
+    }
+
+    /// Length-delimited Protobuf: chunks of whole frames. A frame over the limit, a length that is not a varint
+    /// or an end in the middle of a frame is a broken input, after which this source is not read further.
+    fn frames(self, mut source: impl Read, mut stage: impl FnMut(Block) -> T) {
+        let mut scratch = vec![0u8; CHUNK];
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let read = match self.read(&mut source, &mut scratch) {
+                None => return,
+                Some(0) => break,
+                Some(n) => n,
+            };
+            let mut chunk = self.buffer();
+            chunk.append(&mut pending);
+            chunk.extend_from_slice(&scratch[..read]);
+            let whole = match whole_frames(&chunk, self.limit.not_a_record) {
+                Ok(whole) => whole,
+                Err(why) => return self.end(Some(stage(Block::Broken(format!("{}: {why}", self.name))))),
+            };
+            pending.extend_from_slice(&chunk[whole..]);
+            chunk.truncate(whole);
+            if !chunk.is_empty() && !self.send(stage(Block::Frames(chunk))) {
+                return;
+            }
+        }
+        let last = (!pending.is_empty()).then(|| {
+            let why =
+                format!("{} ended in the middle of a Protobuf message ({} bytes of it read)", self.name, pending.len());
+            stage(Block::Broken(why))
+        });
+        self.end(last);
+    }
+
+    fn end(&self, last: Option<T>) {
+        if let Some(last) = last {
+            if !self.send(last) {
                 return;
             }
         }
@@ -177,6 +265,27 @@ impl<T> Reader<T> {
             self.limit.any
         };
         (line.len() > limit).then(|| (line[..HEAD.min(line.len())].to_vec(), line.len()))
+    }
+}
+
+/// How many bytes at the start of `bytes` are whole frames (a varint32 length, then that many bytes).
+fn whole_frames(bytes: &[u8], limit: usize) -> std::result::Result<usize, String> {
+    let mut at = 0;
+    loop {
+        let mut cursor = &bytes[at..];
+        let Ok(length) = prost::encoding::decode_varint(&mut cursor) else {
+            // Too few bytes for the length yet (a varint32 has at most 5), or no varint at all.
+            return if bytes.len() - at >= 10 { Err("a frame length that is not a varint".into()) } else { Ok(at) };
+        };
+        let length = usize::try_from(length).unwrap_or(usize::MAX);
+        if length > limit {
+            return Err(format!("a Protobuf message of {length} bytes, over the {limit} bytes one may have here"));
+        }
+        let start = bytes.len() - cursor.len();
+        if cursor.len() < length {
+            return Ok(at);
+        }
+        at = start + length;
     }
 }
 
@@ -200,6 +309,8 @@ mod tests {
         match block {
             Block::Lines(chunk) => chunk,
             Block::TooLong { head, length } => format!("<{length} bytes from {}>\n", head.len()).into_bytes(),
+            Block::Frames(frames) => frames,
+            Block::Broken(why) => format!("<{why}>").into_bytes(),
         }
     }
 
@@ -217,6 +328,29 @@ mod tests {
         chunks.concat()
     }
 
+    fn spawn<T: Send + 'static>(
+        source: impl Read + Send + 'static,
+        limit: LineLimit,
+        is_record: fn(&[u8]) -> bool,
+        stage: impl FnMut(Block) -> T + Send + 'static,
+    ) -> Input<T> {
+        let mut stage = Some(stage);
+        let source = Source { name: "stdin".into(), reader: Box::new(source) };
+        Input::spawn(vec![source], Framing::Jsonl, limit, is_record, |_| stage.take().unwrap())
+    }
+
+    /// Every chunk, until the input ends (several sources may take turns being idle).
+    fn gather<T: Send + 'static>(input: Input<T>) -> Vec<T> {
+        let mut chunks = Vec::new();
+        loop {
+            match input.next(Duration::from_secs(5)).unwrap() {
+                Next::Chunk(c) => chunks.push(c),
+                Next::Idle => continue,
+                Next::End => return chunks,
+            }
+        }
+    }
+
     fn never_a_record(_: &[u8]) -> bool {
         false
     }
@@ -229,8 +363,8 @@ mod tests {
     fn chunks_are_whole_lines_and_nothing_is_lost() {
         let text: Vec<u8> = (0..10_000).flat_map(|i| format!("line {i}\n").into_bytes()).chain(*b"last").collect();
         let trickle = Trickle(std::io::Cursor::new(text.clone()), 7);
-        assert_eq!(collect(Input::spawn(trickle, NO_LIMIT, never_a_record, lines)), text);
-        assert_eq!(collect(Input::spawn(std::io::Cursor::new(text.clone()), NO_LIMIT, never_a_record, lines)), text);
+        assert_eq!(collect(spawn(trickle, NO_LIMIT, never_a_record, lines)), text);
+        assert_eq!(collect(spawn(std::io::Cursor::new(text.clone()), NO_LIMIT, never_a_record, lines)), text);
     }
 
     #[test]
@@ -238,7 +372,7 @@ mod tests {
         let mut text = vec![b'x'; 3 * CHUNK + 5];
         text.push(b'\n');
         text.extend_from_slice(b"y\n");
-        assert_eq!(collect(Input::spawn(std::io::Cursor::new(text.clone()), NO_LIMIT, never_a_record, lines)), text);
+        assert_eq!(collect(spawn(std::io::Cursor::new(text.clone()), NO_LIMIT, never_a_record, lines)), text);
     }
 
     #[test]
@@ -248,17 +382,17 @@ mod tests {
         text.extend(std::iter::repeat_n(b'x', 5_000_000));
         text.extend_from_slice(b"\nb\n");
         let limit = LineLimit { any: 2_000_000, not_a_record: 3_000_000 };
-        let read = collect(Input::spawn(Trickle(std::io::Cursor::new(text), 100_000), limit, always_a_record, lines));
+        let read = collect(spawn(Trickle(std::io::Cursor::new(text), 100_000), limit, always_a_record, lines));
         assert_eq!(String::from_utf8(read).unwrap(), format!("a\n<5000000 bytes from {HEAD}>\nb\n"));
         // A line that is not a record may grow to the larger limit; past it, it is given up on too.
         let text = [&vec![b'y'; 2_500_000][..], b"\n", &vec![b'z'; 4_000_000], b"\nend"].concat();
-        let read = collect(Input::spawn(std::io::Cursor::new(text), limit, never_a_record, lines));
+        let read = collect(spawn(std::io::Cursor::new(text), limit, never_a_record, lines));
         let read = String::from_utf8(read).unwrap();
         assert!(read.starts_with(&"y".repeat(2_500_000)), "a 2.5 MB STATE is kept whole");
         assert!(read.ends_with(&format!("\n<4000000 bytes from {HEAD}>\nend")), "{}", &read[read.len() - 60..]);
         // An endless line (no newline before the end of input) ends the same way.
         let endless = std::io::Cursor::new(vec![b'q'; 4_000_000]);
-        let read = collect(Input::spawn(endless, limit, always_a_record, lines));
+        let read = collect(spawn(endless, limit, always_a_record, lines));
         assert_eq!(String::from_utf8(read).unwrap(), format!("<4000000 bytes from {HEAD}>\n"));
     }
 
@@ -273,7 +407,7 @@ mod tests {
             assert!(seen < 2, "a bug in the stage");
             lines(block)
         };
-        let input = Input::spawn(Trickle(std::io::Cursor::new(text), 7), NO_LIMIT, never_a_record, stage);
+        let input = spawn(Trickle(std::io::Cursor::new(text), 7), NO_LIMIT, never_a_record, stage);
         let mut outcome = Ok(());
         for _ in 0..10 {
             match input.next(Duration::from_secs(5)) {
@@ -287,7 +421,49 @@ mod tests {
             }
         }
         let error = outcome.unwrap_err();
-        assert!(error.to_string().contains("stopped before the end of the input"), "{error}");
+        assert!(error.to_string().contains("stopped before the end of it"), "{error}");
         assert_eq!(error.failure_type(), crate::error::FailureType::SystemError);
+    }
+
+    /// Frames of every size split across reads at any byte, from two sources at once: each source's frames arrive
+    /// whole and in order; a frame over the limit and an end inside a frame break the input.
+    #[test]
+    fn protobuf_frames_arrive_whole_from_every_source() {
+        let frames = |tag: u8| -> Vec<u8> {
+            let mut out = Vec::new();
+            for size in [0usize, 1, 127, 128, 300, 70_000, 3] {
+                prost::encoding::encode_varint(size as u64, &mut out);
+                out.extend(std::iter::repeat_n(tag, size));
+            }
+            out
+        };
+        let sources = vec![
+            Source { name: "socket a".into(), reader: Box::new(Trickle(std::io::Cursor::new(frames(b'a')), 7)) },
+            Source { name: "socket b".into(), reader: Box::new(std::io::Cursor::new(frames(b'b'))) },
+        ];
+        let stage = |name: &str| {
+            let name = name.to_string();
+            move |block: Block| (name.clone(), lines(block))
+        };
+        let input = Input::spawn(sources, Framing::Protobuf, NO_LIMIT, never_a_record, stage);
+        let mut read: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+        for (name, bytes) in gather(input) {
+            read.entry(name).or_default().extend(bytes);
+        }
+        assert_eq!(read["socket a"], frames(b'a'));
+        assert_eq!(read["socket b"], frames(b'b'));
+
+        let broken = |bytes: Vec<u8>, limit: usize| {
+            let limit = LineLimit { any: limit, not_a_record: limit };
+            let source = Source { name: "socket c".into(), reader: Box::new(std::io::Cursor::new(bytes)) };
+            let input = Input::spawn(vec![source], Framing::Protobuf, limit, never_a_record, |_| lines);
+            String::from_utf8_lossy(&gather(input).concat()).into_owned()
+        };
+        let mut cut = frames(b'c');
+        cut.truncate(cut.len() - 1);
+        assert!(broken(cut, usize::MAX)
+            .ends_with("<socket c ended in the middle of a Protobuf message (3 bytes of it read)>"));
+        assert!(broken(frames(b'c'), 1000)
+            .ends_with("<socket c: a Protobuf message of 70000 bytes, over the 1000 bytes one may have here>"));
     }
 }

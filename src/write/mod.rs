@@ -1,25 +1,32 @@
-//! `write`: stdin → parse → route → encode → produce → acknowledge → state.
+//! `write`: stdin/sockets → parse → route → encode → produce → acknowledge → state.
 //!
-//! The stdin thread reads and parses (`input`, `parse`); the main thread encodes and hands records to librdkafka
+//! A thread per source (stdin, or Speed Mode's sockets: `sockets`) reads and parses (`input`, `parse`, `frames`);
+//! the main thread encodes and hands records to librdkafka
 //! without blocking (`pipeline`, `sink`) and serves delivery reports, which settle records in the checkpoints
-//! (`checkpoint`); a STATE goes out once every record before it is acknowledged, and, under the release policy
-//! of the delivery guarantee (`release`, `transactions`), committed.
+//! (`checkpoint`); a STATE goes out once every record before it is acknowledged (in Speed Mode: every record of
+//! its partitions, `partitions`), and, under the release policy of the delivery guarantee (`release`,
+//! `transactions`), committed.
 
 mod acknowledge;
 mod checkpoint;
 mod dead_letter;
+mod frames;
 mod input;
 mod parse;
 #[cfg(test)]
 mod parse_fuzz;
+mod partitions;
 mod pipeline;
 mod progress;
 mod release;
 mod sink;
+mod sockets;
 mod transactions;
 
 use crate::airbyte::catalog::Catalog;
+use crate::airbyte::mapping::Mapping;
 use crate::airbyte::message::Head;
+use crate::config::channel::{Channel, Medium};
 use crate::config::Settings;
 use crate::error::Result;
 use crate::format;
@@ -28,8 +35,9 @@ use crate::kafka::producer::{Options, Producer};
 use crate::stop::Stop;
 use acknowledge::Acknowledger;
 use checkpoint::Tracker;
-use input::{Input, LineLimit};
+use input::{Input, LineLimit, Source};
 use parse::Parser;
+use partitions::Ledger;
 use pipeline::Pipeline;
 use release::{AtLeastOnce, Release};
 use sink::Sink;
@@ -40,9 +48,16 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     for caveat in settings.caveats() {
         tracing::warn!("{caveat}");
     }
-    // The catalog: the streams of this sync and their topics, which must exist before the first record.
+    let channel = Channel::from_env()?;
+    tracing::info!("reading {}", channel.describe());
+    // The catalog: the streams of this sync and their topics, which must exist before the first record. In Speed
+    // Mode the platform hands over the source's names, and the destination maps them.
+    let mapping = match &channel.namespace_mapping {
+        Some(path) => Mapping::load(path)?,
+        None => Mapping::identity(),
+    };
     let dead_letters = settings.record_errors.dead_letter_pattern();
-    let catalog = Arc::new(Catalog::load(catalog_path, &settings.topic_pattern, dead_letters)?);
+    let catalog = Arc::new(Catalog::load(catalog_path, &settings.topic_pattern, dead_letters, &mapping)?);
     let encoders = format::encoders(&settings.encoding, &catalog.streams)?;
     let id = settings.exactly_once().then(|| transactional_id(settings, &catalog));
     let mut release: Box<dyn Release> = match &id {
@@ -57,12 +72,22 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     producer.ensure_topics(settings, &topics, settings.metadata_timeout())?;
     let mut sink = Sink::new(settings, &catalog.streams, producer, stop);
     release.start(&mut sink)?;
-    // stdin → parse → route, on the stdin thread.
-    let mut parser = Parser::new(Arc::clone(&catalog));
+    // stdin/sockets → parse → route, on a thread per source.
+    let (sources, ledger) = match &channel.medium {
+        Medium::Stdio => (vec![Source::stdin()], None),
+        Medium::Sockets(paths) => (sockets::connect(paths, settings.socket_wait, stop)?, Some(Ledger::new(&catalog))),
+    };
     let limit = LineLimit::of(settings.max_request_size);
-    let input = Input::spawn(std::io::stdin(), limit, Head::is_record, move |block| parser.parse(block));
+    let parsers = |name: &str| {
+        let mut parser = match &ledger {
+            None => Parser::new(Arc::clone(&catalog)),
+            Some(_) => Parser::of_source(Arc::clone(&catalog), name),
+        };
+        move |block| parser.parse(block)
+    };
+    let input = Input::spawn(sources, channel.framing, limit, Head::is_record, parsers);
     // encode → produce → acknowledge → state, here.
-    let mut pipeline = Pipeline::new(&catalog, encoders, sink, release, limit, stop);
+    let mut pipeline = Pipeline::new(&catalog, encoders, sink, release, ledger, limit, stop);
     let outcome = pipeline.consume(input);
     pipeline.finish(outcome)
 }

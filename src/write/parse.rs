@@ -1,8 +1,10 @@
-//! The parse → route stage. It runs on the stdin thread, beside encoding and producing on the main thread:
-//! each chunk of whole lines becomes a list of items that point back into the chunk, in input order.
+//! The parse → route stage. It runs on each reading thread, beside encoding and producing on the main thread:
+//! each chunk of whole lines (or Protobuf frames, `frames`) becomes a list of items that point back into the
+//! chunk, in input order.
 
 use crate::airbyte::catalog::{describe, Catalog};
 use crate::airbyte::message::{excerpt, Head, Message};
+use crate::airbyte::protobuf::Fields;
 use crate::airbyte::state::{Counted, Scope, State};
 use crate::error::Error;
 use std::ops::Range;
@@ -14,6 +16,10 @@ pub enum Block {
     Lines(Vec<u8>),
     /// One line over its limit: its first bytes (`input::HEAD`), and its length (at least this many bytes).
     TooLong { head: Vec<u8>, length: usize },
+    /// Whole length-delimited Protobuf messages.
+    Frames(Vec<u8>),
+    /// The input cannot be read on: why.
+    Broken(String),
 }
 
 pub enum Item {
@@ -24,6 +30,8 @@ pub enum Item {
         data: Range<usize>,
         /// The record's `meta`, when it has one.
         meta: Option<Range<usize>>,
+        /// Speed Mode's partition, when the record names one.
+        partition: Option<Range<usize>>,
         line: u64,
     },
     /// A STATE, parsed once here: what it counts and its echo.
@@ -44,19 +52,47 @@ pub struct Parsed {
 }
 
 pub struct Parser {
-    catalog: Arc<Catalog>,
-    line_no: u64,
+    pub(super) catalog: Arc<Catalog>,
+    /// Lines (or Protobuf messages) read so far.
+    pub(super) line_no: u64,
     last_stream: Option<usize>,
+    /// Where the input is read from, named in failures when it is not stdin.
+    source: Option<String>,
+    /// Per stream, the names of a Protobuf record's values, once it had one.
+    pub(super) fields: Vec<Option<Fields>>,
 }
 
 impl Parser {
     pub fn new(catalog: Arc<Catalog>) -> Parser {
-        Parser { catalog, line_no: 0, last_stream: None }
+        let fields = vec![None; catalog.streams.len()];
+        Parser { catalog, line_no: 0, last_stream: None, source: None, fields }
+    }
+
+    /// A parser for one of several sources, named in what it reports.
+    pub fn of_source(catalog: Arc<Catalog>, source: &str) -> Parser {
+        Parser { source: Some(source.to_string()), ..Parser::new(catalog) }
     }
 
     pub fn parse(&mut self, block: Block) -> Parsed {
+        let mut parsed = self.parse_block(block);
+        if let Some(source) = &self.source {
+            for item in &mut parsed.items {
+                if let Item::Failure(e) = item {
+                    *e = std::mem::replace(e, Error::System(String::new())).context(source);
+                }
+            }
+        }
+        parsed
+    }
+
+    fn parse_block(&mut self, block: Block) -> Parsed {
         match block {
             Block::Lines(chunk) => self.lines(chunk),
+            Block::Frames(frames) => self.frames(&frames),
+            Block::Broken(reason) => {
+                let item = Item::Failure(Error::Input { line: self.line_no + 1, reason });
+                Parsed { chunk: String::new(), items: vec![item] }
+            }
             Block::TooLong { head, length } => {
                 self.line_no += 1;
                 let head = Head::read(&head);
@@ -98,7 +134,7 @@ impl Parser {
         Parsed { chunk, items }
     }
 
-    fn item(&mut self, chunk: &str, range: Range<usize>) -> Option<Item> {
+    pub(super) fn item(&mut self, chunk: &str, range: Range<usize>) -> Option<Item> {
         let text = &chunk[range];
         let line_no = self.line_no;
         let bad_line =
@@ -115,34 +151,46 @@ impl Parser {
             Ok(Message::Unknown(kind)) => return Some(Item::Unknown { kind, line: line_no }),
             Ok(Message::Record(record)) => record,
         };
-        let namespace = record.namespace.as_deref();
-        let stream = match self.last_stream {
-            Some(i) if self.catalog.streams[i].matches(namespace, &record.stream) => i,
-            _ => match self.catalog.find(namespace, &record.stream) {
-                Some(i) => i,
-                None => {
-                    return Some(Item::Failure(Error::Input {
-                        line: line_no,
-                        reason: format!(
-                            "RECORD of stream `{}`, which is not in the configured catalog",
-                            describe(namespace, &record.stream)
-                        ),
-                    }))
-                }
-            },
+        let stream = match self.stream_of(record.namespace.as_deref(), &record.stream) {
+            Ok(stream) => stream,
+            Err(failure) => return Some(Item::Failure(failure)),
         };
-        self.last_stream = Some(stream);
         let range_of = |raw: &str| {
             let start = raw.as_ptr() as usize - chunk.as_ptr() as usize;
             start..start + raw.len()
+        };
+        // A partition id with escapes is not borrowed from the chunk: it is written out after it is read.
+        let partition = match record.partition {
+            Some(std::borrow::Cow::Borrowed(p)) => Some(range_of(p)),
+            Some(std::borrow::Cow::Owned(_)) => {
+                return Some(Item::Failure(bad_line("a `partition_id` with escaped characters".into())))
+            }
+            None => None,
         };
         Some(Item::Record {
             stream,
             emitted_at: record.emitted_at,
             data: range_of(record.data),
             meta: record.meta.map(range_of),
+            partition,
             line: line_no,
         })
+    }
+
+    /// The catalog index of a record's stream, or the failure of a stream the catalog does not have.
+    pub(super) fn stream_of(&mut self, namespace: Option<&str>, name: &str) -> Result<usize, Error> {
+        let stream = match self.last_stream {
+            Some(i) if self.catalog.streams[i].matches(namespace, name) => i,
+            _ => self.catalog.find(namespace, name).ok_or_else(|| Error::Input {
+                line: self.line_no,
+                reason: format!(
+                    "RECORD of stream `{}`, which is not in the configured catalog",
+                    describe(namespace, name)
+                ),
+            })?,
+        };
+        self.last_stream = Some(stream);
+        Ok(stream)
     }
 
     fn counted(&self, scope: &Scope) -> Counted {
@@ -195,7 +243,7 @@ mod tests {
         let parsed = parser().parse(Block::Lines(text.as_bytes().to_vec()));
         let chunk = &parsed.chunk;
         match &parsed.items[..] {
-            [Item::Record { stream: 0, emitted_at: Some(5), data: d1, meta: None, line: 1 }, Item::State { counted: Counted::Global, state }, Item::Record { stream: 1, emitted_at: None, data: d2, meta: None, line: 5 }] =>
+            [Item::Record { stream: 0, emitted_at: Some(5), data: d1, meta: None, partition: None, line: 1 }, Item::State { counted: Counted::Global, state }, Item::Record { stream: 1, emitted_at: None, data: d2, meta: None, partition: None, line: 5 }] =>
             {
                 assert_eq!(&chunk[d1.clone()], "{\"x\": 1}");
                 assert_eq!(

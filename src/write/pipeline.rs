@@ -6,6 +6,7 @@ use super::acknowledge::InFlight;
 use super::checkpoint::Closing;
 use super::input::{Input, LineLimit, Next};
 use super::parse::{Item, Parsed};
+use super::partitions::Ledger;
 use super::release::Release;
 use super::sink::Sink;
 use crate::airbyte::catalog::Catalog;
@@ -34,6 +35,8 @@ pub struct Pipeline<'a> {
     unknown: u64,
     sink: Sink<'a>,
     release: Box<dyn Release>,
+    /// Speed Mode: states follow their partitions' counts, not the input's order.
+    ledger: Option<Ledger>,
     limit: LineLimit,
     stop: Stop,
 }
@@ -44,6 +47,7 @@ impl<'a> Pipeline<'a> {
         encoders: Vec<StreamEncoder>,
         sink: Sink<'a>,
         release: Box<dyn Release>,
+        ledger: Option<Ledger>,
         limit: LineLimit,
         stop: &Stop,
     ) -> Pipeline<'a> {
@@ -56,6 +60,7 @@ impl<'a> Pipeline<'a> {
             unknown: 0,
             sink,
             release,
+            ledger,
             limit,
             stop: stop.clone(),
         }
@@ -71,7 +76,18 @@ impl<'a> Pipeline<'a> {
                     self.sink.read(parsed.chunk.len());
                     for item in parsed.items {
                         match item {
-                            Item::Record { stream, emitted_at, data, meta, line } => {
+                            Item::Record { stream, emitted_at, data, meta, partition, line } => {
+                                if let Some(ledger) = &mut self.ledger {
+                                    let Some(partition) = partition else {
+                                        return Err(Error::Input {
+                                            line,
+                                            reason: "a RECORD without `partition_id`: in Speed Mode every record \
+                                                     names the partition its STATE counts"
+                                                .into(),
+                                        });
+                                    };
+                                    ledger.read(&parsed.chunk[partition], data.len() as u64)?;
+                                }
                                 let emitted_at = emitted_at.unwrap_or_else(now_ms);
                                 let meta = meta.map(|m| &parsed.chunk[m]);
                                 self.record(stream, line, &RecordIn { emitted_at, data: &parsed.chunk[data], meta })?
@@ -85,13 +101,14 @@ impl<'a> Pipeline<'a> {
                         }
                     }
                     input.recycle(parsed.chunk.into_bytes());
+                    self.close_due()?;
                     self.sink.settle("reading input")?;
                 }
                 Next::Idle => {
                     self.release.idle(&mut self.sink)?;
                     self.sink.settle("waiting for input")?
                 }
-                Next::End => return Ok(()),
+                Next::End => return self.ledger.as_ref().map_or(Ok(()), Ledger::end),
             }
         }
     }
@@ -118,9 +135,26 @@ impl<'a> Pipeline<'a> {
 
     /// A STATE closes the open segment; it goes out once its records are acknowledged (and the policy allows).
     fn state(&mut self, counted: Counted, state: State) -> Result<()> {
+        if let Some(ledger) = &mut self.ledger {
+            return ledger.hold(counted, state);
+        }
         let records = self.counts.take(&counted);
-        self.sink.close_segment(Closing { state, records, counted });
+        self.close(Closing { state, records, counted, more: String::new() })
+    }
+
+    fn close(&mut self, closing: Closing) -> Result<()> {
+        self.sink.close_segment(closing);
         self.release.state(&mut self.sink)
+    }
+
+    /// Speed Mode: the held states whose records have all been read close their segments now.
+    fn close_due(&mut self) -> Result<()> {
+        let Some(mut ledger) = self.ledger.take() else {
+            return Ok(());
+        };
+        let closed = ledger.due(|closing| self.close(closing));
+        self.ledger = Some(ledger);
+        closed
     }
 
     /// A line over its limit: a RECORD of a known stream is a rejected record; anything else fails the sync.

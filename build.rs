@@ -1,0 +1,12 @@
+//! Compiles Speed Mode's Protobuf messages (`proto/`) to Rust: protox parses them (no `protoc` needed), prost
+//! generates the code into `OUT_DIR`, which `src/airbyte/protobuf.rs` includes.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["proto/airbyte_message.proto"];
+    for file in ["airbyte_message", "airbyte_record_message", "airbyte_record_message_meta"] {
+        println!("cargo:rerun-if-changed=proto/{file}.proto");
+    }
+    let descriptors = protox::compile(files, ["proto"])?;
+    prost_build::Config::new().compile_fds(descriptors)?;
+    Ok(())
+}

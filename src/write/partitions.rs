@@ -1,0 +1,326 @@
+//! Speed Mode's rule for STATEs. Sockets are read in parallel, so a STATE may arrive before some of its records
+//! (still on another socket): it covers not "the records read before it" but the records of its partitions
+//! (`partition_id`), `sourceStats.recordCount` of them. The ledger holds each STATE until that many records of
+//! its partitions have been read, and hands STATEs on in `id` order (from 1; per stream for STREAM states, one
+//! sequence for GLOBAL ones). Handed on, a STATE closes a checkpoint segment like a STATE read from stdin: it goes
+//! out once every record read before that moment, its own among them, is acknowledged (and, exactly-once,
+//! committed). The rule and the names are the bulk CDK's (`StateStore`, `StateHistogramStore`).
+
+use super::checkpoint::Closing;
+use crate::airbyte::catalog::Catalog;
+use crate::airbyte::state::{Counted, State};
+use crate::error::{Error, Result};
+use std::collections::{BTreeMap, HashMap};
+
+/// A sequence of states: GLOBAL (`None`) or one stream's.
+type Sequence = Option<usize>;
+
+pub struct Ledger {
+    /// How messages name each catalog stream.
+    streams: Vec<String>,
+    partitions: HashMap<String, Partition>,
+    /// Per sequence: the next id to hand on, the states held by id, and the records and bytes handed on so far.
+    sequences: BTreeMap<Sequence, Queue>,
+}
+
+#[derive(Default)]
+struct Partition {
+    records: u64,
+    bytes: u64,
+    /// The id of the state that counted it, once handed on: a later record of it is over that state's count.
+    counted_by: Option<i64>,
+}
+
+struct Queue {
+    next: i64,
+    held: BTreeMap<i64, Held>,
+    committed_records: u64,
+    committed_bytes: u64,
+}
+
+struct Held {
+    state: State,
+    counted: Counted,
+    records: u64,
+}
+
+impl Ledger {
+    pub fn new(catalog: &Catalog) -> Ledger {
+        let streams = catalog.streams.iter().map(|s| format!("STREAM `{}`", s.describe())).collect();
+        Ledger { streams, partitions: HashMap::new(), sequences: BTreeMap::new() }
+    }
+
+    /// A record of `partition`, `bytes` long, was read and handed to the producer.
+    pub fn read(&mut self, partition: &str, bytes: u64) -> Result<()> {
+        let entry = match self.partitions.get_mut(partition) {
+            Some(entry) => entry,
+            None => self.partitions.entry(partition.to_string()).or_default(),
+        };
+        if let Some(id) = entry.counted_by {
+            return Err(Error::System(format!(
+                "a RECORD of partition `{partition}` arrived after STATE {id}, which covers that partition, had \
+                 counted all its records: the source sent more records than its state says"
+            )));
+        }
+        entry.records += 1;
+        entry.bytes += bytes;
+        Ok(())
+    }
+
+    /// A STATE arrived; it is held until its records are read.
+    pub fn hold(&mut self, counted: Counted, state: State) -> Result<()> {
+        let described = self.describe(&counted);
+        let missing = |what: &str| {
+            Error::System(format!("a {described} STATE without {what}: in Speed Mode every STATE carries it"))
+        };
+        let id = state.partitioned.id.ok_or_else(|| missing("`id`"))?;
+        if state.partitioned.partitions.is_empty() {
+            return Err(missing("`partition_id`"));
+        }
+        let count = state.partitioned.record_count.ok_or_else(|| missing("`sourceStats.recordCount`"))?;
+        if count < 0.0 || count.fract() != 0.0 || count > 2f64.powi(53) {
+            return Err(Error::System(format!("{described} STATE {id}: `sourceStats.recordCount` is {count}")));
+        }
+        let sequence = match counted {
+            Counted::Global => None,
+            Counted::Stream(Some(stream)) => Some(stream),
+            Counted::Stream(None) => {
+                return Err(Error::System(format!("STATE {id} of a stream that is not in the configured catalog")))
+            }
+        };
+        if self.sequences.keys().any(|s| s.is_none() != sequence.is_none()) {
+            return Err(Error::System(
+                "GLOBAL and STREAM states in one sync: Speed Mode orders one kind or the other".into(),
+            ));
+        }
+        let queue = self.sequences.entry(sequence).or_insert(Queue {
+            next: 1,
+            held: BTreeMap::new(),
+            committed_records: 0,
+            committed_bytes: 0,
+        });
+        if id < queue.next || queue.held.contains_key(&id) {
+            return Err(Error::System(format!("{described} STATE {id} arrived twice")));
+        }
+        queue.held.insert(id, Held { state, counted, records: count as u64 });
+        Ok(())
+    }
+
+    /// The states whose records have all been read, next in their sequence, in the order to close segments with.
+    pub fn due(&mut self, mut close: impl FnMut(Closing) -> Result<()>) -> Result<()> {
+        let streams = &self.streams;
+        let describe = |counted: &Counted| match counted {
+            Counted::Stream(Some(i)) => streams[*i].clone(),
+            Counted::Stream(None) => "STREAM".to_string(),
+            Counted::Global => "GLOBAL".to_string(),
+        };
+        for queue in self.sequences.values_mut() {
+            while let Some(held) = queue.held.get(&queue.next) {
+                let (mut records, mut bytes) = (0, 0);
+                for p in &held.state.partitioned.partitions {
+                    let partition = self.partitions.get(p);
+                    records += partition.map_or(0, |p| p.records);
+                    bytes += partition.map_or(0, |p| p.bytes);
+                }
+                if records > held.records {
+                    return Err(Error::System(format!(
+                        "{} STATE {} counts {} records, but {records} of its partitions were read",
+                        describe(&held.counted),
+                        queue.next,
+                        held.records
+                    )));
+                }
+                if records < held.records {
+                    break;
+                }
+                let held = queue.held.remove(&queue.next).expect("found above");
+                for p in &held.state.partitioned.partitions {
+                    self.partitions.entry(p.clone()).or_default().counted_by = Some(queue.next);
+                }
+                queue.next += 1;
+                queue.committed_records += records;
+                queue.committed_bytes += bytes;
+                let more = format!(
+                    ",\"committedRecordsCount\":{},\"committedBytesCount\":{}",
+                    queue.committed_records, queue.committed_bytes
+                );
+                close(Closing { state: held.state, records, counted: held.counted, more })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end of the input: every state handed on, every record counted by one.
+    pub fn end(&self) -> Result<()> {
+        let mut waiting = Vec::new();
+        for queue in self.sequences.values() {
+            for (id, held) in &queue.held {
+                let read: u64 = held
+                    .state
+                    .partitioned
+                    .partitions
+                    .iter()
+                    .filter_map(|p| self.partitions.get(p))
+                    .map(|p| p.records)
+                    .sum();
+                waiting.push(format!(
+                    "{} STATE {id}: {read} of its {} records read",
+                    self.describe(&held.counted),
+                    held.records
+                ));
+            }
+        }
+        if !waiting.is_empty() {
+            return Err(Error::System(format!(
+                "the sockets ended, but unflushed states were detected (not emitted): {}",
+                waiting.join("; ")
+            )));
+        }
+        let mut orphans: Vec<String> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.counted_by.is_none() && p.records > 0)
+            .map(|(name, p)| format!("`{name}` ({} records)", p.records))
+            .collect();
+        if !orphans.is_empty() {
+            orphans.sort();
+            return Err(Error::System(format!(
+                "records of partitions no STATE named were written, so no checkpoint covers them: {}",
+                orphans.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Ledger {
+    fn describe(&self, counted: &Counted) -> String {
+        match counted {
+            Counted::Global => "GLOBAL".into(),
+            Counted::Stream(Some(i)) => self.streams[*i].clone(),
+            Counted::Stream(None) => "STREAM".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::airbyte::message::Message;
+    use serde_json::json;
+
+    fn catalog() -> Catalog {
+        Catalog::from_value(&json!({"streams": [{"name": "a"}, {"name": "b"}]}), "{stream}", None).unwrap()
+    }
+
+    fn state(line: &str) -> State {
+        match Message::parse(line).unwrap() {
+            Message::State(raw) => State::parse(line, raw).unwrap(),
+            _ => panic!("not a state"),
+        }
+    }
+
+    fn stream_state(stream: &str, id: i64, partition: &str, count: u64) -> State {
+        state(&format!(
+            r#"{{"type":"STATE","state":{{"type":"STREAM","stream":{{"stream_descriptor":{{"name":"{stream}"}}}},"partition_id":"{partition}","id":{id},"sourceStats":{{"recordCount":{count}.0}}}}}}"#
+        ))
+    }
+
+    /// The ids and renderings of the states `due` hands on now.
+    fn due(ledger: &mut Ledger) -> Vec<String> {
+        let mut out = Vec::new();
+        ledger
+            .due(|c| {
+                out.push(c.state.render_with(c.records, None, &c.more));
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_state_waits_for_its_records_however_they_arrive_and_goes_in_id_order() {
+        let mut ledger = Ledger::new(&catalog());
+        // State 2 of stream a arrives first, complete; it must wait for state 1, whose records come later.
+        ledger.hold(Counted::Stream(Some(0)), stream_state("a", 2, "q", 1)).unwrap();
+        ledger.read("q", 10).unwrap();
+        assert!(due(&mut ledger).is_empty(), "state 2 before state 1");
+        ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 2)).unwrap();
+        ledger.read("p", 5).unwrap();
+        assert!(due(&mut ledger).is_empty(), "1 of state 1's 2 records read");
+        ledger.read("p", 7).unwrap();
+        let out = due(&mut ledger);
+        assert_eq!(out.len(), 2);
+        assert!(
+            out[0].contains(r#""id":1,"#)
+                && out[0].ends_with(
+                    r#""destinationStats":{"recordCount":2.0},"committedRecordsCount":2,"committedBytesCount":12}}"#
+                ),
+            "{}",
+            out[0]
+        );
+        assert!(
+            out[1].contains(r#""id":2,"#)
+                && out[1].ends_with(r#""committedRecordsCount":3,"committedBytesCount":22}}"#),
+            "{}",
+            out[1]
+        );
+        // Stream b has a sequence of its own, from 1.
+        ledger.hold(Counted::Stream(Some(1)), stream_state("b", 1, "r", 0)).unwrap();
+        assert_eq!(due(&mut ledger).len(), 1, "a state of no records is complete at once");
+        ledger.end().unwrap();
+    }
+
+    #[test]
+    fn a_global_state_counts_the_partitions_of_its_stream_states() {
+        let mut ledger = Ledger::new(&catalog());
+        let global = state(
+            r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"stream_states":[{"partition_id":"x"},{"partition_id":"y"}]},"partition_id":"g","id":1,"sourceStats":{"recordCount":3}}}"#,
+        );
+        ledger.hold(Counted::Global, global).unwrap();
+        ledger.read("x", 1).unwrap();
+        ledger.read("y", 1).unwrap();
+        assert!(due(&mut ledger).is_empty());
+        ledger.read("g", 1).unwrap();
+        assert_eq!(due(&mut ledger).len(), 1);
+        let mixed = ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 1)).unwrap_err();
+        assert!(mixed.to_string().contains("GLOBAL and STREAM"), "{mixed}");
+    }
+
+    #[test]
+    fn broken_promises_of_the_source_are_errors_never_states() {
+        // More records than the state counts, read before it is examined.
+        let mut ledger = Ledger::new(&catalog());
+        ledger.read("p", 1).unwrap();
+        ledger.read("p", 1).unwrap();
+        ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 1)).unwrap();
+        let over = ledger.due(|_| panic!("an over-counted state was handed on")).unwrap_err();
+        assert!(over.to_string().contains("counts 1 records, but 2"), "{over}");
+        // A record of a partition after its state was handed on.
+        let mut ledger = Ledger::new(&catalog());
+        ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 1)).unwrap();
+        ledger.read("p", 1).unwrap();
+        assert_eq!(due(&mut ledger).len(), 1);
+        assert!(ledger.read("p", 1).unwrap_err().to_string().contains("after STATE 1"));
+        // An id twice; no id; a count not reached at the end; records no state names.
+        let mut ledger = Ledger::new(&catalog());
+        ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 2)).unwrap();
+        let twice = ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 2)).unwrap_err();
+        assert!(twice.to_string().contains("STATE 1 arrived twice"), "{twice}");
+        let no_id = state(
+            r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"a"}},"partition_id":"z"}}"#,
+        );
+        assert!(ledger.hold(Counted::Stream(Some(0)), no_id).unwrap_err().to_string().contains("without `id`"));
+        ledger.read("p", 1).unwrap();
+        assert!(due(&mut ledger).is_empty());
+        let end = ledger.end().unwrap_err().to_string();
+        assert!(
+            end.contains("unflushed states") && end.contains("STREAM `a` STATE 1: 1 of its 2 records read"),
+            "{end}"
+        );
+        let mut ledger = Ledger::new(&catalog());
+        ledger.read("lost", 1).unwrap();
+        let end = ledger.end().unwrap_err().to_string();
+        assert!(end.contains("no STATE named") && end.contains("`lost` (1 records)"), "{end}");
+    }
+}
