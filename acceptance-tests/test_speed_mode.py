@@ -88,6 +88,9 @@ def socket_scripts(namespace):
         scripts[(k + 1) % 2].insert(1, st)
         scripts[k % 2].extend(records)
         scripts[k % 2].append({"type": "PROBE"})
+    for i, stream in enumerate(SCHEMAS):
+        scripts[i].append({"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": 1.0, "stream_status": {
+            "stream_descriptor": {"name": stream, "namespace": namespace}, "status": "COMPLETE"}}})
     return scripts
 
 
@@ -141,6 +144,37 @@ def test_the_same_messages_and_states_through_stdin_and_both_socket_framings(tmp
             if channel != "stdio":
                 assert [s["committedRecordsCount"] for s in out] == [4, 8, 12], (channel, out)
                 assert all(s["committedBytesCount"] > 0 for s in out)
+        if channel != "stdio":
+            logs = [m["log"]["message"] for m in result.of_type("LOG")]
+            assert any("the source reported every stream complete (2)" in m for m in logs), logs
+
+
+def test_global_states_count_the_partitions_of_their_stream_states(tmp_path, broker, sockets_dir):
+    """GLOBAL states (one id sequence across both sockets): each covers its stream states' partitions and its own;
+    each stream state inside gets its stream's committed records so far, the state the total."""
+    namespace = broker.prefix
+    scripts, n = [[], []], 0
+    for k in range(1, 4):
+        inner = []
+        for stream in SCHEMAS:
+            partition = f"{stream[0]}{k}"
+            inner.append({"stream_descriptor": {"name": stream, "namespace": namespace}, "stream_state": {"k": k},
+                          "partition_id": partition})
+            scripts[k % 2] += [record(namespace, stream, (n := n + 1), partition) for _ in range(k)]
+        scripts[k % 2].append(record(namespace, "users", (n := n + 1), f"g{k}"))
+        scripts[(k + 1) % 2].insert(0, {"type": "STATE", "state": {
+            "type": "GLOBAL", "global": {"shared_state": {"k": k}, "stream_states": inner}, "partition_id": f"g{k}",
+            "id": k, "sourceStats": {"recordCount": float(2 * k + 1)}}})
+    result = run_sockets(tmp_path, sockets_dir, "PROTOBUF", scripts, config_of(broker, "global"), catalog_of(namespace))
+    assert result.returncode == 0, result.messages
+    out = [m["state"] for m in result.of_type("STATE")]
+    assert [s["id"] for s in out] == [1, 2, 3]
+    # Checkpoint k holds k records of each stream, and one more of users (its own partition).
+    assert [s["destinationStats"]["recordCount"] for s in out] == [3.0, 5.0, 7.0]
+    assert [s["committedRecordsCount"] for s in out] == [3, 8, 15]
+    orders = [s["global"]["stream_states"][0]["committedRecordsCount"] for s in out]
+    users = [s["global"]["stream_states"][1]["committedRecordsCount"] for s in out]
+    assert (orders, users) == ([1, 3, 6], [2, 5, 9])
 
 
 class Running:

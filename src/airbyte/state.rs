@@ -24,8 +24,26 @@ pub struct State {
     pub scope: Scope,
     /// What Speed Mode's sources add (read always, used only when reading sockets).
     pub partitioned: Partitioned,
-    /// The output line cut where `destinationStats`' value goes: render = pieces joined by the stats.
+    /// The output line cut where something is filled in: `pieces[i]`, then what `holes[i]` says, …, the last piece.
     pieces: Vec<String>,
+    holes: Vec<Hole>,
+}
+
+/// Where the echo of a STATE gets something added.
+#[derive(Debug, Clone, Copy)]
+enum Hole {
+    /// `destinationStats`' value.
+    Stats,
+    /// Speed Mode: the end of the `index`-th stream state inside a GLOBAL state (`comma`: the object has entries).
+    Inner { index: usize, comma: bool },
+}
+
+/// What Speed Mode adds to an echoed STATE after its stats: `top` (`,"key":value…`) as entries of the state
+/// object, and `inner[i]` (`"key":value…`) to the i-th stream state inside a GLOBAL state.
+#[derive(Debug, Default)]
+pub struct Additions {
+    pub top: String,
+    pub inner: Vec<String>,
 }
 
 /// A STATE's top-level entries, kept as raw text with their positions. Duplicate keys (PyAirbyte sends
@@ -59,6 +77,8 @@ pub struct Partitioned {
     pub id: Option<i64>,
     pub partitions: Vec<String>,
     pub record_count: Option<f64>,
+    /// A GLOBAL state's stream states, by (namespace, name), in order.
+    pub inner: Vec<(Option<String>, String)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -67,30 +87,45 @@ struct SourceStats {
     record_count: Option<f64>,
 }
 
+/// A GLOBAL state's stream states, kept as raw text with their positions.
 #[derive(Deserialize, Default)]
-struct Global {
-    #[serde(default)]
-    stream_states: Vec<InnerStreamState>,
+struct Global<'a> {
+    #[serde(borrow, default)]
+    stream_states: Option<Vec<&'a RawValue>>,
 }
 
 #[derive(Deserialize, Default)]
 struct InnerStreamState {
     partition_id: Option<String>,
+    stream_descriptor: Option<Descriptor>,
+}
+
+/// The stream states inside a GLOBAL state (`global.stream_states`), borrowed from the line.
+fn inner_states<'a>(entries: &[(Cow<'_, str>, &'a RawValue)]) -> Vec<&'a RawValue> {
+    let global = entries.iter().rev().find(|(k, _)| k == "global").map(|(_, v)| *v);
+    let global: Global<'a> = global.and_then(|g| serde_json::from_str(g.get()).ok()).unwrap_or_default();
+    global.stream_states.unwrap_or_default()
 }
 
 impl Partitioned {
-    fn read(entries: &[(Cow<'_, str>, &RawValue)]) -> Partitioned {
+    fn read(entries: &[(Cow<'_, str>, &RawValue)], inner: &[&RawValue]) -> Partitioned {
         fn value<T: serde::de::DeserializeOwned + Default>(raw: Option<&RawValue>) -> T {
             raw.and_then(|r| serde_json::from_str::<Option<T>>(r.get()).ok().flatten()).unwrap_or_default()
         }
         let entry = |key: &str| entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
         let own: Option<String> = value(entry("partition_id"));
-        let global: Global = value(entry("global"));
-        let partitions = own.into_iter().chain(global.stream_states.into_iter().filter_map(|s| s.partition_id));
+        let inner: Vec<InnerStreamState> = inner.iter().map(|raw| value(Some(*raw))).collect();
+        let partitions = own.into_iter().chain(inner.iter().filter_map(|s| s.partition_id.clone()));
+        let descriptor = |s: &InnerStreamState| {
+            let d = s.stream_descriptor.as_ref();
+            let namespace = d.and_then(|d| d.namespace.clone()).filter(|n| !n.is_empty());
+            (namespace, d.and_then(|d| d.name.clone()).unwrap_or_default())
+        };
         Partitioned {
             id: value::<Option<i64>>(entry("id")),
             partitions: partitions.collect(),
             record_count: value::<SourceStats>(entry("sourceStats")).record_count,
+            inner: inner.iter().map(descriptor).collect(),
         }
     }
 }
@@ -129,53 +164,80 @@ impl State {
         } else {
             Scope::Global
         };
-        let partitioned = Partitioned::read(&entries);
-        Ok(State { scope, partitioned, pieces: pieces(line, state.get(), &entries) })
+        let inner = inner_states(&entries);
+        let partitioned = Partitioned::read(&entries, &inner);
+        let (pieces, holes) = cut(line, state.get(), &entries, &inner);
+        Ok(State { scope, partitioned, pieces, holes })
     }
 
     /// The echo: the original line, with `destinationStats` = `{"recordCount":<count>.0}`, and
     /// `"rejectedRecordCount":<n>.0` when records can be rejected (dead-letter topic).
     pub fn render(&self, record_count: u64, rejected: Option<u64>) -> String {
-        self.render_with(record_count, rejected, "")
+        self.render_with(record_count, rejected, &Additions::default())
     }
 
-    /// [`State::render`] with `more` (`,"key":value…`) as further entries of the state object, after the stats.
-    pub fn render_with(&self, record_count: u64, rejected: Option<u64>, more: &str) -> String {
+    /// [`State::render`] with Speed Mode's additions.
+    pub fn render_with(&self, record_count: u64, rejected: Option<u64>, more: &Additions) -> String {
+        let top = &more.top;
         let stats = match rejected {
-            None => format!("{{\"recordCount\":{record_count}.0}}{more}"),
-            Some(rejected) => {
-                format!("{{\"recordCount\":{record_count}.0,\"rejectedRecordCount\":{rejected}.0}}{more}")
-            }
+            None => format!("{{\"recordCount\":{record_count}.0}}{top}"),
+            Some(rejected) => format!("{{\"recordCount\":{record_count}.0,\"rejectedRecordCount\":{rejected}.0}}{top}"),
         };
-        self.pieces.join(&stats)
+        let mut out = String::with_capacity(self.pieces.iter().map(String::len).sum::<usize>() + stats.len());
+        for (i, piece) in self.pieces.iter().enumerate() {
+            out.push_str(piece);
+            match self.holes.get(i) {
+                Some(Hole::Stats) => out.push_str(&stats),
+                Some(Hole::Inner { index, comma }) => {
+                    if let Some(fill) = more.inner.get(*index).filter(|f| !f.is_empty()) {
+                        if *comma {
+                            out.push(',');
+                        }
+                        out.push_str(fill);
+                    }
+                }
+                None => {}
+            }
+        }
+        out
     }
 }
 
-/// Cuts the line where the stats go: in place of every existing `destinationStats` value, or, when there is
-/// none, as a new last entry of the state object.
-fn pieces(line: &str, state: &str, entries: &[(Cow<'_, str>, &RawValue)]) -> Vec<String> {
-    let offset = |inner: &str| inner.as_ptr() as usize - line.as_ptr() as usize;
-    let existing: Vec<&RawValue> = entries.iter().filter(|(k, _)| k == "destinationStats").map(|(_, v)| *v).collect();
-    let mut pieces = Vec::new();
-    if existing.is_empty() {
-        let close = offset(state) + state.rfind('}').unwrap_or(state.len());
-        let mut head = line[..close].to_string();
-        if !entries.is_empty() {
-            head.push(',');
-        }
-        head.push_str("\"destinationStats\":");
-        pieces.push(head);
-        pieces.push(line[close..].to_string());
-    } else {
-        let mut at = 0;
-        for value in existing {
-            let start = offset(value.get());
-            pieces.push(line[at..start].to_string());
-            at = start + value.get().len();
-        }
-        pieces.push(line[at..].to_string());
+/// Cuts the line where something goes: the stats in place of every existing `destinationStats` value, or, when
+/// there is none, as a new last entry of the state object; and the end of each stream state inside a GLOBAL state.
+fn cut(
+    line: &str,
+    state: &str,
+    entries: &[(Cow<'_, str>, &RawValue)],
+    inner: &[&RawValue],
+) -> (Vec<String>, Vec<Hole>) {
+    let offset = |text: &str| text.as_ptr() as usize - line.as_ptr() as usize;
+    // (start, end, text before the hole, hole)
+    let mut cuts: Vec<(usize, usize, &str, Hole)> = Vec::new();
+    for (_, value) in entries.iter().filter(|(k, _)| k == "destinationStats") {
+        let start = offset(value.get());
+        cuts.push((start, start + value.get().len(), "", Hole::Stats));
     }
-    pieces
+    if cuts.is_empty() {
+        let close = offset(state) + state.rfind('}').unwrap_or(state.len());
+        let key = if entries.is_empty() { "\"destinationStats\":" } else { ",\"destinationStats\":" };
+        cuts.push((close, close, key, Hole::Stats));
+    }
+    for (index, raw) in inner.iter().enumerate() {
+        let text = raw.get();
+        let Some(close) = text.rfind('}').filter(|_| text.starts_with('{')) else { continue };
+        let comma = !text[1..close].trim().is_empty();
+        cuts.push((offset(text) + close, offset(text) + close, "", Hole::Inner { index, comma }));
+    }
+    cuts.sort_by_key(|c| c.0);
+    let (mut pieces, mut holes, mut at) = (Vec::new(), Vec::new(), 0);
+    for (start, end, before, hole) in cuts {
+        pieces.push(format!("{}{before}", &line[at..start]));
+        holes.push(hole);
+        at = end;
+    }
+    pieces.push(line[at..].to_string());
+    (pieces, holes)
 }
 
 /// What a STATE's record count covers: every record since the last GLOBAL/LEGACY state, or one stream's
@@ -283,12 +345,24 @@ mod tests {
     fn speed_mode_fields_are_read_and_counts_added_after_the_stats() {
         let line = r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"shared_state":{},"stream_states":[{"stream_descriptor":{"name":"a"},"partition_id":"p2"},{"stream_descriptor":{"name":"b"}}]},"partition_id":"p1","id":3,"sourceStats":{"recordCount":12.0}}}"#;
         let s = state_of(line);
+        let inner = vec![(None, "a".to_string()), (None, "b".to_string())];
         let expected =
-            Partitioned { id: Some(3), partitions: vec!["p1".into(), "p2".into()], record_count: Some(12.0) };
+            Partitioned { id: Some(3), partitions: vec!["p1".into(), "p2".into()], record_count: Some(12.0), inner };
         assert_eq!(s.partitioned, expected);
-        assert!(s.render_with(12, None, r#","committedRecordsCount":12"#).ends_with(
-            r#""sourceStats":{"recordCount":12.0},"destinationStats":{"recordCount":12.0},"committedRecordsCount":12}}"#
-        ));
+        let more =
+            Additions { top: r#","committedRecordsCount":12"#.into(), inner: vec!["\"n\":1".into(), "\"n\":2".into()] };
+        let out = s.render_with(12, None, &more);
+        let expected = line
+            .replace(r#""partition_id":"p2"}"#, r#""partition_id":"p2","n":1}"#)
+            .replace(r#""name":"b"}}"#, r#""name":"b"},"n":2}"#)
+            .replace(r#"12.0}}}"#, r#"12.0},"destinationStats":{"recordCount":12.0},"committedRecordsCount":12}}"#);
+        assert_eq!(out, expected);
+        let empty_inner = r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"stream_states":[{ }]}}}"#;
+        let more = Additions { top: String::new(), inner: vec!["\"n\":1".into()] };
+        assert_eq!(
+            state_of(empty_inner).render_with(0, None, &more),
+            r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"stream_states":[{ "n":1}]},"destinationStats":{"recordCount":0.0}}}"#
+        );
         assert_eq!(state_of(r#"{"type":"STATE","state":{"data":{}}}"#).partitioned, Partitioned::default());
     }
 

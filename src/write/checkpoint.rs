@@ -7,7 +7,7 @@
 //! dead-letter topic counts as settled once the dead-letter topic acknowledged it, and in the
 //! `rejectedRecordCount` of the STATE that covers it.
 
-use crate::airbyte::state::{Counted, RecordCounts, State};
+use crate::airbyte::state::{Additions, Counted, RecordCounts, State};
 use crate::error::Error;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -103,8 +103,8 @@ pub struct Closing {
     pub state: State,
     pub records: u64,
     pub counted: Counted,
-    /// Further entries of the state object, after the stats (Speed Mode's committed counts), or nothing.
-    pub more: String,
+    /// Speed Mode's committed counts, or nothing.
+    pub more: Additions,
 }
 
 impl Checkpoints {
@@ -237,7 +237,7 @@ pub fn closing(name: &str, records: u64, counted: Counted) -> Closing {
     let crate::airbyte::message::Message::State(raw) = crate::airbyte::message::Message::parse(&line).unwrap() else {
         unreachable!()
     };
-    Closing { state: State::parse(&line, raw).unwrap(), records, counted, more: String::new() }
+    Closing { state: State::parse(&line, raw).unwrap(), records, counted, more: Additions::default() }
 }
 
 #[cfg(test)]

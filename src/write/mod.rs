@@ -75,7 +75,9 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     // stdin/sockets → parse → route, on a thread per source.
     let (sources, ledger) = match &channel.medium {
         Medium::Stdio => (vec![Source::stdin()], None),
-        Medium::Sockets(paths) => (sockets::connect(paths, settings.socket_wait, stop)?, Some(Ledger::new(&catalog))),
+        Medium::Sockets(paths) => {
+            (sockets::connect(paths, settings.socket_wait, stop)?, Some(Ledger::new(Arc::clone(&catalog))))
+        }
     };
     let limit = LineLimit::of(settings.max_request_size);
     let parsers = |name: &str| {

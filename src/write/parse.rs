@@ -36,6 +36,8 @@ pub enum Item {
     },
     /// A STATE, parsed once here: what it counts and its echo.
     State { counted: Counted, state: State },
+    /// Speed Mode: a TRACE saying a stream is COMPLETE.
+    StreamComplete,
     /// A message of a type this protocol version does not define: skipped, but never silently.
     Unknown { kind: String, line: u64 },
     /// A line over its length limit, of which only the head was read: a RECORD of a known stream (which the
@@ -147,6 +149,10 @@ impl Parser {
                     Err(e) => Item::Failure(bad_line(e.0)),
                 });
             }
+            // Speed Mode counts the streams the source reports complete (the bulk CDK's `StreamCompletionTracker`).
+            Ok(Message::Other) if self.source.is_some() && is_stream_complete(text) => {
+                return Some(Item::StreamComplete)
+            }
             Ok(Message::Other) => return None,
             Ok(Message::Unknown(kind)) => return Some(Item::Unknown { kind, line: line_no }),
             Ok(Message::Record(record)) => record,
@@ -199,6 +205,25 @@ impl Parser {
             Scope::Stream { name, namespace } => Counted::Stream(self.catalog.find(namespace.as_deref(), name)),
         }
     }
+}
+
+/// Whether a message is a TRACE of type STREAM_STATUS whose status is COMPLETE.
+fn is_stream_complete(text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        trace: Option<Trace>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Trace {
+        stream_status: Option<Status>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Status {
+        status: Option<String>,
+    }
+    text.contains("STREAM_STATUS")
+        && serde_json::from_str::<Message>(text)
+            .is_ok_and(|m| m.trace.and_then(|t| t.stream_status).and_then(|s| s.status).as_deref() == Some("COMPLETE"))
 }
 
 /// The chunk as text, checked as UTF-8 once (later stages borrow `&str` from it). A line that is not valid UTF-8
@@ -286,6 +311,21 @@ mod tests {
             }
             _ => panic!("unexpected items"),
         }
+    }
+
+    #[test]
+    fn a_socket_source_reports_streams_complete() {
+        let catalog = Arc::new(Catalog::from_value(&json!({"streams": [{"name": "a"}]}), "{stream}", None).unwrap());
+        let text = concat!(
+            r#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","stream_status":{"status":"COMPLETE"}}}"#,
+            "\n",
+            r#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","stream_status":{"status":"RUNNING"}}}"#,
+            "\n",
+        );
+        let parsed = Parser::of_source(Arc::clone(&catalog), "socket s").parse(Block::Lines(text.as_bytes().to_vec()));
+        assert!(matches!(&parsed.items[..], [Item::StreamComplete]));
+        let on_stdin = Parser::new(catalog).parse(Block::Lines(text.as_bytes().to_vec()));
+        assert!(on_stdin.items.is_empty(), "stdin is read as before");
     }
 
     #[test]

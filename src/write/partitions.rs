@@ -8,25 +8,34 @@
 
 use super::checkpoint::Closing;
 use crate::airbyte::catalog::Catalog;
-use crate::airbyte::state::{Counted, State};
+use crate::airbyte::state::{Additions, Counted, State};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// A sequence of states: GLOBAL (`None`) or one stream's.
 type Sequence = Option<usize>;
 
 pub struct Ledger {
+    catalog: Arc<Catalog>,
     /// How messages name each catalog stream.
     streams: Vec<String>,
+    /// Per catalog stream, the records and bytes of the states handed on so far (a GLOBAL state's stream states
+    /// carry them).
+    committed: Vec<(u64, u64)>,
     partitions: HashMap<String, Partition>,
     /// Per sequence: the next id to hand on, the states held by id, and the records and bytes handed on so far.
     sequences: BTreeMap<Sequence, Queue>,
+    /// Stream-status COMPLETE messages seen (counted, not matched to names, as the CDK counts them).
+    complete: usize,
 }
 
 #[derive(Default)]
 struct Partition {
     records: u64,
     bytes: u64,
+    /// Records and bytes per catalog stream (a GLOBAL state's partition may hold several streams').
+    streams: Vec<(usize, u64, u64)>,
     /// The id of the state that counted it, once handed on: a later record of it is over that state's count.
     counted_by: Option<i64>,
 }
@@ -45,13 +54,14 @@ struct Held {
 }
 
 impl Ledger {
-    pub fn new(catalog: &Catalog) -> Ledger {
+    pub fn new(catalog: Arc<Catalog>) -> Ledger {
         let streams = catalog.streams.iter().map(|s| format!("STREAM `{}`", s.describe())).collect();
-        Ledger { streams, partitions: HashMap::new(), sequences: BTreeMap::new() }
+        let committed = vec![(0, 0); catalog.streams.len()];
+        Ledger { catalog, streams, committed, partitions: HashMap::new(), sequences: BTreeMap::new(), complete: 0 }
     }
 
-    /// A record of `partition`, `bytes` long, was read and handed to the producer.
-    pub fn read(&mut self, partition: &str, bytes: u64) -> Result<()> {
+    /// A record of `stream` in `partition`, `bytes` long, was read and handed to the producer.
+    pub fn read(&mut self, partition: &str, stream: usize, bytes: u64) -> Result<()> {
         let entry = match self.partitions.get_mut(partition) {
             Some(entry) => entry,
             None => self.partitions.entry(partition.to_string()).or_default(),
@@ -64,6 +74,13 @@ impl Ledger {
         }
         entry.records += 1;
         entry.bytes += bytes;
+        match entry.streams.iter_mut().find(|(s, _, _)| *s == stream) {
+            Some((_, records, total)) => {
+                *records += 1;
+                *total += bytes;
+            }
+            None => entry.streams.push((stream, 1, bytes)),
+        }
         Ok(())
     }
 
@@ -135,23 +152,51 @@ impl Ledger {
                 }
                 let held = queue.held.remove(&queue.next).expect("found above");
                 for p in &held.state.partitioned.partitions {
-                    self.partitions.entry(p.clone()).or_default().counted_by = Some(queue.next);
+                    let partition = self.partitions.entry(p.clone()).or_default();
+                    partition.counted_by = Some(queue.next);
+                    for (stream, records, bytes) in &partition.streams {
+                        self.committed[*stream].0 += records;
+                        self.committed[*stream].1 += bytes;
+                    }
                 }
                 queue.next += 1;
                 queue.committed_records += records;
                 queue.committed_bytes += bytes;
-                let more = format!(
-                    ",\"committedRecordsCount\":{},\"committedBytesCount\":{}",
-                    queue.committed_records, queue.committed_bytes
-                );
+                let committed = |(records, bytes): (u64, u64)| {
+                    format!("\"committedRecordsCount\":{records},\"committedBytesCount\":{bytes}")
+                };
+                let inner = held.state.partitioned.inner.iter().map(|(namespace, name)| {
+                    let stream = self.catalog.find(namespace.as_deref(), name);
+                    stream.map_or_else(String::new, |s| committed(self.committed[s]))
+                });
+                let more = Additions {
+                    top: format!(",{}", committed((queue.committed_records, queue.committed_bytes))),
+                    inner: inner.collect(),
+                };
                 close(Closing { state: held.state, records, counted: held.counted, more })?;
             }
         }
         Ok(())
     }
 
+    /// The source reported a stream complete.
+    pub fn stream_complete(&mut self) {
+        self.complete += 1;
+    }
+
     /// At the end of the input: every state handed on, every record counted by one.
     pub fn end(&self) -> Result<()> {
+        // Airbyte's destinations skip their final "destructive" step when a stream was not reported complete; a
+        // topic has none, so it is only said.
+        if self.complete < self.streams.len() {
+            tracing::warn!(
+                "the source reported {} of the catalog's {} streams complete",
+                self.complete,
+                self.streams.len()
+            );
+        } else {
+            tracing::info!("the source reported every stream complete ({})", self.complete);
+        }
         let mut waiting = Vec::new();
         for queue in self.sequences.values() {
             for (id, held) in &queue.held {
@@ -209,8 +254,8 @@ mod tests {
     use crate::airbyte::message::Message;
     use serde_json::json;
 
-    fn catalog() -> Catalog {
-        Catalog::from_value(&json!({"streams": [{"name": "a"}, {"name": "b"}]}), "{stream}", None).unwrap()
+    fn catalog() -> Arc<Catalog> {
+        Arc::new(Catalog::from_value(&json!({"streams": [{"name": "a"}, {"name": "b"}]}), "{stream}", None).unwrap())
     }
 
     fn state(line: &str) -> State {
@@ -240,15 +285,15 @@ mod tests {
 
     #[test]
     fn a_state_waits_for_its_records_however_they_arrive_and_goes_in_id_order() {
-        let mut ledger = Ledger::new(&catalog());
+        let mut ledger = Ledger::new(catalog());
         // State 2 of stream a arrives first, complete; it must wait for state 1, whose records come later.
         ledger.hold(Counted::Stream(Some(0)), stream_state("a", 2, "q", 1)).unwrap();
-        ledger.read("q", 10).unwrap();
+        ledger.read("q", 0, 10).unwrap();
         assert!(due(&mut ledger).is_empty(), "state 2 before state 1");
         ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 2)).unwrap();
-        ledger.read("p", 5).unwrap();
+        ledger.read("p", 0, 5).unwrap();
         assert!(due(&mut ledger).is_empty(), "1 of state 1's 2 records read");
-        ledger.read("p", 7).unwrap();
+        ledger.read("p", 0, 7).unwrap();
         let out = due(&mut ledger);
         assert_eq!(out.len(), 2);
         assert!(
@@ -273,16 +318,53 @@ mod tests {
 
     #[test]
     fn a_global_state_counts_the_partitions_of_its_stream_states() {
-        let mut ledger = Ledger::new(&catalog());
-        let global = state(
-            r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"stream_states":[{"partition_id":"x"},{"partition_id":"y"}]},"partition_id":"g","id":1,"sourceStats":{"recordCount":3}}}"#,
+        // Two GLOBAL states; stream a's records are in partitions x and g, stream b's in y and g. Each stream state
+        // inside gets its stream's committed records and bytes so far, the state its total (as the CDK's
+        // `testCDCStateTypes` expects them).
+        let global = |id: u32, x: &str, y: &str, g: &str, count: u32| {
+            state(&format!(
+                r#"{{"type":"STATE","state":{{"type":"GLOBAL","global":{{"stream_states":[{{"stream_descriptor":{{"name":"a"}},"partition_id":"{x}"}},{{"stream_descriptor":{{"name":"b"}},"partition_id":"{y}"}},{{"stream_descriptor":{{"name":"zz"}}}}]}},"partition_id":"{g}","id":{id},"sourceStats":{{"recordCount":{count}}}}}}}"#
+            ))
+        };
+        let mut ledger = Ledger::new(catalog());
+        ledger.hold(Counted::Global, global(1, "x1", "y1", "g1", 4)).unwrap();
+        ledger.read("x1", 0, 10).unwrap();
+        ledger.read("y1", 1, 20).unwrap();
+        ledger.read("g1", 1, 30).unwrap();
+        assert!(due(&mut ledger).is_empty(), "3 of 4 records read");
+        ledger.read("g1", 0, 40).unwrap();
+        ledger.hold(Counted::Global, global(2, "x2", "y2", "g2", 1)).unwrap();
+        ledger.read("y2", 1, 5).unwrap();
+        let out = due(&mut ledger);
+        assert!(
+            out[0].contains(r#""partition_id":"x1","committedRecordsCount":2,"committedBytesCount":50}"#),
+            "{}",
+            out[0]
         );
-        ledger.hold(Counted::Global, global).unwrap();
-        ledger.read("x", 1).unwrap();
-        ledger.read("y", 1).unwrap();
-        assert!(due(&mut ledger).is_empty());
-        ledger.read("g", 1).unwrap();
-        assert_eq!(due(&mut ledger).len(), 1);
+        assert!(
+            out[0].contains(r#""partition_id":"y1","committedRecordsCount":2,"committedBytesCount":50}"#),
+            "{}",
+            out[0]
+        );
+        assert!(out[0].contains(r#"{"stream_descriptor":{"name":"zz"}}]"#), "a stream not in the catalog gets nothing");
+        assert!(
+            out[0].ends_with(
+                r#""destinationStats":{"recordCount":4.0},"committedRecordsCount":4,"committedBytesCount":100}}"#
+            ),
+            "{}",
+            out[0]
+        );
+        assert!(
+            out[1].contains(r#""partition_id":"x2","committedRecordsCount":2,"committedBytesCount":50}"#),
+            "{}",
+            out[1]
+        );
+        assert!(
+            out[1].contains(r#""partition_id":"y2","committedRecordsCount":3,"committedBytesCount":55}"#),
+            "{}",
+            out[1]
+        );
+        assert!(out[1].ends_with(r#""committedRecordsCount":5,"committedBytesCount":105}}"#), "{}", out[1]);
         let mixed = ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 1)).unwrap_err();
         assert!(mixed.to_string().contains("GLOBAL and STREAM"), "{mixed}");
     }
@@ -290,20 +372,20 @@ mod tests {
     #[test]
     fn broken_promises_of_the_source_are_errors_never_states() {
         // More records than the state counts, read before it is examined.
-        let mut ledger = Ledger::new(&catalog());
-        ledger.read("p", 1).unwrap();
-        ledger.read("p", 1).unwrap();
+        let mut ledger = Ledger::new(catalog());
+        ledger.read("p", 0, 1).unwrap();
+        ledger.read("p", 0, 1).unwrap();
         ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 1)).unwrap();
         let over = ledger.due(|_| panic!("an over-counted state was handed on")).unwrap_err();
         assert!(over.to_string().contains("counts 1 records, but 2"), "{over}");
         // A record of a partition after its state was handed on.
-        let mut ledger = Ledger::new(&catalog());
+        let mut ledger = Ledger::new(catalog());
         ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 1)).unwrap();
-        ledger.read("p", 1).unwrap();
+        ledger.read("p", 0, 1).unwrap();
         assert_eq!(due(&mut ledger).len(), 1);
-        assert!(ledger.read("p", 1).unwrap_err().to_string().contains("after STATE 1"));
+        assert!(ledger.read("p", 0, 1).unwrap_err().to_string().contains("after STATE 1"));
         // An id twice; no id; a count not reached at the end; records no state names.
-        let mut ledger = Ledger::new(&catalog());
+        let mut ledger = Ledger::new(catalog());
         ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 2)).unwrap();
         let twice = ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 2)).unwrap_err();
         assert!(twice.to_string().contains("STATE 1 arrived twice"), "{twice}");
@@ -311,15 +393,15 @@ mod tests {
             r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"a"}},"partition_id":"z"}}"#,
         );
         assert!(ledger.hold(Counted::Stream(Some(0)), no_id).unwrap_err().to_string().contains("without `id`"));
-        ledger.read("p", 1).unwrap();
+        ledger.read("p", 0, 1).unwrap();
         assert!(due(&mut ledger).is_empty());
         let end = ledger.end().unwrap_err().to_string();
         assert!(
             end.contains("unflushed states") && end.contains("STREAM `a` STATE 1: 1 of its 2 records read"),
             "{end}"
         );
-        let mut ledger = Ledger::new(&catalog());
-        ledger.read("lost", 1).unwrap();
+        let mut ledger = Ledger::new(catalog());
+        ledger.read("lost", 0, 1).unwrap();
         let end = ledger.end().unwrap_err().to_string();
         assert!(end.contains("no STATE named") && end.contains("`lost` (1 records)"), "{end}");
     }

@@ -11,7 +11,7 @@ use super::release::Release;
 use super::sink::Sink;
 use crate::airbyte::catalog::Catalog;
 use crate::airbyte::message::now_ms;
-use crate::airbyte::state::{Counted, RecordCounts, State};
+use crate::airbyte::state::{Additions, Counted, RecordCounts, State};
 use crate::error::{Error, Result};
 use crate::format::{RecordIn, StreamEncoder};
 use crate::stop::Stop;
@@ -86,7 +86,7 @@ impl<'a> Pipeline<'a> {
                                                 .into(),
                                         });
                                     };
-                                    ledger.read(&parsed.chunk[partition], data.len() as u64)?;
+                                    ledger.read(&parsed.chunk[partition], stream, data.len() as u64)?;
                                 }
                                 let emitted_at = emitted_at.unwrap_or_else(now_ms);
                                 let meta = meta.map(|m| &parsed.chunk[m]);
@@ -94,6 +94,7 @@ impl<'a> Pipeline<'a> {
                             }
                             Item::State { counted, state } => self.state(counted, state)?,
                             Item::Unknown { kind, line } => self.unknown(&kind, line),
+                            Item::StreamComplete => self.ledger.iter_mut().for_each(Ledger::stream_complete),
                             Item::TooLong { stream, kind, emitted_at, length, line } => {
                                 self.too_long(stream, kind, emitted_at, length, line)?
                             }
@@ -139,7 +140,7 @@ impl<'a> Pipeline<'a> {
             return ledger.hold(counted, state);
         }
         let records = self.counts.take(&counted);
-        self.close(Closing { state, records, counted, more: String::new() })
+        self.close(Closing { state, records, counted, more: Additions::default() })
     }
 
     fn close(&mut self, closing: Closing) -> Result<()> {
