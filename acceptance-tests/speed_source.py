@@ -13,6 +13,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -98,9 +99,16 @@ def jsonl_frame(message, _schemas):
     return b"\n" if message["type"] == "PROBE" else (json.dumps(message, separators=(",", ":")) + "\n").encode()
 
 
+class Pause:
+    """A step of a script: the socket waits this many seconds before going on (a source producing slowly)."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+
 class Source:
-    """Serves `scripts[i]` on socket i: a list of messages (dicts), bytes written as they are, and
-    `threading.Event`s to wait for before going on."""
+    """Serves `scripts[i]` on socket i: a list of messages (dicts), bytes written as they are, `Pause`s and
+    `threading.Event`s to wait for before going on. A socket whose reader went away (a killed connector) stops."""
 
     def __init__(self, directory, scripts, framing, schemas):
         self.paths = [str(pathlib.Path(directory) / f"airbyte_socket_{i}.sock") for i in range(len(scripts))]
@@ -123,10 +131,14 @@ class Source:
                 for step in script:
                     if isinstance(step, threading.Event):
                         assert step.wait(60), "the test never let this socket go on"
+                    elif isinstance(step, Pause):
+                        time.sleep(step.seconds)
                     elif isinstance(step, bytes):
                         conn.sendall(step)
                     else:
                         conn.sendall(encode(step, schemas))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         except Exception as e:  # noqa: BLE001 - reported by join()
             self.errors.append(e)
         finally:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, configured_catalog, consume, java_acceptance_config, run, validate
-from speed_source import Source, unused_path
+from speed_source import Pause, Source, unused_path
 
 SCHEMAS = {
     "orders": {"type": "object", "properties": {
@@ -346,6 +346,65 @@ def test_kill_9_mid_sync_then_a_rerun(tmp_path, broker, sockets_dir):
     for stream in SCHEMAS:
         want = {r["record"]["data"]["id"] for s, _, _, recs, _ in parts if s == stream for r in recs}
         assert present_ids(broker, f"{broker.prefix}_kill_{stream}") == want
+
+
+def test_exactly_once_commits_only_whole_partitions(tmp_path, broker, sockets_dir):
+    """exactly_once over two sockets, each sending partitions one after another (records, then their state), the
+    other socket always in the middle of one: killed with -9 mid-sync, a `read_committed` reader sees every
+    partition whole or not at all, so a rerun from the last states writes nothing twice."""
+    namespace = broker.prefix
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "p": {"type": "string"}}}
+    catalog = configured_catalog({"streams": [{"name": "parts", "namespace": namespace, "json_schema": schema}]})
+    size, per_socket = 40, 100
+    scripts = [[], []]
+    for i in (0, 1):
+        for k in range(per_socket):
+            partition = f"s{i}k{k}"
+            for j in range(size):
+                # The two sockets out of step: socket 1's partitions straddle socket 0's.
+                offset = size // 2 if i else 0
+                scripts[i].append({"type": "RECORD", "record": {"namespace": namespace, "stream": "parts", "emitted_at": 1,
+                                   "data": {"id": j, "p": partition}, "partition_id": partition}})
+                if (j + offset) % 10 == 0:
+                    scripts[i].append(Pause(0.01))
+            scripts[i].append({"type": "STATE", "state": {"type": "STREAM", "stream": {
+                "stream_descriptor": {"name": "parts", "namespace": namespace}, "stream_state": {"k": k}},
+                "partition_id": partition, "id": 2 * k + i + 1, "sourceStats": {"recordCount": float(size)}}})
+    config = config_of(broker, "eos", delivery_guarantee="exactly_once", transaction_commit_interval_ms=20)
+    source = Source(sockets_dir, scripts, "PROTOBUF", {"parts": schema})
+    connector = Running(tmp_path, config, catalog, source.env("PROTOBUF"))
+    states = connector.states_within(2)
+    assert connector.process.poll() is None, "the sync ended before the kill"
+    connector.process.send_signal(signal.SIGKILL)
+    connector.process.wait(30)
+    assert len(states) >= 4, "the sync was killed before it committed anything"
+    counts = committed_partitions(broker, f"{broker.prefix}_eos_parts")
+    assert counts, "nothing committed"
+    assert all(n == size for n in counts.values()), {p: n for p, n in counts.items() if n != size}
+    emitted = {s["state"]["partition_id"] for s in states}
+    assert emitted <= set(counts), "every emitted state's records are committed"
+
+
+def committed_partitions(broker, topic):
+    """Records per source partition (`data.p`) that a `read_committed` reader sees."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "eos", "enable.auto.commit": False,
+                         "isolation.level": "read_committed"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        counts, idle = {}, 0
+        while idle < 10:
+            batch = consumer.consume(num_messages=10000, timeout=0.3)
+            idle = idle + 1 if not batch else 0
+            for m in batch:
+                if m.error() is None:
+                    p = json.loads(m.value())["_airbyte_data"]["p"]
+                    counts[p] = counts.get(p, 0) + 1
+        return counts
+    finally:
+        consumer.close()
 
 
 def present_ids(broker, topic):

@@ -50,7 +50,7 @@ impl Parser {
                 break;
             }
         }
-        Parsed { chunk: arena, items }
+        Parsed { chunk: arena, items, source: 0 }
     }
 
     fn record(
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn an_empty_message_and_an_unknown_stream_fail_the_sync() {
         let catalog = Catalog::from_value(&json!({"streams": [{"name": "s"}]}), "{stream}", None).unwrap();
-        let mut parser = Parser::of_source(Arc::new(catalog), "socket /tmp/1.sock");
+        let mut parser = Parser::of_source(Arc::new(catalog), "socket /tmp/1.sock", 0);
         let failure = |parsed: Parsed| match &parsed.items[..] {
             [Item::Failure(e)] => e.to_string(),
             _ => panic!("not one failure"),

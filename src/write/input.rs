@@ -123,6 +123,11 @@ impl<T: Send + 'static> Input<T> {
         }
     }
 
+    /// Sources not yet ended.
+    pub fn open(&self) -> usize {
+        self.open.get()
+    }
+
     /// Gives a consumed chunk's buffer back to the readers.
     pub fn recycle(&self, chunk: Vec<u8>) {
         let _ = self.recycle.try_send(chunk);

@@ -8,6 +8,7 @@
 //! `transactions`), committed.
 
 mod acknowledge;
+mod backlog;
 mod checkpoint;
 mod dead_letter;
 mod frames;
@@ -80,11 +81,13 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
         }
     };
     let limit = LineLimit::of(settings.max_request_size);
+    let mut index = 0;
     let parsers = |name: &str| {
         let mut parser = match &ledger {
             None => Parser::new(Arc::clone(&catalog)),
-            Some(_) => Parser::of_source(Arc::clone(&catalog), name),
+            Some(_) => Parser::of_source(Arc::clone(&catalog), name, index),
         };
+        index += 1;
         move |block| parser.parse(block)
     };
     let input = Input::spawn(sources, channel.framing, limit, Head::is_record, parsers);

@@ -51,6 +51,8 @@ pub enum Item {
 pub struct Parsed {
     pub chunk: String,
     pub items: Vec<Item>,
+    /// Which source it was read from (its index in the input's sources).
+    pub source: usize,
 }
 
 pub struct Parser {
@@ -58,8 +60,9 @@ pub struct Parser {
     /// Lines (or Protobuf messages) read so far.
     pub(super) line_no: u64,
     last_stream: Option<usize>,
-    /// Where the input is read from, named in failures when it is not stdin.
+    /// Where the input is read from, named in failures when it is not stdin, and its index.
     source: Option<String>,
+    index: usize,
     /// Per stream, the names of a Protobuf record's values, once it had one.
     pub(super) fields: Vec<Option<Fields>>,
 }
@@ -67,16 +70,17 @@ pub struct Parser {
 impl Parser {
     pub fn new(catalog: Arc<Catalog>) -> Parser {
         let fields = vec![None; catalog.streams.len()];
-        Parser { catalog, line_no: 0, last_stream: None, source: None, fields }
+        Parser { catalog, line_no: 0, last_stream: None, source: None, index: 0, fields }
     }
 
     /// A parser for one of several sources, named in what it reports.
-    pub fn of_source(catalog: Arc<Catalog>, source: &str) -> Parser {
-        Parser { source: Some(source.to_string()), ..Parser::new(catalog) }
+    pub fn of_source(catalog: Arc<Catalog>, source: &str, index: usize) -> Parser {
+        Parser { source: Some(source.to_string()), index, ..Parser::new(catalog) }
     }
 
     pub fn parse(&mut self, block: Block) -> Parsed {
         let mut parsed = self.parse_block(block);
+        parsed.source = self.index;
         if let Some(source) = &self.source {
             for item in &mut parsed.items {
                 if let Item::Failure(e) = item {
@@ -93,7 +97,7 @@ impl Parser {
             Block::Frames(frames) => self.frames(&frames),
             Block::Broken(reason) => {
                 let item = Item::Failure(Error::Input { line: self.line_no + 1, reason });
-                Parsed { chunk: String::new(), items: vec![item] }
+                Parsed { chunk: String::new(), items: vec![item], source: 0 }
             }
             Block::TooLong { head, length } => {
                 self.line_no += 1;
@@ -104,7 +108,7 @@ impl Parser {
                 };
                 let item =
                     Item::TooLong { stream, kind: head.kind, emitted_at: head.emitted_at, length, line: self.line_no };
-                Parsed { chunk: String::new(), items: vec![item] }
+                Parsed { chunk: String::new(), items: vec![item], source: 0 }
             }
         }
     }
@@ -133,7 +137,7 @@ impl Parser {
                 items.push(item);
             }
         }
-        Parsed { chunk, items }
+        Parsed { chunk, items, source: 0 }
     }
 
     pub(super) fn item(&mut self, chunk: &str, range: Range<usize>) -> Option<Item> {
@@ -322,7 +326,8 @@ mod tests {
             r#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","stream_status":{"status":"RUNNING"}}}"#,
             "\n",
         );
-        let parsed = Parser::of_source(Arc::clone(&catalog), "socket s").parse(Block::Lines(text.as_bytes().to_vec()));
+        let parsed =
+            Parser::of_source(Arc::clone(&catalog), "socket s", 0).parse(Block::Lines(text.as_bytes().to_vec()));
         assert!(matches!(&parsed.items[..], [Item::StreamComplete]));
         let on_stdin = Parser::new(catalog).parse(Block::Lines(text.as_bytes().to_vec()));
         assert!(on_stdin.items.is_empty(), "stdin is read as before");

@@ -28,6 +28,8 @@ pub struct Ledger {
     sequences: BTreeMap<Sequence, Queue>,
     /// Stream-status COMPLETE messages seen (counted, not matched to names, as the CDK counts them).
     complete: usize,
+    /// Partitions with records read whose state has not been handed on.
+    open: usize,
 }
 
 #[derive(Default)]
@@ -57,7 +59,8 @@ impl Ledger {
     pub fn new(catalog: Arc<Catalog>) -> Ledger {
         let streams = catalog.streams.iter().map(|s| format!("STREAM `{}`", s.describe())).collect();
         let committed = vec![(0, 0); catalog.streams.len()];
-        Ledger { catalog, streams, committed, partitions: HashMap::new(), sequences: BTreeMap::new(), complete: 0 }
+        let (partitions, sequences) = (HashMap::new(), BTreeMap::new());
+        Ledger { catalog, streams, committed, partitions, sequences, complete: 0, open: 0 }
     }
 
     /// A record of `stream` in `partition`, `bytes` long, was read and handed to the producer.
@@ -71,6 +74,9 @@ impl Ledger {
                 "a RECORD of partition `{partition}` arrived after STATE {id}, which covers that partition, had \
                  counted all its records: the source sent more records than its state says"
             )));
+        }
+        if entry.records == 0 {
+            self.open += 1;
         }
         entry.records += 1;
         entry.bytes += bytes;
@@ -123,8 +129,14 @@ impl Ledger {
         Ok(())
     }
 
-    /// The states whose records have all been read, next in their sequence, in the order to close segments with.
-    pub fn due(&mut self, mut close: impl FnMut(Closing) -> Result<()>) -> Result<()> {
+    /// Whether records of `partition` were read and its state not handed on yet.
+    pub fn is_open(&self, partition: &str) -> bool {
+        self.partitions.get(partition).is_some_and(|p| p.records > 0 && p.counted_by.is_none())
+    }
+
+    /// The states whose records have all been read, next in their sequence, in the order to close segments with;
+    /// `close` also hears whether no partition is left part-read.
+    pub fn due(&mut self, mut close: impl FnMut(Closing, bool) -> Result<()>) -> Result<()> {
         let streams = &self.streams;
         let describe = |counted: &Counted| match counted {
             Counted::Stream(Some(i)) => streams[*i].clone(),
@@ -153,7 +165,13 @@ impl Ledger {
                 let held = queue.held.remove(&queue.next).expect("found above");
                 for p in &held.state.partitioned.partitions {
                     let partition = self.partitions.entry(p.clone()).or_default();
+                    if partition.counted_by.is_some() {
+                        continue; // named twice in this state
+                    }
                     partition.counted_by = Some(queue.next);
+                    if partition.records > 0 {
+                        self.open -= 1;
+                    }
                     for (stream, records, bytes) in &partition.streams {
                         self.committed[*stream].0 += records;
                         self.committed[*stream].1 += bytes;
@@ -173,7 +191,7 @@ impl Ledger {
                     top: format!(",{}", committed((queue.committed_records, queue.committed_bytes))),
                     inner: inner.collect(),
                 };
-                close(Closing { state: held.state, records, counted: held.counted, more })?;
+                close(Closing { state: held.state, records, counted: held.counted, more }, self.open == 0)?;
             }
         }
         Ok(())
@@ -275,7 +293,7 @@ mod tests {
     fn due(ledger: &mut Ledger) -> Vec<String> {
         let mut out = Vec::new();
         ledger
-            .due(|c| {
+            .due(|c, _| {
                 out.push(c.state.render_with(c.records, None, &c.more));
                 Ok(())
             })
@@ -376,7 +394,7 @@ mod tests {
         ledger.read("p", 0, 1).unwrap();
         ledger.read("p", 0, 1).unwrap();
         ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 1)).unwrap();
-        let over = ledger.due(|_| panic!("an over-counted state was handed on")).unwrap_err();
+        let over = ledger.due(|_, _| panic!("an over-counted state was handed on")).unwrap_err();
         assert!(over.to_string().contains("counts 1 records, but 2"), "{over}");
         // A record of a partition after its state was handed on.
         let mut ledger = Ledger::new(catalog());

@@ -3,6 +3,7 @@
 //! the end. At the end, what is in flight is waited for and the sync is summed up.
 
 use super::acknowledge::InFlight;
+use super::backlog::{Backlog, Pending};
 use super::checkpoint::Closing;
 use super::input::{Input, LineLimit, Next};
 use super::parse::{Item, Parsed};
@@ -37,6 +38,11 @@ pub struct Pipeline<'a> {
     release: Box<dyn Release>,
     /// Speed Mode: states follow their partitions' counts, not the input's order.
     ledger: Option<Ledger>,
+    backlog: Backlog,
+    /// The backlog grew too large before a boundary: until the next commit, nothing more waits.
+    gave_up: bool,
+    /// Per source, the highest state `id` read from it.
+    last_ids: Vec<i64>,
     limit: LineLimit,
     stop: Stop,
 }
@@ -61,6 +67,9 @@ impl<'a> Pipeline<'a> {
             sink,
             release,
             ledger,
+            backlog: Backlog::default(),
+            gave_up: false,
+            last_ids: Vec::new(),
             limit,
             stop: stop.clone(),
         }
@@ -68,49 +77,119 @@ impl<'a> Pipeline<'a> {
 
     /// Reads until end of input, a stop signal or the first failure.
     pub fn consume(&mut self, input: Input<Parsed>) -> Result<()> {
+        let mut ended = false;
         loop {
             self.stop.check()?;
-            let wait = if self.sink.tracker().lock().in_flight() > 0 { 10 } else { 200 };
-            match input.next(Duration::from_millis(wait))? {
-                Next::Chunk(parsed) => {
-                    self.sink.read(parsed.chunk.len());
-                    for item in parsed.items {
-                        match item {
-                            Item::Record { stream, emitted_at, data, meta, partition, line } => {
-                                if let Some(ledger) = &mut self.ledger {
-                                    let Some(partition) = partition else {
-                                        return Err(Error::Input {
-                                            line,
-                                            reason: "a RECORD without `partition_id`: in Speed Mode every record \
-                                                     names the partition its STATE counts"
-                                                .into(),
-                                        });
-                                    };
-                                    ledger.read(&parsed.chunk[partition], stream, data.len() as u64)?;
-                                }
-                                let emitted_at = emitted_at.unwrap_or_else(now_ms);
-                                let meta = meta.map(|m| &parsed.chunk[m]);
-                                self.record(stream, line, &RecordIn { emitted_at, data: &parsed.chunk[data], meta })?
+            let holding = !ended && self.holding();
+            // Holding, with every socket waiting: the one furthest behind begins its next partition.
+            let stuck = holding && self.backlog.sources() >= input.open();
+            let waiting = match (holding, stuck) {
+                (false, _) => self.backlog.next(),
+                (true, true) => self.backlog.next_by(|source| self.last_ids.get(source).copied().unwrap_or(0)),
+                (true, false) => None,
+            };
+            let pending = match waiting {
+                Some(pending) => pending,
+                None if ended => return self.ledger.as_ref().map_or(Ok(()), Ledger::end),
+                None => {
+                    let wait = if self.sink.tracker().lock().in_flight() > 0 { 10 } else { 200 };
+                    match input.next(Duration::from_millis(wait))? {
+                        Next::Chunk(parsed) => {
+                            self.sink.read(parsed.chunk.len());
+                            let pending = Pending::from(parsed);
+                            if self.backlog.holds(pending.source) {
+                                self.backlog.hold(pending, false);
+                                continue;
                             }
-                            Item::State { counted, state } => self.state(counted, state)?,
-                            Item::Unknown { kind, line } => self.unknown(&kind, line),
-                            Item::StreamComplete => self.ledger.iter_mut().for_each(Ledger::stream_complete),
-                            Item::TooLong { stream, kind, emitted_at, length, line } => {
-                                self.too_long(stream, kind, emitted_at, length, line)?
-                            }
-                            Item::Failure(error) => return Err(error),
+                            pending
+                        }
+                        Next::Idle => {
+                            self.release.idle(&mut self.sink)?;
+                            self.sink.settle("waiting for input")?;
+                            continue;
+                        }
+                        Next::End => {
+                            ended = true;
+                            continue;
                         }
                     }
-                    input.recycle(parsed.chunk.into_bytes());
-                    self.close_due()?;
-                    self.sink.settle("reading input")?;
                 }
-                Next::Idle => {
-                    self.release.idle(&mut self.sink)?;
-                    self.sink.settle("waiting for input")?
-                }
-                Next::End => return self.ledger.as_ref().map_or(Ok(()), Ledger::end),
+            };
+            if let Some(chunk) = self.handle(pending, holding, stuck)? {
+                input.recycle(chunk.into_bytes());
             }
+            self.close_due()?;
+            self.sink.settle("reading input")?;
+        }
+    }
+
+    /// Speed Mode with exactly-once: whether records of partitions not begun wait (see `backlog`).
+    fn holding(&mut self) -> bool {
+        if self.ledger.is_none() || !self.release.wants_boundary() {
+            self.gave_up = false;
+            return false;
+        }
+        self.gave_up |= self.backlog.full();
+        !self.gave_up
+    }
+
+    /// Handles the items of a chunk in order; `holding`: a record of a partition not begun, and what follows it,
+    /// go to the backlog instead (but the first item if `begin`). Returns the chunk's text once every item is
+    /// handled.
+    fn handle(&mut self, mut pending: Pending, holding: bool, mut begin: bool) -> Result<Option<String>> {
+        while let Some(next) = pending.items.as_slice().first() {
+            if let (true, false, Item::Record { partition: Some(p), .. }) = (holding, begin, next) {
+                let ledger = self.ledger.as_ref().expect("holding only in Speed Mode");
+                if !ledger.is_open(&pending.chunk[p.clone()]) {
+                    self.backlog.hold(pending, true);
+                    return Ok(None);
+                }
+            }
+            begin = false;
+            let item = pending.items.next().expect("looked at above");
+            if let Item::State { state, .. } = &item {
+                if self.last_ids.len() <= pending.source {
+                    self.last_ids.resize(pending.source + 1, 0);
+                }
+                let last = &mut self.last_ids[pending.source];
+                *last = (*last).max(state.partitioned.id.unwrap_or(0));
+            }
+            self.item(item, &pending.chunk)?;
+        }
+        Ok(Some(pending.chunk))
+    }
+
+    fn item(&mut self, item: Item, chunk: &str) -> Result<()> {
+        match item {
+            Item::Record { stream, emitted_at, data, meta, partition, line } => {
+                if let Some(ledger) = &mut self.ledger {
+                    let Some(partition) = partition else {
+                        return Err(Error::Input {
+                            line,
+                            reason: "a RECORD without `partition_id`: in Speed Mode every record names the \
+                                     partition its STATE counts"
+                                .into(),
+                        });
+                    };
+                    ledger.read(&chunk[partition], stream, data.len() as u64)?;
+                }
+                let emitted_at = emitted_at.unwrap_or_else(now_ms);
+                let meta = meta.map(|m| &chunk[m]);
+                self.record(stream, line, &RecordIn { emitted_at, data: &chunk[data], meta })
+            }
+            Item::State { counted, state } => self.state(counted, state),
+            Item::Unknown { kind, line } => {
+                self.unknown(&kind, line);
+                Ok(())
+            }
+            Item::StreamComplete => {
+                self.ledger.iter_mut().for_each(Ledger::stream_complete);
+                Ok(())
+            }
+            Item::TooLong { stream, kind, emitted_at, length, line } => {
+                self.too_long(stream, kind, emitted_at, length, line)
+            }
+            Item::Failure(error) => Err(error),
         }
     }
 
@@ -140,12 +219,13 @@ impl<'a> Pipeline<'a> {
             return ledger.hold(counted, state);
         }
         let records = self.counts.take(&counted);
-        self.close(Closing { state, records, counted, more: Additions::default() })
+        self.close(Closing { state, records, counted, more: Additions::default() }, true)
     }
 
-    fn close(&mut self, closing: Closing) -> Result<()> {
+    /// `boundary`: every record sent so far is covered by a closed STATE.
+    fn close(&mut self, closing: Closing, boundary: bool) -> Result<()> {
         self.sink.close_segment(closing);
-        self.release.state(&mut self.sink)
+        self.release.state(&mut self.sink, boundary)
     }
 
     /// Speed Mode: the held states whose records have all been read close their segments now.
@@ -153,7 +233,7 @@ impl<'a> Pipeline<'a> {
         let Some(mut ledger) = self.ledger.take() else {
             return Ok(());
         };
-        let closed = ledger.due(|closing| self.close(closing));
+        let closed = ledger.due(|closing, boundary| self.close(closing, boundary));
         self.ledger = Some(ledger);
         closed
     }

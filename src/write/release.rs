@@ -13,10 +13,15 @@ pub trait Release {
     }
     /// A record of the input was handed on (produced, or rejected to a dead-letter topic).
     fn sent(&mut self, sink: &mut Sink) -> Result<()>;
-    /// A STATE closed a segment of the checkpoints.
-    fn state(&mut self, sink: &mut Sink) -> Result<()>;
+    /// A STATE closed a segment of the checkpoints. `boundary`: every record sent so far is covered by a closed
+    /// STATE (always on stdin; in Speed Mode only when no partition is part-read).
+    fn state(&mut self, sink: &mut Sink, boundary: bool) -> Result<()>;
     /// Input paused.
     fn idle(&mut self, sink: &mut Sink) -> Result<()>;
+    /// Whether the policy waits for a boundary (Speed Mode then starts no new partition until one is reached).
+    fn wants_boundary(&self) -> bool {
+        false
+    }
     /// Input ended cleanly: what was sent must be made to count.
     fn end(&mut self, sink: &mut Sink) -> Result<()>;
     /// A failure or a stop: nothing more may become visible.
@@ -39,7 +44,7 @@ impl Release for AtLeastOnce {
         Ok(())
     }
 
-    fn state(&mut self, sink: &mut Sink) -> Result<()> {
+    fn state(&mut self, sink: &mut Sink, _: bool) -> Result<()> {
         sink.release()
     }
 

@@ -4,9 +4,10 @@
 //!
 //! Commits happen at a STATE boundary (never in the middle of a checkpoint, so a killed sync leaves nothing
 //! committed past its last emitted STATE), at most once per `transaction_commit_interval_ms`: one commit then
-//! covers every STATE since the previous one. Input pausing, the end of input, and the bounds
-//! `transaction_max_ms` / `transaction_max_records` also commit; only the bounds may commit records whose STATE
-//! has not arrived yet.
+//! covers every STATE since the previous one. In Speed Mode a boundary is a moment when no partition is part-read:
+//! once the interval has passed, the write path starts no new partition until one is reached. Input pausing, the
+//! end of input, and the bounds `transaction_max_ms` / `transaction_max_records` also commit; only the bounds may
+//! commit records whose STATE has not arrived yet.
 
 use super::release::Release;
 use super::sink::{Limit, Sink, Waited};
@@ -31,8 +32,8 @@ pub struct ExactlyOnce {
     last_commit: Instant,
     /// Records in the open transaction.
     records: u64,
-    /// Records since the last STATE: zero means the open transaction ends at a STATE boundary.
-    since_state: u64,
+    /// Whether every record of the open transaction is covered by a closed STATE.
+    boundary: bool,
     commits: u64,
     /// The producer cannot go on (fenced, or a fatal error): nothing is left to abort.
     fatal: bool,
@@ -48,7 +49,7 @@ impl ExactlyOnce {
             began: None,
             last_commit: Instant::now(),
             records: 0,
-            since_state: 0,
+            boundary: true,
             commits: 0,
             fatal: false,
         }
@@ -163,7 +164,7 @@ impl Release for ExactlyOnce {
 
     fn sent(&mut self, sink: &mut Sink) -> Result<()> {
         self.records += 1;
-        self.since_state += 1;
+        self.boundary = false;
         self.began.get_or_insert_with(Instant::now);
         if self.overdue() {
             self.commit(sink)?;
@@ -171,19 +172,23 @@ impl Release for ExactlyOnce {
         Ok(())
     }
 
-    fn state(&mut self, sink: &mut Sink) -> Result<()> {
-        self.since_state = 0;
-        if !self.open() || self.due() {
+    fn state(&mut self, sink: &mut Sink, boundary: bool) -> Result<()> {
+        self.boundary = boundary;
+        if !self.open() || (boundary && self.due()) || self.overdue() {
             self.commit(sink)
         } else {
             Ok(())
         }
     }
 
+    fn wants_boundary(&self) -> bool {
+        self.open() && !self.boundary && self.last_commit.elapsed() >= self.interval
+    }
+
     /// States waiting for the commit interval go out now, if the open transaction ends at a STATE (or is past a
     /// bound).
     fn idle(&mut self, sink: &mut Sink) -> Result<()> {
-        if self.open() && (self.since_state == 0 || self.overdue()) {
+        if self.open() && (self.boundary || self.overdue()) {
             self.commit(sink)
         } else {
             Ok(())
