@@ -166,16 +166,21 @@ def catalog(json_schema=None):
     return path
 
 
-def run_connector(kafka, prefix, path, n, every, json_schema=None, **extra):
+def run_connector(kafka, prefix, path, n, every, json_schema=None, env=None, states=None, **extra):
+    """`path`: stdin (None: Speed Mode's sockets, which `env` names); `states`: how many must come out (default: one
+    per `every` records)."""
     cfg = OUT / "config.json"
     cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap, topic_pattern=f"{prefix}.{{stream}}",
                                    **extra)))
     out = OUT / "connector-out.jsonl"
-    warm(path)
+    if path:
+        warm(path)
     with open(out, "wb") as stdout:
-        row = timed([BIN, "write", "--config", cfg, "--catalog", catalog(json_schema)], path, stdout=stdout)
+        row = timed([BIN, "write", "--config", cfg, "--catalog", catalog(json_schema)], path, stdout=stdout,
+                    env=env)
     types = [json.loads(l)["type"] for l in out.read_text().splitlines()]
-    assert types.count("STATE") == (n // every if every else 0), f"{types.count('STATE')} states emitted"
+    expected = states if states is not None else (n // every if every else 0)
+    assert types.count("STATE") == expected, f"{types.count('STATE')} states emitted, {expected} expected"
     assert "TRACE" not in types, "the connector failed"
     return row
 
@@ -466,8 +471,13 @@ def main():
     p.add_argument("--exactly-once", action="store_true", help="at_least_once vs exactly_once (1,000 and 10,000)")
     p.add_argument("--formats", action="store_true", help="the value formats side by side")
     p.add_argument("--instructions", action="store_true", help="callgrind's instructions per record, with peers")
+    p.add_argument("--speed-mode", metavar="PYTHON", help="STDIO vs Speed Mode's sockets (PYTHON has grpcio-tools)")
     args = p.parse_args()
     n = 10_000_000 if args.big else args.records
+    if args.speed_mode:
+        import speed_mode
+
+        return speed_mode.compare(n, args.state_every, args.repeat, args.speed_mode)
     if args.formats:
         return formats(n, args.state_every, args.repeat)
     if args.exactly_once:
