@@ -156,3 +156,22 @@ def test_same_stream_in_two_namespaces_lands_in_two_topics(tmp_path, broker):
     assert result.returncode == 0
     assert_topics_hold(broker, records_of(lines), java_topic)
     assert {java_topic(r) for r in records_of(lines)} == {"ns_a_users_test_topic", "ns_b_users_test_topic"}
+
+
+def test_a_destination_object_name_is_the_topic_as_is(tmp_path, broker):
+    """Data activation: the topic picked for a stream in the UI (one of `discover`'s operations) arrives as the
+    configured stream's `destination_object_name` and is written to as is, dots and dashes kept; a name Kafka would
+    refuse is a config_error naming the stream."""
+    picked = f"{broker.prefix}.picked-Topic_1"
+    catalog = configured_catalog({"streams": [{"name": "users", "json_schema": {}}]})
+    catalog["streams"][0]["destination_object_name"] = picked
+    line = json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1, "data": {"id": 1}}})
+    result = write(tmp_path, broker, catalog, [line])
+    assert result.returncode == 0, result.messages
+    [(_, _, value)] = consume(broker.bootstrap, picked, 1)
+    assert value["_airbyte_data"] == {"id": 1}
+    catalog["streams"][0]["destination_object_name"] = f"{broker.prefix}/users"
+    result = write(tmp_path, broker, catalog, [line])
+    [trace] = [m["trace"]["error"] for m in result.of_type("TRACE")]
+    assert result.returncode != 0 and trace["failure_type"] == "config_error"
+    assert trace["message"].startswith("stream `users`: `destination_object_name`") and "has `/`" in trace["message"]

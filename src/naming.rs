@@ -31,6 +31,24 @@ pub fn sanitize(name: &str) -> String {
     out
 }
 
+/// A topic named as is (a configured stream's `destination_object_name`, picked from `discover`'s topics): what
+/// Kafka would refuse in it, for `what` to be named with.
+pub fn check_object_name(name: &str, what: &str) -> Result<(), crate::error::Error> {
+    let refused = if name.is_empty() || name == "." || name == ".." {
+        Some("is not a topic name".to_string())
+    } else if name.len() > MAX_TOPIC_LEN {
+        Some(format!("has {} characters, over Kafka's limit of {MAX_TOPIC_LEN}", name.len()))
+    } else {
+        name.chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .map(|c| format!("has `{c}`, which Kafka does not allow (letters, digits, `.`, `_`, `-`)"))
+    };
+    match refused {
+        Some(why) => Err(crate::error::Error::Config(format!("{what}: `destination_object_name` `{name}` {why}"))),
+        None => Ok(()),
+    }
+}
+
 /// A topic name Kafka would refuse, and which stream (or config field) produced it.
 #[derive(Debug, thiserror::Error)]
 pub enum TopicNameError {
@@ -62,6 +80,21 @@ pub fn check_topic(topic: &str, what: &str) -> Result<(), TopicNameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_names_are_taken_as_is_or_refused_with_the_reason() {
+        assert!(check_object_name("shop.orders-v2_x", "stream `a`").is_ok());
+        for (name, says) in [
+            ("", "is not a topic name"),
+            ("..", "is not a topic name"),
+            ("a/b", "has `/`"),
+            ("é", "has `é`"),
+            (&"x".repeat(250), "250 characters"),
+        ] {
+            let error = check_object_name(name, "stream `a`").unwrap_err().to_string();
+            assert!(error.starts_with("stream `a`: `destination_object_name`") && error.contains(says), "{error}");
+        }
+    }
 
     /// The Java connector's own test vectors (namespace `public`, stream `id_and_name`).
     #[test]

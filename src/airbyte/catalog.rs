@@ -92,7 +92,14 @@ impl Catalog {
             let (source_namespace, source_name) = (namespace.map(str::to_string), name.to_string());
             let (namespace, name) = mapping.map(namespace, name);
             let (namespace, name) = (namespace.as_deref().filter(|n| !n.is_empty()), name.as_str());
-            let topic = naming::topic_name(topic_pattern, namespace, name);
+            // Data activation: the topic picked for the stream in the UI (from `discover`), as is.
+            let topic = match entry["destination_object_name"].as_str() {
+                Some(object) => {
+                    naming::check_object_name(object, &format!("stream `{}`", describe(namespace, name)))?;
+                    object.to_string()
+                }
+                None => naming::topic_name(topic_pattern, namespace, name),
+            };
             naming::check_topic(&topic, &format!("stream `{}`", describe(namespace, name)))?;
             let dead_letter_topic = dead_letter_pattern.map(|p| naming::topic_name(p, namespace, name));
             if let Some(dlq) = &dead_letter_topic {
@@ -226,6 +233,20 @@ mod tests {
         let c = json!({"streams": [{"name": "y".repeat(300)}]});
         assert!(Catalog::from_value(&c, "{stream}", None).err().unwrap().to_string().contains("over Kafka's limit"));
         assert!(Catalog::from_value(&json!({}), "{stream}", None).is_err());
+    }
+
+    #[test]
+    fn a_destination_object_name_is_the_topic_as_is() {
+        let c = json!({"streams": [
+            {"stream": {"name": "users"}, "destination_object_name": "crm.Users-v2"},
+            {"stream": {"name": "orders"}, "destination_object_name": null},
+        ]});
+        let c = Catalog::from_value(&c, "p.{stream}", None).unwrap();
+        assert_eq!((c.streams[0].topic.as_str(), c.streams[1].topic.as_str()), ("crm.Users-v2", "p_orders"));
+        let bad = json!({"streams": [{"stream": {"name": "users"}, "destination_object_name": "crm/users"}]});
+        let err = Catalog::from_value(&bad, "{stream}", None).err().unwrap();
+        assert_eq!(err.failure_type(), crate::error::FailureType::ConfigError);
+        assert!(err.to_string().starts_with("stream `users`: `destination_object_name` `crm/users` has `/`"), "{err}");
     }
 
     #[test]
