@@ -52,6 +52,40 @@ def test_no_key_and_emitted_at_timestamps(tmp_path, broker):
     assert message.key() is None and message.timestamp()[1] == 1600000000000 and message.headers() is None
 
 
+def test_cloudevents_read_back_by_the_cloudevents_sdk(tmp_path, broker):
+    """`cloudevents: true`: each message is a CloudEvent in the Kafka binding's binary mode, read back by the
+    CloudEvents Python SDK (its Kafka binding validates the required attributes and parses the time), for the
+    envelope with the default source and `json` with a configured one."""
+    from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
+
+    catalog = configured_catalog({"streams": [{"name": "users", "namespace": "shop", "json_schema": {}},
+                                              {"name": "events", "json_schema": {}}]})
+    lines = [record("users", {"id": 1, "name": "Ada"}, namespace="shop", emitted_at=1700000000123),
+             record("events", {"n": 2}, emitted_at=1600000000000), state(1)]
+    cases = [({}, "env", "/airbyte/shop/users", "/airbyte/events"),
+             ({"format": {"type": "json"}, "cloudevents_source": "urn:crm:{namespace}:{stream}"}, "json",
+              "urn:crm:shop:users", "urn:crm::events")]
+    for extra, prefix, users_source, events_source in cases:
+        config = config_for(broker, cloudevents=True, topic_pattern=f"{broker.prefix}_{prefix}.{{stream}}", **extra)
+        result = run(["write"], "\n".join(lines) + "\n", tmp_path=tmp_path, config=config, catalog=catalog)
+        assert result.returncode == 0, result.messages
+        for stream, source, kind, time, data in [
+            ("users", users_source, "io.airbyte.record.shop.users", "2023-11-14T22:13:20.123000+00:00", {"id": 1, "name": "Ada"}),
+            ("events", events_source, "io.airbyte.record.events", "2020-09-13T12:26:40+00:00", {"n": 2}),
+        ]:
+            (message,) = read_back(broker.bootstrap, f"{broker.prefix}_{prefix}_{stream}", 1)
+            event = from_binary_event(KafkaMessage(headers=dict(message.headers()), key=message.key(),
+                                                   value=message.value()))
+            assert (event.get_specversion(), event.get_source(), event.get_type()) == ("1.0", source, kind)
+            assert event.get_time().isoformat() == time
+            assert event.get_datacontenttype() == "application/json"
+            assert event.get_id() == message.key().decode(), "ce_id is the record's id, the UUID key"
+            payload = event.get_data()
+            assert (payload["_airbyte_data"] if prefix == "env" else payload) == data
+            if prefix == "env":
+                assert payload["_airbyte_ab_id"] == event.get_id()
+
+
 def test_append_dedup_primary_key_and_tombstones(tmp_path, broker):
     catalog = {"streams": [{"stream": {"name": "customers", "json_schema": {}, "source_defined_primary_key": [["id"]]},
                             "sync_mode": "incremental", "destination_sync_mode": "append_dedup"}]}

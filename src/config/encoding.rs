@@ -13,11 +13,20 @@ pub struct Encoding {
     /// The `airbyte.*` context headers.
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub headers: bool,
+    /// CloudEvents' Kafka binding, binary mode: `ce_*` and `content-type` headers on every message.
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub cloudevents: bool,
+    /// `ce_source`, with `{namespace}` and `{stream}` filled in; blank = [`DEFAULT_CLOUDEVENTS_SOURCE`].
+    #[serde(default)]
+    pub cloudevents_source: String,
     #[serde(default)]
     pub timestamp: TimestampSettings,
     #[serde(default)]
     pub format: FormatSettings,
 }
+
+/// The `ce_source` of a stream's events unless `cloudevents_source` says otherwise.
+pub const DEFAULT_CLOUDEVENTS_SOURCE: &str = "/airbyte/{namespace}/{stream}";
 
 /// `key`: what each message's key is.
 #[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]

@@ -19,14 +19,14 @@ pub mod v2;
 pub mod well_known;
 
 use crate::airbyte::catalog::Stream;
-use crate::config::encoding::{Encoding, FormatSettings};
+use crate::config::encoding::{Encoding, FormatSettings, DEFAULT_CLOUDEVENTS_SOURCE};
 use crate::error::{Error, Result};
 use crate::kafka::record::OutgoingRecord;
 use avro::schema::Record;
 use envelope::Envelope;
 pub use error::EncodeError;
 use fields::FieldPath;
-use headers::Headers;
+use headers::{CloudEvents, Headers};
 use key::KeyEncoder;
 pub use record::RecordIn;
 use registry::Registry;
@@ -94,7 +94,7 @@ impl StreamEncoder {
         Ok(StreamEncoder {
             key: KeyEncoder::for_stream(&encoding.key, stream)?,
             value,
-            headers: Headers::new(stream, encoding.headers),
+            headers: Headers::new(stream, encoding.headers, cloudevents(encoding, stream)),
             timestamp,
             tombstones: stream.dedup,
             ..StreamEncoder::java(stream)
@@ -107,7 +107,7 @@ impl StreamEncoder {
             topic: stream.topic.clone(),
             key: KeyEncoder::Uuid,
             value: Value::Envelope(Envelope::new(&stream.name)),
-            headers: Headers::new(stream, false),
+            headers: Headers::new(stream, false, None),
             timestamp: Timestamp::ProduceTime,
             tombstones: false,
             id: [0; 36],
@@ -162,6 +162,27 @@ impl StreamEncoder {
         let headers = self.headers.for_record(record.emitted_at, &self.id, changes);
         Ok(OutgoingRecord { topic: &self.topic, key, value, headers, timestamp })
     }
+}
+
+/// CloudEvents' attributes of a stream's messages, with `cloudevents: true`. The registry formats' values start with
+/// Confluent's 5-byte frame: their media types are Avro's and JSON's, read by a registry-aware deserializer.
+fn cloudevents(encoding: &Encoding, stream: &Stream) -> Option<CloudEvents> {
+    if !encoding.cloudevents {
+        return None;
+    }
+    let template = match encoding.cloudevents_source.trim() {
+        "" => DEFAULT_CLOUDEVENTS_SOURCE,
+        configured => configured,
+    };
+    let source = match &stream.namespace {
+        Some(namespace) => template.replace("{namespace}", namespace),
+        None => template.replace("/{namespace}", "").replace("{namespace}", ""),
+    };
+    let content_type = match encoding.format {
+        FormatSettings::Avro(_) => "application/avro",
+        _ => "application/json",
+    };
+    Some(CloudEvents { source: source.replace("{stream}", &stream.name), content_type })
 }
 
 /// `airbyte.changes`: Airbyte's record changes (`_airbyte_meta.changes`) for the values the format nulled.
