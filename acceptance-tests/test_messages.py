@@ -42,6 +42,22 @@ def test_field_keys_headers_and_field_timestamps(tmp_path, broker):
     assert "airbyte.sync_id" not in headers
 
 
+def test_the_users_headers_filled_in_per_stream(tmp_path, broker):
+    """`headers` as a map: the user's headers, `{namespace}` and `{stream}` filled in per stream (for consumers that
+    route on headers), with the CloudEvents headers beside them."""
+    catalog = configured_catalog({"streams": [{"name": "users", "namespace": "shop", "json_schema": {}},
+                                              {"name": "events", "json_schema": {}}]})
+    config = config_for(broker, headers={"route": "{namespace}/{stream}", "team": "crm"}, cloudevents="true")
+    lines = [record("users", {"id": 1}, namespace="shop"), record("events", {"id": 2}), state(1)]
+    result = run(["write"], "\n".join(lines) + "\n", tmp_path=tmp_path, config=config, catalog=catalog)
+    assert result.returncode == 0, result.messages
+    for stream, route in [("users", b"shop/users"), ("events", b"/events")]:
+        (message,) = read_back(broker.bootstrap, broker.topic(stream), 1)
+        headers = message.headers()
+        assert headers[:2] == [("route", route), ("team", b"crm")], headers
+        assert [k for k, _ in headers[2:]] == ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type"]
+
+
 def test_no_key_and_emitted_at_timestamps(tmp_path, broker):
     catalog = configured_catalog({"streams": [{"name": "events", "json_schema": {}}]})
     config = config_for(broker, key={"mode": "none"}, timestamp={"source": "emitted_at"})

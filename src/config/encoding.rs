@@ -10,9 +10,9 @@ use serde::Deserialize;
 pub struct Encoding {
     #[serde(default)]
     pub key: KeySettings,
-    /// The `airbyte.*` context headers.
-    #[serde(default, deserialize_with = "lenient::boolean")]
-    pub headers: bool,
+    /// The `airbyte.*` context headers, or headers of the user's.
+    #[serde(default)]
+    pub headers: HeaderSettings,
     /// CloudEvents' Kafka binding, binary mode: `ce_*` and `content-type` headers on every message.
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub cloudevents: bool,
@@ -23,6 +23,21 @@ pub struct Encoding {
     pub timestamp: TimestampSettings,
     #[serde(default)]
     pub format: FormatSettings,
+}
+
+/// `headers`: `true` for the `airbyte.*` context headers, or a map of header name → text in which `{namespace}`
+/// and `{stream}` are filled in per stream (for consumers that route on headers).
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum HeaderSettings {
+    Context(#[serde(deserialize_with = "lenient::boolean")] bool),
+    Templates(std::collections::BTreeMap<String, String>),
+}
+
+impl Default for HeaderSettings {
+    fn default() -> Self {
+        HeaderSettings::Context(false)
+    }
 }
 
 /// The `ce_source` of a stream's events unless `cloudevents_source` says otherwise.
@@ -119,6 +134,20 @@ impl SubjectNameStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_a_flag_or_the_users_map_checked_by_the_spec() {
+        use crate::config::tests::{java_config, with};
+        use crate::config::Settings;
+        use serde_json::json;
+        let headers = |value| Settings::from_value(with(java_config(), "headers", value)).map(|s| s.encoding.headers);
+        assert_eq!(headers(json!(true)).unwrap(), HeaderSettings::Context(true));
+        assert_eq!(headers(json!("true")).unwrap(), HeaderSettings::Context(true), "saved configs hold strings");
+        let map = headers(json!({"route": "{stream}"})).unwrap();
+        assert_eq!(map, HeaderSettings::Templates([("route".to_string(), "{stream}".to_string())].into()));
+        let refused = headers(json!({"route": 1})).unwrap_err().to_string();
+        assert!(refused.contains("headers.route"), "{refused}");
+    }
 
     #[test]
     fn subject_names() {

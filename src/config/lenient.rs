@@ -51,7 +51,12 @@ pub fn coerce_scalars(schema: &Value, config: &mut Value) {
         return;
     };
     for (key, value) in obj.iter_mut() {
-        match (props.get(key).and_then(|p| p["type"].as_str()), &*value) {
+        // A property of several types (`headers`: a boolean or a map) is coerced to a boolean if it may be one.
+        let kind = props.get(key).and_then(|p| match &p["type"] {
+            Value::Array(kinds) if kinds.iter().any(|k| k == "boolean") => Some("boolean"),
+            kind => kind.as_str(),
+        });
+        match (kind, &*value) {
             (Some("integer"), Value::String(_)) => {
                 if let Some(n) = as_whole_number(value) {
                     *value = Value::from(n);

@@ -4,6 +4,8 @@
 //! type).
 
 use crate::airbyte::catalog::Stream;
+use crate::config::encoding::HeaderSettings;
+use crate::kafka::record::Header;
 use std::io::Write as _;
 
 /// CloudEvents' attributes of a stream's events besides the per-record `ce_id` and `ce_time`.
@@ -16,7 +18,7 @@ pub struct CloudEvents {
 
 /// The headers of one stream: the fixed ones once, the per-record ones refreshed for each record.
 pub struct Headers {
-    list: Vec<(&'static str, Vec<u8>)>,
+    list: Vec<Header>,
     /// Where `airbyte.emitted_at` and `airbyte.ab_id` are, with `headers: true`.
     context: Option<(usize, usize)>,
     /// Where `ce_id` and `ce_time` are, with `cloudevents: true`.
@@ -26,11 +28,20 @@ pub struct Headers {
 }
 
 impl Headers {
-    /// `context`: the Airbyte context headers (`headers: true`); `cloudevents`: CloudEvents' (`cloudevents: true`).
-    pub fn new(stream: &Stream, context: bool, cloudevents: Option<CloudEvents>) -> Headers {
+    /// `settings`: the Airbyte context headers (`headers: true`) or the user's (a map); `cloudevents`:
+    /// CloudEvents' (`cloudevents: true`).
+    pub fn new(stream: &Stream, settings: &HeaderSettings, cloudevents: Option<CloudEvents>) -> Headers {
         let mut headers = Headers { list: Vec::new(), context: None, cloudevents: None, fixed: 0 };
-        if context {
-            headers.context(stream);
+        match settings {
+            HeaderSettings::Context(true) => headers.context(stream),
+            HeaderSettings::Context(false) => {}
+            HeaderSettings::Templates(templates) => {
+                let namespace = stream.namespace.as_deref().unwrap_or("");
+                for (name, template) in templates {
+                    let value = template.replace("{namespace}", namespace).replace("{stream}", &stream.name);
+                    headers.list.push((name.clone().into(), value.into_bytes()));
+                }
+            }
         }
         if let Some(cloudevents) = cloudevents {
             headers.cloudevents(stream, cloudevents);
@@ -43,47 +54,42 @@ impl Headers {
     /// record's id, `ce_time` its `emitted_at`.
     fn cloudevents(&mut self, stream: &Stream, cloudevents: CloudEvents) {
         let list = &mut self.list;
-        list.push(("ce_specversion", b"1.0".to_vec()));
+        list.push(("ce_specversion".into(), b"1.0".to_vec()));
         let id = list.len();
-        list.push(("ce_id", Vec::new()));
-        list.push(("ce_source", cloudevents.source.into_bytes()));
+        list.push(("ce_id".into(), Vec::new()));
+        list.push(("ce_source".into(), cloudevents.source.into_bytes()));
         let kind = match &stream.namespace {
             Some(namespace) => format!("io.airbyte.record.{namespace}.{}", stream.name),
             None => format!("io.airbyte.record.{}", stream.name),
         };
-        list.push(("ce_type", kind.into_bytes()));
+        list.push(("ce_type".into(), kind.into_bytes()));
         let time = list.len();
-        list.push(("ce_time", Vec::new()));
-        list.push(("content-type", cloudevents.content_type.as_bytes().to_vec()));
+        list.push(("ce_time".into(), Vec::new()));
+        list.push(("content-type".into(), cloudevents.content_type.as_bytes().to_vec()));
         self.cloudevents = Some((id, time));
     }
 
     fn context(&mut self, stream: &Stream) {
         let list = &mut self.list;
-        list.push(("airbyte.stream", stream.name.clone().into_bytes()));
+        list.push(("airbyte.stream".into(), stream.name.clone().into_bytes()));
         if let Some(namespace) = &stream.namespace {
-            list.push(("airbyte.namespace", namespace.clone().into_bytes()));
+            list.push(("airbyte.namespace".into(), namespace.clone().into_bytes()));
         }
         let emitted_at = list.len();
-        list.push(("airbyte.emitted_at", Vec::new()));
+        list.push(("airbyte.emitted_at".into(), Vec::new()));
         let ab_id = list.len();
-        list.push(("airbyte.ab_id", Vec::new()));
+        list.push(("airbyte.ab_id".into(), Vec::new()));
         if let Some(sync_id) = stream.sync_id {
-            list.push(("airbyte.sync_id", sync_id.to_string().into_bytes()));
+            list.push(("airbyte.sync_id".into(), sync_id.to_string().into_bytes()));
         }
         if let Some(generation_id) = stream.generation_id {
-            list.push(("airbyte.generation_id", generation_id.to_string().into_bytes()));
+            list.push(("airbyte.generation_id".into(), generation_id.to_string().into_bytes()));
         }
         self.context = Some((emitted_at, ab_id));
     }
 
     /// The headers of one record; `changes`: its `airbyte.changes` (a JSON array), if any.
-    pub fn for_record(
-        &mut self,
-        emitted_at: i64,
-        ab_id: &[u8],
-        changes: Option<Vec<u8>>,
-    ) -> &[(&'static str, Vec<u8>)] {
+    pub fn for_record(&mut self, emitted_at: i64, ab_id: &[u8], changes: Option<Vec<u8>>) -> &[Header] {
         self.list.truncate(self.fixed);
         if let Some((at, id)) = self.context {
             let value = &mut self.list[at].1;
@@ -105,7 +111,7 @@ impl Headers {
             }
         }
         if let Some(changes) = changes {
-            self.list.push(("airbyte.changes", changes));
+            self.list.push(("airbyte.changes".into(), changes));
         }
         &self.list
     }
@@ -115,15 +121,15 @@ impl Headers {
 mod tests {
     use super::*;
 
-    fn shown(headers: &[(&'static str, Vec<u8>)]) -> Vec<(&'static str, String)> {
-        headers.iter().map(|(k, v)| (*k, String::from_utf8(v.clone()).unwrap())).collect()
+    fn shown(headers: &[Header]) -> Vec<(&str, String)> {
+        headers.iter().map(|(k, v)| (k.as_ref(), String::from_utf8(v.clone()).unwrap())).collect()
     }
 
     #[test]
     fn context_headers() {
         let stream =
             Stream { name: "users".into(), namespace: Some("shop".into()), sync_id: Some(9), ..Stream::default() };
-        let mut h = Headers::new(&stream, true, None);
+        let mut h = Headers::new(&stream, &HeaderSettings::Context(true), None);
         assert_eq!(
             shown(h.for_record(1700000000000, b"id-1", None)),
             vec![
@@ -134,9 +140,10 @@ mod tests {
                 ("airbyte.sync_id", "9".into()),
             ]
         );
-        let plain = Headers::new(&Stream { name: "s".into(), ..Stream::default() }, true, None);
+        let plain =
+            Headers::new(&Stream { name: "s".into(), ..Stream::default() }, &HeaderSettings::Context(true), None);
         assert_eq!(
-            plain.list.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            plain.list.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(),
             vec!["airbyte.stream", "airbyte.emitted_at", "airbyte.ab_id"]
         );
     }
@@ -145,7 +152,7 @@ mod tests {
     fn cloudevents_attributes_and_the_context_together() {
         let stream = Stream { name: "users".into(), namespace: Some("shop".into()), ..Stream::default() };
         let ce = CloudEvents { source: "/airbyte/shop/users".into(), content_type: "application/json" };
-        let mut h = Headers::new(&stream, false, Some(ce));
+        let mut h = Headers::new(&stream, &HeaderSettings::Context(false), Some(ce));
         assert_eq!(
             shown(h.for_record(1_700_000_000_123, b"id-1", None)),
             vec![
@@ -158,8 +165,10 @@ mod tests {
             ]
         );
         let ce = CloudEvents { source: "/s".into(), content_type: "application/avro" };
-        let mut both = Headers::new(&Stream { name: "s".into(), ..Stream::default() }, true, Some(ce));
-        let names: Vec<&str> = both.for_record(0, b"id-2", Some(b"[]".to_vec())).iter().map(|(k, _)| *k).collect();
+        let mut both =
+            Headers::new(&Stream { name: "s".into(), ..Stream::default() }, &HeaderSettings::Context(true), Some(ce));
+        let names: Vec<&str> =
+            both.for_record(0, b"id-2", Some(b"[]".to_vec())).iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(
             names,
             [
@@ -179,8 +188,21 @@ mod tests {
     }
 
     #[test]
+    fn the_users_headers_are_filled_in_per_stream() {
+        let templates = HeaderSettings::Templates(
+            [("route".to_string(), "{namespace}/{stream}".to_string()), ("team".to_string(), "crm".to_string())].into(),
+        );
+        let users = Stream { name: "users".into(), namespace: Some("shop".into()), ..Stream::default() };
+        let mut h = Headers::new(&users, &templates, None);
+        assert_eq!(shown(h.for_record(1, b"a", None)), vec![("route", "shop/users".into()), ("team", "crm".into())]);
+        let mut h = Headers::new(&Stream { name: "events".into(), ..Stream::default() }, &templates, None);
+        assert_eq!(shown(h.for_record(1, b"a", None))[0], ("route", "/events".into()));
+    }
+
+    #[test]
     fn changes_come_and_go_per_record() {
-        let mut h = Headers::new(&Stream { name: "s".into(), ..Stream::default() }, false, None);
+        let mut h =
+            Headers::new(&Stream { name: "s".into(), ..Stream::default() }, &HeaderSettings::Context(false), None);
         assert!(h.for_record(1, b"a", None).is_empty());
         assert_eq!(shown(h.for_record(1, b"a", Some(b"[1]".to_vec()))), vec![("airbyte.changes", "[1]".into())]);
         assert!(h.for_record(1, b"a", None).is_empty());

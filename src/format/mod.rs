@@ -19,7 +19,7 @@ pub mod v2;
 pub mod well_known;
 
 use crate::airbyte::catalog::Stream;
-use crate::config::encoding::{Encoding, FormatSettings, DEFAULT_CLOUDEVENTS_SOURCE};
+use crate::config::encoding::{Encoding, FormatSettings, HeaderSettings, DEFAULT_CLOUDEVENTS_SOURCE};
 use crate::error::{Error, Result};
 use crate::kafka::record::OutgoingRecord;
 use avro::schema::Record;
@@ -94,7 +94,7 @@ impl StreamEncoder {
         Ok(StreamEncoder {
             key: KeyEncoder::for_stream(&encoding.key, stream)?,
             value,
-            headers: Headers::new(stream, encoding.headers, cloudevents(encoding, stream)),
+            headers: Headers::new(stream, &encoding.headers, cloudevents(encoding, stream)),
             timestamp,
             tombstones: stream.dedup,
             ..StreamEncoder::java(stream)
@@ -107,7 +107,7 @@ impl StreamEncoder {
             topic: stream.topic.clone(),
             key: KeyEncoder::Uuid,
             value: Value::Envelope(Envelope::new(&stream.name)),
-            headers: Headers::new(stream, false, None),
+            headers: Headers::new(stream, &HeaderSettings::Context(false), None),
             timestamp: Timestamp::ProduceTime,
             tombstones: false,
             id: [0; 36],

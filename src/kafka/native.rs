@@ -13,7 +13,7 @@ use rdkafka::util::IntoOpaque;
 use std::ffi::CString;
 use std::os::raw::c_void;
 
-use super::record::OutgoingRecord;
+use super::record::{Header, OutgoingRecord};
 
 /// A librdkafka topic handle; released when dropped (before the client it was made from: see `Producer`).
 struct Handle(*mut rd::rd_kafka_topic_t);
@@ -134,7 +134,7 @@ fn memory(bytes: &[u8]) -> rd::rd_kafka_vu_s__bindgen_ty_1 {
 }
 
 /// The record's headers as librdkafka's (null for none), copied in.
-fn native_headers(headers: &[(&'static str, Vec<u8>)]) -> *mut rd::rd_kafka_headers_t {
+fn native_headers(headers: &[Header]) -> *mut rd::rd_kafka_headers_t {
     if headers.is_empty() {
         return std::ptr::null_mut();
     }

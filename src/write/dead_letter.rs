@@ -17,7 +17,7 @@
 
 use super::acknowledge::InFlight;
 use crate::airbyte::catalog::Stream;
-use crate::kafka::record::OutgoingRecord;
+use crate::kafka::record::{Header, OutgoingRecord};
 
 /// Why a record is rejected.
 pub struct Rejection {
@@ -46,7 +46,7 @@ pub struct DeadLetter {
     topic: String,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
-    headers: Vec<(&'static str, Vec<u8>)>,
+    headers: Vec<Header>,
 }
 
 impl DeadLetter {
@@ -78,22 +78,22 @@ impl DeadLetter {
     }
 
     fn drop_value(&mut self, why: String) {
-        self.headers.push(("airbyte.value_dropped", why.into_bytes()));
+        self.headers.push(("airbyte.value_dropped".into(), why.into_bytes()));
     }
 
     fn unvalued(stream: &Stream, record: &InFlight, key: Option<Vec<u8>>, why: &Rejection) -> DeadLetter {
-        let mut headers: Vec<(&'static str, Vec<u8>)> = vec![
-            ("__connect.errors.topic", stream.topic.clone().into_bytes()),
-            ("__connect.errors.stage", why.stage.as_bytes().to_vec()),
-            ("__connect.errors.exception.class.name", why.class.clone().into_bytes()),
-            ("__connect.errors.exception.message", why.message.clone().into_bytes()),
-            ("airbyte.stream", stream.name.clone().into_bytes()),
+        let mut headers: Vec<Header> = vec![
+            ("__connect.errors.topic".into(), stream.topic.clone().into_bytes()),
+            ("__connect.errors.stage".into(), why.stage.as_bytes().to_vec()),
+            ("__connect.errors.exception.class.name".into(), why.class.clone().into_bytes()),
+            ("__connect.errors.exception.message".into(), why.message.clone().into_bytes()),
+            ("airbyte.stream".into(), stream.name.clone().into_bytes()),
         ];
         if let Some(namespace) = &stream.namespace {
-            headers.push(("airbyte.namespace", namespace.clone().into_bytes()));
+            headers.push(("airbyte.namespace".into(), namespace.clone().into_bytes()));
         }
-        headers.push(("airbyte.input_line", record.line.to_string().into_bytes()));
-        headers.push(("airbyte.emitted_at", record.emitted_at.to_string().into_bytes()));
+        headers.push(("airbyte.input_line".into(), record.line.to_string().into_bytes()));
+        headers.push(("airbyte.emitted_at".into(), record.emitted_at.to_string().into_bytes()));
         let topic = stream.dead_letter_topic.clone().expect("dead letters only for streams with a dead-letter topic");
         DeadLetter { topic, key, value: None, headers }
     }
@@ -128,7 +128,7 @@ mod tests {
         let record = dl.record();
         assert_eq!((record.topic, record.key, record.value), ("shop_users_dlq", None, Some(&b"{\"x\":1}"[..])));
         let headers: Vec<(&str, String)> =
-            record.headers.iter().map(|(k, v)| (*k, String::from_utf8(v.clone()).unwrap())).collect();
+            record.headers.iter().map(|(k, v)| (k.as_ref(), String::from_utf8(v.clone()).unwrap())).collect();
         assert_eq!(
             headers,
             vec![
