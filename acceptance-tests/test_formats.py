@@ -10,8 +10,10 @@ basic credentials, and failing on purpose (429, 5xx)."""
 import datetime
 import io
 import json
+import pathlib
 import ssl
 import subprocess
+import time
 import unicodedata
 
 import avro.schema
@@ -315,3 +317,39 @@ def test_registry_over_tls_with_its_ca(tmp_path, broker):
         assert f"{broker.topic('users')}-value" in RealRegistry(url, context).subjects
     finally:
         secure.stop()
+
+
+def test_connect_json_read_by_a_kafka_connect_worker(tmp_path, broker):
+    """`connect_json`, read by Kafka Connect itself: a standalone worker (scripts/kafka-connect) with JsonConverter
+    (`schemas.enable=true`) and the file sink writes each value as Connect understood it. The expected lines are
+    written out by hand from Connect's `Struct.toString` (null fields left out, dates as java.util.Date in UTC)."""
+    schema = {"type": "object", "properties": {
+        "id": {"type": "integer"}, "name": {"type": ["null", "string"]},
+        "day": {"type": "string", "format": "date"},
+        "at": {"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "address": {"type": "object", "properties": {"city": {"type": "string"}}},
+        "extra": {"type": "object"}, "price": {"type": "number"}}}
+    catalog = configured_catalog({"streams": [{"name": "users", "json_schema": schema}]})
+    lines = [json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1, "data": data}}) for data in [
+        {"id": 1, "name": "Ada", "day": "2024-01-02", "at": "2024-01-01T01:00:01.500+01:00", "tags": ["a", "b"],
+         "address": {"city": "Oslo", "zip": "0150"}, "extra": {"k": 1}, "price": 9.5},
+        {"id": 2, "name": None}]]
+    config = config_for(broker, {"type": "connect_json"})
+    assert write(tmp_path, config, catalog, lines).returncode == 0
+    out = tmp_path / "connect.txt"
+    connect = Launched("kafka-connect", "--bootstrap", broker.bootstrap, "--topic", broker.topic("users"),
+                       "--out", str(out))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(out.read_text().splitlines() if out.exists() else []) < 2:
+            time.sleep(0.2)
+        got = out.read_text().splitlines() if out.exists() else []
+        log = pathlib.Path(connect.info["log"]).read_text()[-3000:] if len(got) < 2 else ""
+    finally:
+        connect.stop()
+    assert got == [
+        'Struct{id=1,name=Ada,day=Tue Jan 02 00:00:00 UTC 2024,at=Mon Jan 01 00:00:01 UTC 2024,tags=[a, b],'
+        'address=Struct{city=Oslo},extra={"k":1},price=9.5}',
+        "Struct{id=2}",
+    ], log

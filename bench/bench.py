@@ -452,6 +452,7 @@ def formats(n, every, repeat):
             ("airbyte_json (the Java envelope)", every, {}),
             ("json", every, {"format": {"type": "json"}}),
             ("airbyte_v2_json", every, {"format": {"type": "airbyte_v2_json"}}),
+            ("connect_json", every, {"format": {"type": "connect_json"}}),
             ("avro", every, {"format": {"type": "avro", "schema_registry_url": url}}),
             ("json_schema", every, {"format": {"type": "json_schema", "schema_registry_url": url}})], RECORD_SCHEMA)
     finally:

@@ -49,6 +49,12 @@ fn value_schema(format: &FormatSettings) -> Value {
                 "_airbyte_data": {"type": "object"}
             }
         }),
+        FormatSettings::ConnectJson => json!({
+            "type": "object",
+            "required": ["schema", "payload"],
+            "description": "Kafka Connect's JsonConverter with schemas.enable=true: the Connect schema of the stream and the record's data",
+            "properties": {"schema": {"type": "object"}, "payload": {"type": "object"}}
+        }),
         FormatSettings::Avro(_) | FormatSettings::JsonSchema(_) => json!({
             "type": "object",
             "description": "Confluent wire format: the schema of each stream is in the schema registry"

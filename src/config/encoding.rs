@@ -80,6 +80,8 @@ pub enum FormatSettings {
     Json,
     /// The record with Airbyte's current (v2) metadata.
     AirbyteV2Json,
+    /// What Kafka Connect's JsonConverter reads (`schemas.enable=true`).
+    ConnectJson,
     /// Avro in Confluent's wire format, the schema registered.
     Avro(RegistrySettings),
     /// JSON in Confluent's wire format, with its JSON schema registered.

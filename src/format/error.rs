@@ -31,6 +31,9 @@ pub enum EncodeError {
     NotATimestamp(String, String),
     #[error("the record's data is not a JSON object, which an Avro record needs")]
     NotAnObject,
+    /// A value that does not fit the type the stream's schema declares for it (`connect_json`).
+    #[error("{0}")]
+    Unfit(String),
 }
 
 impl From<EncodeError> for crate::error::Error {

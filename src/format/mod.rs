@@ -5,6 +5,7 @@
 //! timestamp (`timestamp`) are each decided in their own module.
 
 pub mod avro;
+pub mod connect;
 pub mod datetime;
 pub mod envelope;
 pub mod error;
@@ -23,6 +24,7 @@ use crate::config::encoding::{Encoding, FormatSettings, HeaderSettings, DEFAULT_
 use crate::error::{Error, Result};
 use crate::kafka::record::OutgoingRecord;
 use avro::schema::Record;
+use connect::ConnectJson;
 use envelope::Envelope;
 pub use error::EncodeError;
 use fields::FieldPath;
@@ -39,6 +41,7 @@ enum Value {
     Envelope(Envelope),
     Json,
     V2(V2),
+    ConnectJson(ConnectJson),
     /// Avro datums of the stream's schema, after its registry framing.
     Avro {
         schema: Record,
@@ -77,6 +80,7 @@ impl StreamEncoder {
             (FormatSettings::AirbyteJson, _) => Value::Envelope(Envelope::new(&stream.name)),
             (FormatSettings::Json, _) => Value::Json,
             (FormatSettings::AirbyteV2Json, _) => Value::V2(V2::new(stream)),
+            (FormatSettings::ConnectJson, _) => Value::ConnectJson(ConnectJson::new(&stream.json_schema, &stream.name)),
             (FormatSettings::Avro(settings), Some(registry)) => {
                 let schema = avro::schema::for_stream(&stream.json_schema, &stream.name, stream.namespace.as_deref());
                 let text = schema.to_json().to_string();
@@ -141,6 +145,7 @@ impl StreamEncoder {
                 Value::Envelope(envelope) => envelope.encode(&self.id, record),
                 Value::Json => record.data.as_bytes(),
                 Value::V2(v2) => v2.encode(&self.id, record),
+                Value::ConnectJson(connect) => connect.encode(record.data).map_err(EncodeError::Unfit)?,
                 Value::JsonSchema { framed } => {
                     framed.truncate(registry::FRAME);
                     framed.extend_from_slice(record.data.as_bytes());
