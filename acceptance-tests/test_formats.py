@@ -8,6 +8,7 @@ implementation. A test double (registry_double.py) is kept only for what Apicuri
 basic credentials, and failing on purpose (429, 5xx)."""
 
 import datetime
+import importlib.util
 import io
 import json
 import pathlib
@@ -353,3 +354,65 @@ def test_connect_json_read_by_a_kafka_connect_worker(tmp_path, broker):
         'address=Struct{city=Oslo},extra={"k":1},price=9.5}',
         "Struct{id=2}",
     ], log
+
+
+def compiled_message(tmp_path, text, name):
+    """The message class of a registered .proto schema, compiled by grpcio-tools' protoc (not by the connector)."""
+    from grpc_tools import protoc
+
+    proto_dir = tmp_path / "proto"
+    proto_dir.mkdir(exist_ok=True)
+    (proto_dir / f"{name}.proto").write_text(text)
+    include = pathlib.Path(protoc.__file__).parent / "_proto"
+    assert protoc.main(["protoc", f"-I{proto_dir}", f"-I{include}", f"--python_out={proto_dir}", f"{name}.proto"]) == 0
+    spec = importlib.util.spec_from_file_location(f"{name}_pb2", proto_dir / f"{name}_pb2.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def test_protobuf_read_by_confluents_deserializer_and_evolved_under_the_registrys_rule(tmp_path, broker, registry):
+    """`protobuf`: the .proto schema Apicurio holds, compiled by protoc, reads every message through confluent-kafka's
+    ProtobufDeserializer (the wire format's message-index list included); the registry's BACKWARD rule takes an
+    added field and refuses a changed type (a config_error naming the stream and the subject)."""
+    from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    fmt = {"type": "protobuf", "schema_registry_url": registry.url}
+    topic = broker.topic("users")
+    subject = f"{topic}-value"
+    v1 = {"type": "object", "properties": {
+        "id": {"type": "integer"}, "name": {"type": ["null", "string"]}, "score": {"type": "number"},
+        "ok": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}},
+        "address": {"type": "object", "properties": {"city": {"type": "string"}}}, "any": {}}}
+    line = lambda d: json.dumps({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1700000000000, "data": d}})
+    catalog = lambda schema: configured_catalog({"streams": [{"name": "users", "json_schema": schema}]})
+    records = [{"id": 1, "name": "Ada", "score": 2.5, "ok": True, "tags": ["a", "b"], "address": {"city": "Oslo"},
+                "any": {"k": [1]}, "extra": "x"},
+               {"id": -2, "name": None, "ok": False}]
+    assert write(tmp_path, config_for(broker, fmt), catalog(v1), [line(r) for r in records]).returncode == 0
+    [schema_id] = subjects_of(registry, broker)[subject]
+    text, kind = registry.schema_of(schema_id)
+    assert kind == "PROTOBUF"
+    users = compiled_message(tmp_path, text, "users")
+    read = ProtobufDeserializer(users, {"use.deprecated.format": False})
+    messages = read_back(broker.bootstrap, topic, 2)
+    got = [read(m.value(), SerializationContext(topic, MessageField.VALUE)) for m in messages]
+    first, second = got
+    assert (first.id, first.name, first.score, first.ok, list(first.tags), first.address.city) == (
+        1, "Ada", 2.5, True, ["a", "b"], "Oslo")
+    assert json.loads(first.any) == {"k": [1]} and json.loads(first._airbyte_additional_properties) == {"extra": "x"}
+    assert first._airbyte_ab_id == messages[0].key().decode() and first._airbyte_emitted_at == 1700000000000
+    assert second.id == -2 and not second.HasField("name") and second.HasField("ok") and not second.ok
+    assert not second.HasField("address") and not second.HasField("score")
+    # Evolution under the registry's own rule.
+    registry.compatibility(subject, "BACKWARD")
+    v2 = {"type": "object", "properties": {**v1["properties"], "email": {"type": "string"}}}
+    assert write(tmp_path, config_for(broker, fmt), catalog(v2), [line({"id": 3, "email": "c@x"})]).returncode == 0
+    assert len(subjects_of(registry, broker)[subject]) == 2, "version 2 registered"
+    v3 = {"type": "object", "properties": {**v1["properties"], "id": {"type": "string"}}}
+    result = write(tmp_path, config_for(broker, fmt), catalog(v3), [line({"id": "x"})])
+    (trace,) = result.of_type("TRACE")
+    error = trace["trace"]["error"]
+    assert error["failure_type"] == "config_error" and subject in error["message"], error
+    assert len(subjects_of(registry, broker)[subject]) == 2, "nothing registered"

@@ -454,7 +454,8 @@ def formats(n, every, repeat):
             ("airbyte_v2_json", every, {"format": {"type": "airbyte_v2_json"}}),
             ("connect_json", every, {"format": {"type": "connect_json"}}),
             ("avro", every, {"format": {"type": "avro", "schema_registry_url": url}}),
-            ("json_schema", every, {"format": {"type": "json_schema", "schema_registry_url": url}})], RECORD_SCHEMA)
+            ("json_schema", every, {"format": {"type": "json_schema", "schema_registry_url": url}}),
+            ("protobuf", every, {"format": {"type": "protobuf", "schema_registry_url": url}})], RECORD_SCHEMA)
     finally:
         registry.stdin.close()
         registry.wait()

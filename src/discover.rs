@@ -55,7 +55,7 @@ fn value_schema(format: &FormatSettings) -> Value {
             "description": "Kafka Connect's JsonConverter with schemas.enable=true: the Connect schema of the stream and the record's data",
             "properties": {"schema": {"type": "object"}, "payload": {"type": "object"}}
         }),
-        FormatSettings::Avro(_) | FormatSettings::JsonSchema(_) => json!({
+        FormatSettings::Avro(_) | FormatSettings::JsonSchema(_) | FormatSettings::Protobuf(_) => json!({
             "type": "object",
             "description": "Confluent wire format: the schema of each stream is in the schema registry"
         }),

@@ -86,12 +86,14 @@ pub enum FormatSettings {
     Avro(RegistrySettings),
     /// JSON in Confluent's wire format, with its JSON schema registered.
     JsonSchema(RegistrySettings),
+    /// Protobuf in Confluent's wire format, a `.proto` schema registered.
+    Protobuf(RegistrySettings),
 }
 
 impl FormatSettings {
     pub fn registry(&self) -> Option<&RegistrySettings> {
         match self {
-            FormatSettings::Avro(r) | FormatSettings::JsonSchema(r) => Some(r),
+            FormatSettings::Avro(r) | FormatSettings::JsonSchema(r) | FormatSettings::Protobuf(r) => Some(r),
             _ => None,
         }
     }

@@ -10,6 +10,7 @@
 //! that does not fit its field's type is a rejected record, as with Avro.
 
 use super::datetime;
+use super::json_type;
 use super::well_known;
 use serde_json::{json, Map, Value};
 
@@ -63,32 +64,17 @@ impl ConnectJson {
 
 /// The Connect type of a JSON schema (its `null` alternative dropped: every field is optional).
 fn kind_of(schema: &Value) -> Kind {
-    let types: Vec<&str> = match &schema["type"] {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => {
-            // `oneOf`/`anyOf` of one type and null is that type.
-            let branches = schema["oneOf"].as_array().or_else(|| schema["anyOf"].as_array());
-            let not_null: Vec<&Value> =
-                branches.map_or_else(Vec::new, |b| b.iter().filter(|s| s["type"] != "null").collect());
-            return match not_null[..] {
-                [one] => kind_of(one),
-                _ => Kind::Json,
-            };
-        }
-    };
-    let types: Vec<&str> = types.into_iter().filter(|t| *t != "null").collect();
-    match types[..] {
-        ["integer"] => Kind::Int64,
-        ["number"] => Kind::Float64,
-        ["boolean"] => Kind::Boolean,
-        ["string"] => match schema["format"].as_str() {
+    match json_type::single(schema) {
+        Some(("integer", _)) => Kind::Int64,
+        Some(("number", _)) => Kind::Float64,
+        Some(("boolean", _)) => Kind::Boolean,
+        Some(("string", s)) => match s["format"].as_str() {
             Some("date") => Kind::Date,
             Some("date-time") => Kind::Timestamp,
             _ => Kind::String,
         },
-        ["object"] if schema["properties"].is_object() => Kind::Struct(struct_fields(schema)),
-        ["array"] => match kind_of(&schema["items"]) {
+        Some(("object", s)) if s["properties"].is_object() => Kind::Struct(struct_fields(s)),
+        Some(("array", s)) => match kind_of(&s["items"]) {
             Kind::Json => Kind::Json,
             item => Kind::Array(Box::new(item)),
         },

@@ -12,7 +12,9 @@ pub mod error;
 pub mod fields;
 pub mod headers;
 pub mod json_schema;
+pub mod json_type;
 pub mod key;
+pub mod protobuf;
 pub mod record;
 pub mod registry;
 pub mod timestamp;
@@ -30,6 +32,7 @@ pub use error::EncodeError;
 use fields::FieldPath;
 use headers::{CloudEvents, Headers};
 use key::KeyEncoder;
+use protobuf::Protobuf;
 pub use record::RecordIn;
 use registry::Registry;
 use timestamp::Timestamp;
@@ -47,6 +50,7 @@ enum Value {
         schema: Record,
         framed: Vec<u8>,
     },
+    Protobuf(Protobuf),
     /// The data, after the registry framing of the stream's JSON schema.
     JsonSchema {
         framed: Vec<u8>,
@@ -86,6 +90,13 @@ impl StreamEncoder {
                 let text = schema.to_json().to_string();
                 let framed = registry.register_stream(settings, stream, &schema.full_name(), &text, "AVRO")?;
                 Value::Avro { schema, framed }
+            }
+            (FormatSettings::Protobuf(settings), Some(registry)) => {
+                let mut protobuf = Protobuf::new(&stream.json_schema, &stream.name, stream.namespace.as_deref());
+                let frame =
+                    registry.register_stream(settings, stream, &protobuf.full_name, &protobuf.text, "PROTOBUF")?;
+                protobuf.framed_by(frame);
+                Value::Protobuf(protobuf)
             }
             (FormatSettings::JsonSchema(settings), Some(registry)) => {
                 let (title, schema) = json_schema::of_stream(stream);
@@ -146,6 +157,10 @@ impl StreamEncoder {
                 Value::Json => record.data.as_bytes(),
                 Value::V2(v2) => v2.encode(&self.id, record),
                 Value::ConnectJson(connect) => connect.encode(record.data).map_err(EncodeError::Unfit)?,
+                Value::Protobuf(protobuf) => {
+                    let id = std::str::from_utf8(&self.id).expect("UUID text is ASCII");
+                    protobuf.encode(id, record.emitted_at, record.data).map_err(EncodeError::Unfit)?
+                }
                 Value::JsonSchema { framed } => {
                     framed.truncate(registry::FRAME);
                     framed.extend_from_slice(record.data.as_bytes());
@@ -185,6 +200,7 @@ fn cloudevents(encoding: &Encoding, stream: &Stream) -> Option<CloudEvents> {
     };
     let content_type = match encoding.format {
         FormatSettings::Avro(_) => "application/avro",
+        FormatSettings::Protobuf(_) => "application/protobuf",
         _ => "application/json",
     };
     Some(CloudEvents { source: source.replace("{stream}", &stream.name), content_type })
