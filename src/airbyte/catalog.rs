@@ -86,6 +86,12 @@ impl Catalog {
             if !matches!(mode, "append" | "append_dedup") {
                 tracing::warn!("stream `{name}` asks for destination_sync_mode `{mode}`; Kafka topics are append-only, records are appended");
             }
+            if let Some(minimum) = entry["minimum_generation_id"].as_i64().filter(|m| *m > 0) {
+                tracing::warn!(
+                    "stream `{name}` asks for a truncate refresh (minimum_generation_id {minimum}); a topic cannot be \
+                     truncated safely, so records of earlier generations stay in it and this sync's are appended"
+                );
+            }
             if out.find(namespace, name).is_some() {
                 continue;
             }
