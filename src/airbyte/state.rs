@@ -115,7 +115,13 @@ impl Partitioned {
         let entry = |key: &str| entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
         let own: Option<String> = value(entry("partition_id"));
         let inner: Vec<InnerStreamState> = inner.iter().map(|raw| value(Some(*raw))).collect();
-        let partitions = own.into_iter().chain(inner.iter().filter_map(|s| s.partition_id.clone()));
+        // Each partition once, however often the state names it.
+        let mut partitions: Vec<String> = Vec::new();
+        for p in own.into_iter().chain(inner.iter().filter_map(|s| s.partition_id.clone())) {
+            if !partitions.contains(&p) {
+                partitions.push(p);
+            }
+        }
         let descriptor = |s: &InnerStreamState| {
             let d = s.stream_descriptor.as_ref();
             let namespace = d.and_then(|d| d.namespace.clone()).filter(|n| !n.is_empty());
@@ -123,7 +129,7 @@ impl Partitioned {
         };
         Partitioned {
             id: value::<Option<i64>>(entry("id")),
-            partitions: partitions.collect(),
+            partitions,
             record_count: value::<SourceStats>(entry("sourceStats")).record_count,
             inner: inner.iter().map(descriptor).collect(),
         }

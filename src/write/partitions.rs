@@ -104,6 +104,17 @@ impl Ledger {
         if count < 0.0 || count.fract() != 0.0 || count > 2f64.powi(53) {
             return Err(Error::System(format!("{described} STATE {id}: `sourceStats.recordCount` is {count}")));
         }
+        // A partition is one state's: a state naming one an earlier state counted could be released on its records.
+        if let Some((p, earlier)) = state
+            .partitioned
+            .partitions
+            .iter()
+            .find_map(|p| self.partitions.get(p).and_then(|entry| entry.counted_by).map(|earlier| (p, earlier)))
+        {
+            return Err(Error::System(format!(
+                "{described} STATE {id} names partition `{p}`, which STATE {earlier} already counted"
+            )));
+        }
         let sequence = match counted {
             Counted::Global => None,
             Counted::Stream(Some(stream)) => Some(stream),
@@ -165,8 +176,12 @@ impl Ledger {
                 let held = queue.held.remove(&queue.next).expect("found above");
                 for p in &held.state.partitioned.partitions {
                     let partition = self.partitions.entry(p.clone()).or_default();
-                    if partition.counted_by.is_some() {
-                        continue; // named twice in this state
+                    if let Some(earlier) = partition.counted_by {
+                        // Held at once by two states of different sequences, both complete: the first counts it.
+                        return Err(Error::System(format!(
+                            "partition `{p}` is named by two states (STATE {earlier} and {})",
+                            queue.next
+                        )));
                     }
                     partition.counted_by = Some(queue.next);
                     if partition.records > 0 {
@@ -402,6 +417,21 @@ mod tests {
         ledger.read("p", 0, 1).unwrap();
         assert_eq!(due(&mut ledger).len(), 1);
         assert!(ledger.read("p", 0, 1).unwrap_err().to_string().contains("after STATE 1"));
+        // A state naming a partition twice counts it once; a partition an earlier state counted is refused.
+        let mut ledger = Ledger::new(catalog());
+        let twice = state(
+            r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"stream_states":[{"partition_id":"g"}]},"partition_id":"g","id":1,"sourceStats":{"recordCount":2}}}"#,
+        );
+        ledger.hold(Counted::Global, twice).unwrap();
+        ledger.read("g", 0, 1).unwrap();
+        assert!(due(&mut ledger).is_empty(), "1 of 2 records read, not 2");
+        ledger.read("g", 0, 1).unwrap();
+        assert_eq!(due(&mut ledger).len(), 1);
+        let again = state(
+            r#"{"type":"STATE","state":{"type":"GLOBAL","partition_id":"g","id":2,"sourceStats":{"recordCount":0}}}"#,
+        );
+        let refused = ledger.hold(Counted::Global, again).unwrap_err().to_string();
+        assert!(refused.contains("names partition `g`, which STATE 1 already counted"), "{refused}");
         // An id twice; no id; a count not reached at the end; records no state names.
         let mut ledger = Ledger::new(catalog());
         ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 2)).unwrap();

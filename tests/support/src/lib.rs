@@ -18,8 +18,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
+/// The repository: where Cargo runs the tests from (it says so at run time). The path compiled into this crate can
+/// be a copy's that is gone: `scripts/test` runs each time from a fresh copy sharing one `target/`, and Cargo does
+/// not rebuild this crate for a new path.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap(),
+    }
 }
 
 /// The connector binary Cargo built for this test run (`target/<profile>/destination-kafka`, beside `deps/`).
