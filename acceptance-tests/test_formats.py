@@ -416,3 +416,20 @@ def test_protobuf_read_by_confluents_deserializer_and_evolved_under_the_registry
     error = trace["trace"]["error"]
     assert error["failure_type"] == "config_error" and subject in error["message"], error
     assert len(subjects_of(registry, broker)[subject]) == 2, "nothing registered"
+
+
+def test_raw_sends_one_fields_bytes_and_dead_letters_the_rest(tmp_path, broker):
+    """`raw`: the value is the field's bytes (UTF-8, or decoded base64); a record without the field goes to the
+    dead-letter topic with the reason, never as an empty message."""
+    catalog = configured_catalog({"streams": [{"name": "events", "json_schema": {}}]})
+    lines = [json.dumps({"type": "RECORD", "record": {"stream": "events", "emitted_at": 1, "data": data}}) for data in [
+        {"id": 1, "msg": {"body": "AAEC/w=="}}, {"id": 2, "msg": {}}, {"id": 3, "msg": {"body": "aGk="}}]]
+    config = config_for(broker, {"type": "raw", "field": "msg.body", "base64": True},
+                        record_errors={"policy": "dead_letter", "topic_pattern": f"{broker.prefix}.{{stream}}.dlq"})
+    result = write(tmp_path, config, catalog, lines)
+    assert result.returncode == 0, result.messages
+    assert [m.value() for m in read_back(broker.bootstrap, broker.topic("events"), 2)] == [b"\x00\x01\x02\xff", b"hi"]
+    (letter,) = read_back(broker.bootstrap, broker.topic("events_dlq"), 1)
+    headers = dict(letter.headers())
+    assert json.loads(letter.value()) == {"id": 2, "msg": {}}
+    assert headers["__connect.errors.exception.message"] == b"value field `msg.body` is missing", headers

@@ -453,6 +453,7 @@ def formats(n, every, repeat):
             ("json", every, {"format": {"type": "json"}}),
             ("airbyte_v2_json", every, {"format": {"type": "airbyte_v2_json"}}),
             ("connect_json", every, {"format": {"type": "connect_json"}}),
+            ("raw (the `name` field)", every, {"format": {"type": "raw", "field": "name"}}),
             ("avro", every, {"format": {"type": "avro", "schema_registry_url": url}}),
             ("json_schema", every, {"format": {"type": "json_schema", "schema_registry_url": url}}),
             ("protobuf", every, {"format": {"type": "protobuf", "schema_registry_url": url}})], RECORD_SCHEMA)

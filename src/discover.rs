@@ -49,6 +49,9 @@ fn value_schema(format: &FormatSettings) -> Value {
                 "_airbyte_data": {"type": "object"}
             }
         }),
+        FormatSettings::Raw { field, .. } => json!({
+            "description": format!("The bytes of the record's field `{field}`, as the source serialised them")
+        }),
         FormatSettings::ConnectJson => json!({
             "type": "object",
             "required": ["schema", "payload"],

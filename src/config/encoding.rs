@@ -88,6 +88,12 @@ pub enum FormatSettings {
     JsonSchema(RegistrySettings),
     /// Protobuf in Confluent's wire format, a `.proto` schema registered.
     Protobuf(RegistrySettings),
+    /// The bytes of one field of the record.
+    Raw {
+        field: String,
+        #[serde(default, deserialize_with = "lenient::boolean")]
+        base64: bool,
+    },
 }
 
 impl FormatSettings {

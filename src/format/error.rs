@@ -6,6 +6,8 @@
 pub enum Role {
     Key,
     Timestamp,
+    /// The field `raw` sends as the value.
+    Value,
 }
 
 impl std::fmt::Display for Role {
@@ -13,6 +15,7 @@ impl std::fmt::Display for Role {
         f.write_str(match self {
             Role::Key => "key",
             Role::Timestamp => "timestamp",
+            Role::Value => "value",
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod json_schema;
 pub mod json_type;
 pub mod key;
 pub mod protobuf;
+pub mod raw;
 pub mod record;
 pub mod registry;
 pub mod timestamp;
@@ -33,6 +34,7 @@ use fields::FieldPath;
 use headers::{CloudEvents, Headers};
 use key::KeyEncoder;
 use protobuf::Protobuf;
+use raw::Raw;
 pub use record::RecordIn;
 use registry::Registry;
 use timestamp::Timestamp;
@@ -51,6 +53,7 @@ enum Value {
         framed: Vec<u8>,
     },
     Protobuf(Protobuf),
+    Raw(Raw),
     /// The data, after the registry framing of the stream's JSON schema.
     JsonSchema {
         framed: Vec<u8>,
@@ -85,6 +88,9 @@ impl StreamEncoder {
             (FormatSettings::Json, _) => Value::Json,
             (FormatSettings::AirbyteV2Json, _) => Value::V2(V2::new(stream)),
             (FormatSettings::ConnectJson, _) => Value::ConnectJson(ConnectJson::new(&stream.json_schema, &stream.name)),
+            (FormatSettings::Raw { field, base64 }, _) => Value::Raw(
+                Raw::new(field, *base64).map_err(|e| Error::Config(format!("config field `format.field`: {e}")))?,
+            ),
             (FormatSettings::Avro(settings), Some(registry)) => {
                 let schema = avro::schema::for_stream(&stream.json_schema, &stream.name, stream.namespace.as_deref());
                 let text = schema.to_json().to_string();
@@ -157,6 +163,7 @@ impl StreamEncoder {
                 Value::Json => record.data.as_bytes(),
                 Value::V2(v2) => v2.encode(&self.id, record),
                 Value::ConnectJson(connect) => connect.encode(record.data).map_err(EncodeError::Unfit)?,
+                Value::Raw(raw) => raw.encode(record.data)?,
                 Value::Protobuf(protobuf) => {
                     let id = std::str::from_utf8(&self.id).expect("UUID text is ASCII");
                     protobuf.encode(id, record.emitted_at, record.data).map_err(EncodeError::Unfit)?
@@ -201,6 +208,7 @@ fn cloudevents(encoding: &Encoding, stream: &Stream) -> Option<CloudEvents> {
     let content_type = match encoding.format {
         FormatSettings::Avro(_) => "application/avro",
         FormatSettings::Protobuf(_) => "application/protobuf",
+        FormatSettings::Raw { .. } => "application/octet-stream",
         _ => "application/json",
     };
     Some(CloudEvents { source: source.replace("{stream}", &stream.name), content_type })
