@@ -7,8 +7,12 @@ pub const MAX_TOPIC_LEN: usize = 249;
 
 /// Fills `{namespace}` then `{stream}` into the pattern (absent → ""), then sanitises the whole string.
 pub fn topic_name(pattern: &str, namespace: Option<&str>, stream: &str) -> String {
-    let filled = pattern.replace("{namespace}", namespace.unwrap_or("")).replace("{stream}", stream);
-    sanitize(&filled)
+    sanitize(&fill(pattern, namespace, stream))
+}
+
+/// `{namespace}` then `{stream}` filled into a template (an absent namespace → ""), as topic patterns fill them.
+pub fn fill(template: &str, namespace: Option<&str>, stream: &str) -> String {
+    template.replace("{namespace}", namespace.unwrap_or("")).replace("{stream}", stream)
 }
 
 /// Java's `toAlphanumericAndUnderscore`: NFKD, drop marks (category M), each run of ASCII whitespace → `_`,

@@ -100,10 +100,15 @@ struct InnerStreamState {
     stream_descriptor: Option<Descriptor>,
 }
 
+/// A top-level entry's value; of duplicate keys, the last (as serde reads them).
+fn entry<'a>(entries: &[(Cow<'_, str>, &'a RawValue)], key: &str) -> Option<&'a RawValue> {
+    entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
 /// The stream states inside a GLOBAL state (`global.stream_states`), borrowed from the line.
 fn inner_states<'a>(entries: &[(Cow<'_, str>, &'a RawValue)]) -> Vec<&'a RawValue> {
-    let global = entries.iter().rev().find(|(k, _)| k == "global").map(|(_, v)| *v);
-    let global: Global<'a> = global.and_then(|g| serde_json::from_str(g.get()).ok()).unwrap_or_default();
+    let global: Global<'a> =
+        entry(entries, "global").and_then(|g| serde_json::from_str(g.get()).ok()).unwrap_or_default();
     global.stream_states.unwrap_or_default()
 }
 
@@ -112,8 +117,7 @@ impl Partitioned {
         fn value<T: serde::de::DeserializeOwned + Default>(raw: Option<&RawValue>) -> T {
             raw.and_then(|r| serde_json::from_str::<Option<T>>(r.get()).ok().flatten()).unwrap_or_default()
         }
-        let entry = |key: &str| entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
-        let own: Option<String> = value(entry("partition_id"));
+        let own: Option<String> = value(entry(entries, "partition_id"));
         let inner: Vec<InnerStreamState> = inner.iter().map(|raw| value(Some(*raw))).collect();
         // Each partition once, however often the state names it.
         let mut partitions: Vec<String> = Vec::new();
@@ -128,9 +132,9 @@ impl Partitioned {
             (namespace, d.and_then(|d| d.name.clone()).unwrap_or_default())
         };
         Partitioned {
-            id: value::<Option<i64>>(entry("id")),
+            id: value::<Option<i64>>(entry(entries, "id")),
             partitions,
-            record_count: value::<SourceStats>(entry("sourceStats")).record_count,
+            record_count: value::<SourceStats>(entry(entries, "sourceStats")).record_count,
             inner: inner.iter().map(descriptor).collect(),
         }
     }
@@ -156,12 +160,11 @@ impl State {
         let entries = serde_json::from_str::<Entries>(state.get())
             .map_err(|e| ParseError(format!("STATE whose `state` is not an object: {e}")))?
             .0;
-        let entry = |key: &str| entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
-        let kind = entry("type").and_then(|t| serde_json::from_str::<Option<String>>(t.get()).ok().flatten());
+        let kind = entry(&entries, "type").and_then(|t| serde_json::from_str::<Option<String>>(t.get()).ok().flatten());
         let scope = if kind.as_deref() == Some("STREAM") {
             // Only the descriptor is read; `stream_state` is skipped unparsed, however deep it nests.
             let stream: StreamState =
-                entry("stream").and_then(|s| serde_json::from_str(s.get()).ok()).unwrap_or_default();
+                entry(&entries, "stream").and_then(|s| serde_json::from_str(s.get()).ok()).unwrap_or_default();
             let descriptor = stream.stream_descriptor.unwrap_or_default();
             Scope::Stream {
                 name: descriptor.name.unwrap_or_default(),

@@ -6,6 +6,7 @@
 use crate::airbyte::catalog::Stream;
 use crate::config::encoding::HeaderSettings;
 use crate::kafka::record::Header;
+use crate::naming;
 use std::io::Write as _;
 
 /// CloudEvents' attributes of a stream's events besides the per-record `ce_id` and `ce_time`.
@@ -36,9 +37,8 @@ impl Headers {
             HeaderSettings::Context(true) => headers.context(stream),
             HeaderSettings::Context(false) => {}
             HeaderSettings::Templates(templates) => {
-                let namespace = stream.namespace.as_deref().unwrap_or("");
                 for (name, template) in templates {
-                    let value = template.replace("{namespace}", namespace).replace("{stream}", &stream.name);
+                    let value = naming::fill(template, stream.namespace.as_deref(), &stream.name);
                     headers.list.push((name.clone().into(), value.into_bytes()));
                 }
             }

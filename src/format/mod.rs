@@ -26,6 +26,7 @@ use crate::airbyte::catalog::Stream;
 use crate::config::encoding::{Encoding, FormatSettings, HeaderSettings, DEFAULT_CLOUDEVENTS_SOURCE};
 use crate::error::{Error, Result};
 use crate::kafka::record::OutgoingRecord;
+use crate::naming;
 use avro::schema::Record;
 use connect::ConnectJson;
 use envelope::Envelope;
@@ -201,17 +202,15 @@ fn cloudevents(encoding: &Encoding, stream: &Stream) -> Option<CloudEvents> {
         "" => DEFAULT_CLOUDEVENTS_SOURCE,
         configured => configured,
     };
-    let source = match &stream.namespace {
-        Some(namespace) => template.replace("{namespace}", namespace),
-        None => template.replace("/{namespace}", "").replace("{namespace}", ""),
-    };
+    // Without a namespace, its path segment goes too.
+    let template = if stream.namespace.is_none() { template.replace("/{namespace}", "") } else { template.into() };
     let content_type = match encoding.format {
         FormatSettings::Avro(_) => "application/avro",
         FormatSettings::Protobuf(_) => "application/protobuf",
         FormatSettings::Raw { .. } => "application/octet-stream",
         _ => "application/json",
     };
-    Some(CloudEvents { source: source.replace("{stream}", &stream.name), content_type })
+    Some(CloudEvents { source: naming::fill(&template, stream.namespace.as_deref(), &stream.name), content_type })
 }
 
 /// `airbyte.changes`: Airbyte's record changes (`_airbyte_meta.changes`) for the values the format nulled.

@@ -29,7 +29,6 @@ impl From<Parsed> for Pending {
 pub struct Backlog {
     /// Per source, in order.
     held: Vec<VecDeque<Pending>>,
-    chunks: usize,
 }
 
 impl Backlog {
@@ -49,13 +48,11 @@ impl Backlog {
         } else {
             queue.push_back(pending);
         }
-        self.chunks += 1;
     }
 
     /// The next waiting chunk: the head of the source with the most waiting.
     pub fn next(&mut self) -> Option<Pending> {
         let queue = self.held.iter_mut().filter(|q| !q.is_empty()).max_by_key(|q| q.len())?;
-        self.chunks -= 1;
         queue.pop_front()
     }
 
@@ -68,12 +65,11 @@ impl Backlog {
     pub fn next_by(&mut self, key: impl Fn(usize) -> i64) -> Option<Pending> {
         let (_, queue) =
             self.held.iter_mut().enumerate().filter(|(_, q)| !q.is_empty()).min_by_key(|(i, _)| key(*i))?;
-        self.chunks -= 1;
         queue.pop_front()
     }
 
     /// Whether holding more would cost more memory than the wait is worth.
     pub fn full(&self) -> bool {
-        self.chunks >= LIMIT
+        self.held.iter().map(VecDeque::len).sum::<usize>() >= LIMIT
     }
 }

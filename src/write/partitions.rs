@@ -92,7 +92,7 @@ impl Ledger {
 
     /// A STATE arrived; it is held until its records are read.
     pub fn hold(&mut self, counted: Counted, state: State) -> Result<()> {
-        let described = self.describe(&counted);
+        let described = describe(&self.streams, &counted);
         let missing = |what: &str| {
             Error::System(format!("a {described} STATE without {what}: in Speed Mode every STATE carries it"))
         };
@@ -148,24 +148,13 @@ impl Ledger {
     /// The states whose records have all been read, next in their sequence, in the order to close segments with;
     /// `close` also hears whether no partition is left part-read.
     pub fn due(&mut self, mut close: impl FnMut(Closing, bool) -> Result<()>) -> Result<()> {
-        let streams = &self.streams;
-        let describe = |counted: &Counted| match counted {
-            Counted::Stream(Some(i)) => streams[*i].clone(),
-            Counted::Stream(None) => "STREAM".to_string(),
-            Counted::Global => "GLOBAL".to_string(),
-        };
         for queue in self.sequences.values_mut() {
             while let Some(held) = queue.held.get(&queue.next) {
-                let (mut records, mut bytes) = (0, 0);
-                for p in &held.state.partitioned.partitions {
-                    let partition = self.partitions.get(p);
-                    records += partition.map_or(0, |p| p.records);
-                    bytes += partition.map_or(0, |p| p.bytes);
-                }
+                let (records, bytes) = read_of(&self.partitions, &held.state.partitioned.partitions);
                 if records > held.records {
                     return Err(Error::System(format!(
                         "{} STATE {} counts {} records, but {records} of its partitions were read",
-                        describe(&held.counted),
+                        describe(&self.streams, &held.counted),
                         queue.next,
                         held.records
                     )));
@@ -233,17 +222,10 @@ impl Ledger {
         let mut waiting = Vec::new();
         for queue in self.sequences.values() {
             for (id, held) in &queue.held {
-                let read: u64 = held
-                    .state
-                    .partitioned
-                    .partitions
-                    .iter()
-                    .filter_map(|p| self.partitions.get(p))
-                    .map(|p| p.records)
-                    .sum();
+                let (read, _) = read_of(&self.partitions, &held.state.partitioned.partitions);
                 waiting.push(format!(
                     "{} STATE {id}: {read} of its {} records read",
-                    self.describe(&held.counted),
+                    describe(&self.streams, &held.counted),
                     held.records
                 ));
             }
@@ -271,13 +253,17 @@ impl Ledger {
     }
 }
 
-impl Ledger {
-    fn describe(&self, counted: &Counted) -> String {
-        match counted {
-            Counted::Global => "GLOBAL".into(),
-            Counted::Stream(Some(i)) => self.streams[*i].clone(),
-            Counted::Stream(None) => "STREAM".into(),
-        }
+/// Records and bytes read so far in these partitions.
+fn read_of(partitions: &HashMap<String, Partition>, names: &[String]) -> (u64, u64) {
+    names.iter().filter_map(|p| partitions.get(p)).fold((0, 0), |(r, b), p| (r + p.records, b + p.bytes))
+}
+
+/// A state's kind as messages name it (`streams`: each catalog stream's name in them).
+fn describe(streams: &[String], counted: &Counted) -> String {
+    match counted {
+        Counted::Global => "GLOBAL".into(),
+        Counted::Stream(Some(i)) => streams[*i].clone(),
+        Counted::Stream(None) => "STREAM".into(),
     }
 }
 
