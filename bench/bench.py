@@ -413,12 +413,18 @@ def compare(title, n, every, repeat, cases, json_schema=None):
                     kafka.drop(prefix)
     finally:
         kafka.stop()
-    print(f"\n## {title}: {n:,} records, Apache Kafka, median of {repeat}")
-    print("| run | records/s | wall s | user+sys CPU s | CPU s per 1M records | peak RSS MB | ÷ first row records/s |")
+    rows = {name: rows[name] for name, _, _ in cases}
+    print_table(f"{title}: {n:,} records, Apache Kafka, median of {repeat}", "run", "first row", rows, n)
+
+
+def print_table(heading, first, base_name, rows, n):
+    """One row per case (in `rows`' order) from its median run by wall time, with its ratio to the first row."""
+    print(f"\n## {heading}")
+    print(f"| {first} | records/s | wall s | user+sys CPU s | CPU s per 1M records | peak RSS MB | ÷ {base_name} records/s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     base = None
-    for name, _, _ in cases:
-        wall, cpu, rss = sorted(rows[name])[len(rows[name]) // 2]
+    for name, runs in rows.items():
+        wall, cpu, rss = sorted(runs)[len(runs) // 2]
         base = base or wall
         print(f"| {name} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {cpu / n * 1e6:.2f} | {rss:.0f} | {base / wall:.2f} |")
 

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import threading
 
-from bench import OUT, RECORD_SCHEMA, REPO, Kafka, generate, run_connector
+from bench import OUT, RECORD_SCHEMA, REPO, Kafka, generate, print_table, run_connector
 
 SOCKETS = [1, 2, 4]
 
@@ -88,13 +88,6 @@ def compare(n, every, repeat, python):
                 rows.setdefault(name, []).append(run_case(kafka, n, every, framing, sockets, python))
     finally:
         kafka.stop()
-    print(f"\n## Speed Mode: {n:,} records, a STATE every {every:,} records (per socket), Apache Kafka on the same "
-          f"cores, median of {repeat}")
-    print("| input | records/s | wall s | user+sys CPU s | CPU s per 1M records | peak RSS MB | ÷ STDIO records/s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    base = None
-    for name, _, _ in cases:
-        wall, cpu, rss = sorted(rows[name])[len(rows[name]) // 2]
-        base = base or wall
-        print(f"| {name} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {cpu / n * 1e6:.2f} | {rss:.0f} | "
-              f"{base / wall:.2f} |")
+    rows = {name: rows[name] for name, _, _ in cases}
+    print_table(f"Speed Mode: {n:,} records, a STATE every {every:,} records (per socket), Apache Kafka on the same "
+                f"cores, median of {repeat}", "input", "STDIO", rows, n)
