@@ -1,12 +1,15 @@
-"""What the project's service launchers (scripts/kafka-broker, scripts/schema-registry) share: free loopback ports
-claimed without a race, children that die with their launcher, waits on what a child writes in its log, and a
-control loop on stdin that stops everything when stdin closes (the test that started the launcher is gone)."""
+"""What the project's service launchers (scripts/kafka-broker, scripts/schema-registry, ...) share: jars resolved
+from Maven Central into a cache, free loopback ports claimed without a race, children that die with their launcher,
+waits on what a child writes in its log, and a control loop on stdin that stops everything when stdin closes (the
+test that started the launcher is gone)."""
 
 import fcntl
+import hashlib
 import json
 import os
 import pathlib
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +22,21 @@ PORT_RANGE = range(20000, 32000)
 LOCKS = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / "destination-kafka-ports"
 
 _claimed = []  # open lock files: a port stays ours while its file is locked (until this process exits)
+
+CACHE = pathlib.Path(os.environ.get("DESTINATION_KAFKA_CACHE", pathlib.Path.home() / ".cache" / "destination-kafka"))
+
+
+def maven_jars(pom, name, *options):
+    """The jars of a pom's dependencies, resolved from Maven Central into the cache once per pom (and options)."""
+    key = hashlib.sha256(pom.read_bytes() + "".join(options).encode()).hexdigest()[:12]
+    out = CACHE / f"{name}-{key}"
+    if not (out / ".complete").exists():
+        print(f"resolving {name} from Maven Central into {out} (once)", file=sys.stderr)
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run(["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={out}",
+                        *options], check=True, stdout=sys.stderr)
+        (out / ".complete").touch()
+    return out
 
 
 def _free(port):
