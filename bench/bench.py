@@ -161,7 +161,7 @@ def catalog(json_schema=None):
     path = OUT / "catalog.json"
     path.write_text(json.dumps({"streams": [
         {"stream": {"name": s, "json_schema": json_schema or {}, "supported_sync_modes": ["full_refresh"]},
-         "sync_mode": "full_refresh",
+         "sync_mode": "full_refresh", "primary_key": [["id"]],
          "destination_sync_mode": "append"} for s in STREAMS]}))
     return path
 
@@ -460,6 +460,7 @@ def formats(n, every, repeat):
             ("airbyte_v2_json", every, {"format": {"type": "airbyte_v2_json"}}),
             ("connect_json", every, {"format": {"type": "connect_json"}}),
             ("raw (the `name` field)", every, {"format": {"type": "raw", "field": "name"}}),
+            ("debezium_json", every, {"format": {"type": "debezium_json"}}),
             ("avro", every, {"format": {"type": "avro", "schema_registry_url": url}}),
             ("json_schema", every, {"format": {"type": "json_schema", "schema_registry_url": url}}),
             ("protobuf", every, {"format": {"type": "protobuf", "schema_registry_url": url}})], RECORD_SCHEMA)

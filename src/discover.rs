@@ -52,6 +52,14 @@ fn value_schema(format: &FormatSettings) -> Value {
         FormatSettings::Raw { field, .. } => json!({
             "description": format!("The bytes of the record's field `{field}`, as the source serialised them")
         }),
+        FormatSettings::DebeziumJson(_) => json!({
+            "type": ["object", "null"],
+            "required": ["before", "after", "source", "op", "ts_ms"],
+            "description": "Debezium's change event (a null value is the tombstone after a delete), keyed by the primary key",
+            "properties": {"before": {"type": ["object", "null"]}, "after": {"type": ["object", "null"]},
+                           "source": {"type": "object"}, "op": {"type": "string", "enum": ["r", "c", "u", "d"]},
+                           "ts_ms": {"type": "integer"}}
+        }),
         FormatSettings::ConnectJson => json!({
             "type": "object",
             "required": ["schema", "payload"],

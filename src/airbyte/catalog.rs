@@ -23,6 +23,8 @@ pub struct Stream {
     pub primary_key: Vec<Vec<String>>,
     /// `append_dedup`: keyed by the primary key, into a compacted topic, deletes as tombstones.
     pub dedup: bool,
+    /// `sync_mode: full_refresh`: every row is read again each sync (a snapshot, to `debezium_json`).
+    pub full_refresh: bool,
     /// The stream's JSON schema (the registry formats derive theirs from it).
     pub json_schema: Value,
     /// The platform's ids of this sync and of the stream's generation, when the catalog carries them.
@@ -124,6 +126,7 @@ impl Catalog {
                 dead_letter_topic,
                 primary_key: primary_key.into_iter().filter(|path| !path.is_empty()).collect(),
                 dedup: mode == "append_dedup",
+                full_refresh: entry["sync_mode"].as_str() == Some("full_refresh"),
                 json_schema: stream["json_schema"].clone(),
                 sync_id: entry["sync_id"].as_i64(),
                 generation_id: entry["generation_id"].as_i64(),

@@ -88,6 +88,8 @@ pub enum FormatSettings {
     JsonSchema(RegistrySettings),
     /// Protobuf in Confluent's wire format, a `.proto` schema registered.
     Protobuf(RegistrySettings),
+    /// Debezium's change events, keyed by the primary key.
+    DebeziumJson(DebeziumSettings),
     /// The bytes of one field of the record.
     Raw {
         field: String,
@@ -103,6 +105,39 @@ impl FormatSettings {
             _ => None,
         }
     }
+}
+
+/// The settings of `debezium_json`.
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct DebeziumSettings {
+    /// The `op` of a row of an incremental stream that is not deleted: Airbyte does not tell an insert from an update.
+    #[serde(default)]
+    pub op_for_changes: ChangeOp,
+    /// Keep the `_ab_cdc_*` columns in the row (they are in `source` either way).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub keep_cdc_columns: bool,
+    /// A tombstone (the key, no value) after each delete event, as Debezium's `tombstones.on.delete`.
+    #[serde(default = "yes", deserialize_with = "lenient::boolean")]
+    pub tombstones_on_delete: bool,
+    /// Kafka Connect's `{schema, payload}` wrapping of key and value (`schemas.enable=true`).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub schemas_enable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Debezium's `op` for a row that is not deleted.
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    /// `c` (create): every reader takes it without a before-image.
+    #[default]
+    #[serde(rename = "c")]
+    Create,
+    /// `u` (update), with `before` null: readers that need a before-image (Flink) refuse it.
+    #[serde(rename = "u")]
+    Update,
 }
 
 /// The registry settings of the `avro` and `json_schema` formats.

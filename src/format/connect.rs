@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 /// A field's Connect type.
 #[derive(Debug, Clone, PartialEq)]
-enum Kind {
+pub enum Kind {
     Int64,
     Float64,
     Boolean,
@@ -29,8 +29,58 @@ enum Kind {
     Struct(Vec<(String, Kind)>),
 }
 
+/// The Connect struct of a stream's records, made from its JSON schema: what `connect_json` sends, and the rows of
+/// `debezium_json`'s change events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub fields: Vec<(String, Kind)>,
+}
+
+impl Row {
+    pub fn of(json_schema: &Value) -> Row {
+        let mut schema = json_schema.clone();
+        well_known::inline(&mut schema);
+        Row { fields: struct_fields(&schema) }
+    }
+
+    /// Its Connect schema, named.
+    pub fn schema(&self, name: &str, optional: bool) -> Value {
+        let mut connect = connect_schema(&Kind::Struct(self.fields.clone()));
+        connect["optional"] = json!(optional);
+        connect["name"] = json!(name);
+        connect
+    }
+
+    /// The payload of one record's data (already read as a JSON object).
+    pub fn payload(&self, data: Map<String, Value>) -> Result<Value, String> {
+        convert_struct(data, &self.fields, "")
+    }
+
+    /// The type of the field at a path (names into nested structs).
+    pub fn kind_at(&self, path: &[String]) -> Option<&Kind> {
+        kind_in(&self.fields, path)
+    }
+}
+
+fn kind_in<'a>(fields: &'a [(String, Kind)], path: &[String]) -> Option<&'a Kind> {
+    let (first, rest) = path.split_first()?;
+    match (fields.iter().find(|(name, _)| name == first).map(|(_, kind)| kind)?, rest) {
+        (kind, []) => Some(kind),
+        (Kind::Struct(fields), rest) => kind_in(fields, rest),
+        _ => None,
+    }
+}
+
+/// A record's data as a JSON object, which a Connect struct needs.
+pub fn object(data: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str(data).map_err(|e| format!("the record's data cannot be read: {e}"))? {
+        Value::Object(data) => Ok(data),
+        _ => Err("the record's data is not a JSON object, which a Connect struct needs".into()),
+    }
+}
+
 pub struct ConnectJson {
-    fields: Vec<(String, Kind)>,
+    row: Row,
     /// `{"schema":…,"payload":` written once.
     head: String,
     out: Vec<u8>,
@@ -38,22 +88,14 @@ pub struct ConnectJson {
 
 impl ConnectJson {
     pub fn new(json_schema: &Value, stream: &str) -> ConnectJson {
-        let mut schema = json_schema.clone();
-        well_known::inline(&mut schema);
-        let fields = struct_fields(&schema);
-        let mut connect = connect_schema(&Kind::Struct(fields.clone()));
-        connect["optional"] = json!(false);
-        connect["name"] = json!(stream);
-        ConnectJson { fields, head: format!("{{\"schema\":{connect},\"payload\":"), out: Vec::new() }
+        let row = Row::of(json_schema);
+        let head = format!("{{\"schema\":{},\"payload\":", row.schema(stream, false));
+        ConnectJson { row, head, out: Vec::new() }
     }
 
     /// The message value of one record's data.
     pub fn encode(&mut self, data: &str) -> Result<&[u8], String> {
-        let data: Value = serde_json::from_str(data).map_err(|e| format!("the record's data cannot be read: {e}"))?;
-        let Value::Object(data) = data else {
-            return Err("the record's data is not a JSON object, which a Connect struct needs".into());
-        };
-        let payload = convert_struct(data, &self.fields, "")?;
+        let payload = self.row.payload(object(data)?)?;
         self.out.clear();
         self.out.extend_from_slice(self.head.as_bytes());
         serde_json::to_writer(&mut self.out, &payload).expect("writing JSON to a Vec");
@@ -88,7 +130,7 @@ fn struct_fields(schema: &Value) -> Vec<(String, Kind)> {
 }
 
 /// Connect's JSON description of a type, as `JsonConverter` writes and reads it.
-fn connect_schema(kind: &Kind) -> Value {
+pub fn connect_schema(kind: &Kind) -> Value {
     let logical = |base: &str, name: &str| json!({"type": base, "optional": true, "name": name, "version": 1});
     match kind {
         Kind::Int64 => json!({"type": "int64", "optional": true}),
@@ -122,7 +164,7 @@ fn convert_struct(mut data: Map<String, Value>, fields: &[(String, Kind)], at: &
     Ok(Value::Object(data))
 }
 
-fn convert(value: Value, kind: &Kind, path: &str) -> Result<Value, String> {
+pub fn convert(value: Value, kind: &Kind, path: &str) -> Result<Value, String> {
     let unfit = |what: &str| format!("field `{path}` is not {what}, which its schema declares");
     Ok(match (kind, value) {
         (_, Value::Null) => Value::Null,

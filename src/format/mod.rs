@@ -7,6 +7,7 @@
 pub mod avro;
 pub mod connect;
 pub mod datetime;
+pub mod debezium;
 pub mod envelope;
 pub mod error;
 pub mod fields;
@@ -29,6 +30,7 @@ use crate::kafka::record::OutgoingRecord;
 use crate::naming;
 use avro::schema::Record;
 use connect::ConnectJson;
+use debezium::Debezium;
 use envelope::Envelope;
 pub use error::EncodeError;
 use fields::FieldPath;
@@ -48,6 +50,8 @@ enum Value {
     Json,
     V2(V2),
     ConnectJson(ConnectJson),
+    /// Change events, which make their own key (and tombstone).
+    Debezium(Debezium),
     /// Avro datums of the stream's schema, after its registry framing.
     Avro {
         schema: Record,
@@ -89,6 +93,9 @@ impl StreamEncoder {
             (FormatSettings::Json, _) => Value::Json,
             (FormatSettings::AirbyteV2Json, _) => Value::V2(V2::new(stream)),
             (FormatSettings::ConnectJson, _) => Value::ConnectJson(ConnectJson::new(&stream.json_schema, &stream.name)),
+            (FormatSettings::DebeziumJson(settings), _) => {
+                Value::Debezium(Debezium::new(settings, stream).map_err(Error::Config)?)
+            }
             (FormatSettings::Raw { field, base64 }, _) => Value::Raw(
                 Raw::new(field, *base64).map_err(|e| Error::Config(format!("config field `format.field`: {e}")))?,
             ),
@@ -113,12 +120,14 @@ impl StreamEncoder {
             }
             (_, None) => return Err(Error::System("a registry format without a registry".into())),
         };
+        // A change event is keyed by the primary key and is its own delete: `key` and dedup's tombstones stand aside.
+        let debezium = matches!(value, Value::Debezium(_));
         Ok(StreamEncoder {
-            key: KeyEncoder::for_stream(&encoding.key, stream)?,
+            key: if debezium { KeyEncoder::None } else { KeyEncoder::for_stream(&encoding.key, stream)? },
             value,
             headers: Headers::new(stream, &encoding.headers, cloudevents(encoding, stream)),
             timestamp,
-            tombstones: stream.dedup,
+            tombstones: stream.dedup && !debezium,
             ..StreamEncoder::java(stream)
         })
     }
@@ -142,7 +151,7 @@ impl StreamEncoder {
     /// that is not an object for Avro).
     pub fn encode<'a>(&'a mut self, record: &RecordIn<'a>) -> std::result::Result<OutgoingRecord<'a>, EncodeError> {
         Uuid::new_v4().hyphenated().encode_lower(&mut self.id);
-        let key = match &self.key {
+        let mut key = match &self.key {
             KeyEncoder::Uuid => Some(&self.id[..]),
             KeyEncoder::None => None,
             KeyEncoder::Fields(paths) => {
@@ -164,6 +173,11 @@ impl StreamEncoder {
                 Value::Json => record.data.as_bytes(),
                 Value::V2(v2) => v2.encode(&self.id, record),
                 Value::ConnectJson(connect) => connect.encode(record.data).map_err(EncodeError::Unfit)?,
+                Value::Debezium(debezium) => {
+                    let (event_key, event) = debezium.encode(record.emitted_at, record.data)?;
+                    key = Some(event_key);
+                    event
+                }
                 Value::Raw(raw) => raw.encode(record.data)?,
                 Value::Protobuf(protobuf) => {
                     let id = std::str::from_utf8(&self.id).expect("UUID text is ASCII");
@@ -189,6 +203,14 @@ impl StreamEncoder {
         };
         let headers = self.headers.for_record(record.emitted_at, &self.id, changes);
         Ok(OutgoingRecord { topic: &self.topic, key, value, headers, timestamp })
+    }
+
+    /// The message that follows the last record's, if any: the tombstone after a Debezium delete event (its key,
+    /// no value, no headers, the same timestamp).
+    pub fn follow_up(&self, timestamp: Option<i64>) -> Option<OutgoingRecord<'_>> {
+        let Value::Debezium(debezium) = &self.value else { return None };
+        let key = debezium.tombstone()?;
+        Some(OutgoingRecord { topic: &self.topic, key: Some(key), value: None, headers: &[], timestamp })
     }
 }
 

@@ -198,8 +198,11 @@ impl<'a> Pipeline<'a> {
         let at = InFlight { segment, line, stream, emitted_at: record.emitted_at, dead_letter: false };
         let bytes = match self.encoders[stream].encode(record) {
             Ok(outgoing) => {
-                let bytes = outgoing.value.map_or(0, <[u8]>::len) as u64;
+                let (bytes, timestamp) = (outgoing.value.map_or(0, <[u8]>::len) as u64, outgoing.timestamp);
                 self.sink.produce(&outgoing, at)?;
+                if let Some(tombstone) = self.encoders[stream].follow_up(timestamp) {
+                    self.sink.produce(&tombstone, at)?;
+                }
                 bytes
             }
             Err(why) => {

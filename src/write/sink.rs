@@ -53,7 +53,7 @@ pub struct Sink<'a> {
     stop: Stop,
     /// STATEs of segments before this one may go out: the release policy's decision.
     allowed: SegmentId,
-    /// Records of the input handed on (produced or rejected).
+    /// Messages of the input's records handed on (produced or rejected; a delete event's tombstone is one more).
     records: u64,
     bytes_read: u64,
     states_emitted: u64,
