@@ -10,9 +10,12 @@
 //! that does not fit its field's type is a rejected record, as with Avro.
 
 use super::datetime;
+use super::fields::{self, Entry};
 use super::json_type;
 use super::well_known;
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::io::Write as _;
 
 /// A field's Connect type.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,9 +54,10 @@ impl Row {
         connect
     }
 
-    /// The payload of one record's data (already read as a JSON object).
-    pub fn payload(&self, data: Map<String, Value>) -> Result<Value, String> {
-        convert_struct(data, &self.fields, "")
+    /// Writes the payload of one record's data (its entries, from [`object`]): the entries `keep` says, each value
+    /// the schema names converted to its Connect type, the others as they are.
+    pub fn write_payload(&self, data: &[Entry], keep: impl Fn(&str) -> bool, out: &mut Vec<u8>) -> Result<(), String> {
+        write_struct(data, &self.fields, "", &keep, out)
     }
 
     /// The type of the field at a path (names into nested structs).
@@ -71,11 +75,12 @@ fn kind_in<'a>(fields: &'a [(String, Kind)], path: &[String]) -> Option<&'a Kind
     }
 }
 
-/// A record's data as a JSON object, which a Connect struct needs.
-pub fn object(data: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str(data).map_err(|e| format!("the record's data cannot be read: {e}"))? {
-        Value::Object(data) => Ok(data),
-        _ => Err("the record's data is not a JSON object, which a Connect struct needs".into()),
+/// A record's data as the entries of a JSON object, which a Connect struct needs.
+pub fn object(data: &str) -> Result<Vec<Entry<'_>>, String> {
+    match fields::entries(data) {
+        Ok(Some(entries)) => Ok(entries),
+        Ok(None) => Err("the record's data is not a JSON object, which a Connect struct needs".into()),
+        Err(e) => Err(format!("the record's data cannot be read: {e}")),
     }
 }
 
@@ -95,10 +100,10 @@ impl ConnectJson {
 
     /// The message value of one record's data.
     pub fn encode(&mut self, data: &str) -> Result<&[u8], String> {
-        let payload = self.row.payload(object(data)?)?;
+        let data = object(data)?;
         self.out.clear();
         self.out.extend_from_slice(self.head.as_bytes());
-        serde_json::to_writer(&mut self.out, &payload).expect("writing JSON to a Vec");
+        self.row.write_payload(&data, |_| true, &mut self.out)?;
         self.out.push(b'}');
         Ok(&self.out)
     }
@@ -154,44 +159,99 @@ pub fn connect_schema(kind: &Kind) -> Value {
     }
 }
 
-fn convert_struct(mut data: Map<String, Value>, fields: &[(String, Kind)], at: &str) -> Result<Value, String> {
-    for (name, kind) in fields {
-        if let Some(value) = data.get_mut(name) {
-            let path = if at.is_empty() { name.clone() } else { format!("{at}.{name}") };
-            *value = convert(std::mem::take(value), kind, &path)?;
+/// Writes an object's entries, converting the values of the fields the schema names (found where the schema has
+/// them next, as sources mostly write them in order).
+fn write_struct(
+    entries: &[Entry],
+    fields: &[(String, Kind)],
+    at: &str,
+    keep: &dyn Fn(&str) -> bool,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    out.push(b'{');
+    let (mut next, mut first) = (0, true);
+    for (name, raw) in entries.iter().filter(|(name, _)| keep(name)) {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, name.as_ref()).expect("writing JSON to a Vec");
+        out.push(b':');
+        let at_next = fields.get(next).filter(|(field, _)| field == name).map(|_| next);
+        match at_next.or_else(|| fields.iter().position(|(field, _)| field == name)) {
+            Some(i) => {
+                next = i + 1;
+                write_value(
+                    raw,
+                    &fields[i].1,
+                    &|| if at.is_empty() { name.to_string() } else { format!("{at}.{name}") },
+                    out,
+                )?
+            }
+            None => out.extend_from_slice(raw.get().as_bytes()),
         }
     }
-    Ok(Value::Object(data))
+    out.push(b'}');
+    Ok(())
 }
 
-pub fn convert(value: Value, kind: &Kind, path: &str) -> Result<Value, String> {
-    let unfit = |what: &str| format!("field `{path}` is not {what}, which its schema declares");
-    Ok(match (kind, value) {
-        (_, Value::Null) => Value::Null,
-        (Kind::Json, value) => Value::String(value.to_string()),
-        (Kind::Int64, Value::Number(n)) if n.is_i64() => Value::Number(n),
-        (Kind::Int64, _) => return Err(unfit("a 64-bit integer")),
-        (Kind::Float64, Value::Number(n)) => Value::Number(n),
-        (Kind::Float64, _) => return Err(unfit("a number")),
-        (Kind::Boolean, Value::Bool(b)) => Value::Bool(b),
-        (Kind::Boolean, _) => return Err(unfit("a boolean")),
-        (Kind::String, Value::String(s)) => Value::String(s),
-        (Kind::String, _) => return Err(unfit("a string")),
-        (Kind::Date, Value::String(s)) => {
-            let days = datetime::days(&s).and_then(|d| i32::try_from(d).ok()).ok_or_else(|| unfit("a date"))?;
-            json!(days)
+/// Writes one value as its Connect type reads it: most are the source's own text, checked; dates and date-times
+/// become numbers, [`Kind::Json`] the value's JSON text as a string. `path` names the field in a refusal.
+pub fn write_value(raw: &RawValue, kind: &Kind, path: &dyn Fn() -> String, out: &mut Vec<u8>) -> Result<(), String> {
+    let text = raw.get();
+    let unfit = |what: &str| format!("field `{}` is not {what}, which its schema declares", path());
+    let first = text.as_bytes()[0];
+    let fits = match kind {
+        _ if text == "null" => true,
+        Kind::Int64 => text.parse::<i64>().is_ok(),
+        Kind::Float64 => first == b'-' || first.is_ascii_digit(),
+        Kind::Boolean => first == b't' || first == b'f',
+        Kind::String => first == b'"',
+        Kind::Date => {
+            let days = fields::string(text).and_then(|s| datetime::days(&s)).and_then(|d| i32::try_from(d).ok());
+            let days = days.ok_or_else(|| unfit("a date"))?;
+            write!(out, "{days}").expect("writing to a Vec");
+            return Ok(());
         }
-        (Kind::Date, _) => return Err(unfit("a date")),
-        (Kind::Timestamp, Value::String(s)) => json!(datetime::micros(&s).ok_or_else(|| unfit("a date-time"))? / 1000),
-        (Kind::Timestamp, _) => return Err(unfit("a date-time")),
-        (Kind::Array(item), Value::Array(items)) => {
-            let items: Result<Vec<Value>, String> = items.into_iter().map(|v| convert(v, item, path)).collect();
-            Value::Array(items?)
+        Kind::Timestamp => {
+            let micros = fields::string(text).and_then(|s| datetime::micros(&s)).ok_or_else(|| unfit("a date-time"))?;
+            write!(out, "{}", micros / 1000).expect("writing to a Vec");
+            return Ok(());
         }
-        (Kind::Array(_), _) => return Err(unfit("an array")),
-        (Kind::Struct(fields), Value::Object(object)) => convert_struct(object, fields, path)?,
-        (Kind::Struct(_), _) => return Err(unfit("an object")),
-    })
+        Kind::Json => {
+            let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            serde_json::to_writer(&mut *out, &value.to_string()).expect("writing JSON to a Vec");
+            return Ok(());
+        }
+        Kind::Array(item) if first == b'[' => {
+            let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            out.push(b'[');
+            for (i, value) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(value, item, path, out)?;
+            }
+            out.push(b']');
+            return Ok(());
+        }
+        Kind::Struct(fields) if first == b'{' => {
+            let entries = fields::entries(text).map_err(|e| e.to_string())?.expect("an object");
+            return write_struct(&entries, fields, &path(), &|_| true, out);
+        }
+        Kind::Array(_) | Kind::Struct(_) => false,
+    };
+    if !fits {
+        return Err(unfit(match kind {
+            Kind::Int64 => "a 64-bit integer",
+            Kind::Float64 => "a number",
+            Kind::Boolean => "a boolean",
+            Kind::String => "a string",
+            Kind::Array(_) => "an array",
+            _ => "an object",
+        }));
+    }
+    out.extend_from_slice(text.as_bytes());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -246,5 +306,27 @@ mod tests {
         assert!(c.encode(r#"{"id":1.5}"#).unwrap_err().contains("field `id` is not a 64-bit integer"));
         assert!(c.encode(r#"{"a":{"day":"soon"}}"#).unwrap_err().contains("field `a.day` is not a date"));
         assert!(c.encode("[1]").unwrap_err().contains("not a JSON object"));
+        for not_int64 in ["1.0", "1e3", "18446744073709551615", "\"1\"", "true"] {
+            let err = c.encode(&format!(r#"{{"id":{not_int64}}}"#)).unwrap_err();
+            assert!(err.contains("field `id` is not a 64-bit integer"), "{not_int64}: {err}");
+        }
+        let schema = json!({"properties": {"xs": {"type": "array", "items": {"type": "object", "properties": {
+            "n": {"type": "number"}, "ok": {"type": "boolean"}, "s": {"type": "string"}}}}}});
+        let mut c = ConnectJson::new(&schema, "s");
+        assert!(c.encode(r#"{"xs":[{"n":1},{"n":"2"}]}"#).unwrap_err().contains("field `xs.n` is not a number"));
+        assert!(c.encode(r#"{"xs":[{"ok":1}]}"#).unwrap_err().contains("field `xs.ok` is not a boolean"));
+        assert!(c.encode(r#"{"xs":[{"s":[]}]}"#).unwrap_err().contains("field `xs.s` is not a string"));
+        assert!(c.encode(r#"{"xs":{}}"#).unwrap_err().contains("field `xs` is not an array"));
+    }
+
+    /// Values that fit are the source's own text: number forms and string escapes are kept, as JSON readers read
+    /// them the same; a repeated name keeps its last value.
+    #[test]
+    fn fitting_values_keep_the_sources_text() {
+        let schema = json!({"properties": {"n": {"type": "number"}, "s": {"type": "string"}, "i": {"type": "integer"}}});
+        let mut c = ConnectJson::new(&schema, "s");
+        let out = c.encode(r#"{"n": 1.50, "s": "a\u00e9\"", "i": -0, "i": 7, "x": {"k" : 1}}"#).unwrap().to_vec();
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(text.ends_with(r#""payload":{"n":1.50,"s":"a\u00e9\"","i":7,"x":{"k" : 1}}}"#), "{text}");
     }
 }

@@ -15,12 +15,15 @@
 //! - `schemas_enable`: key and value wrapped as Kafka Connect's JsonConverter writes them (`{schema, payload}`).
 
 use super::connect::{self, Kind, Row};
+use super::datetime;
 use super::error::{EncodeError, Role};
-use super::fields::FieldPath;
+use super::fields::{self, FieldPath};
 use super::json_type;
 use crate::airbyte::catalog::Stream;
 use crate::config::encoding::{ChangeOp, DebeziumSettings};
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::io::Write as _;
 
 const DELETED_AT: &str = "_ab_cdc_deleted_at";
@@ -146,48 +149,68 @@ impl Debezium {
     /// The key and value of one record's change event.
     pub fn encode(&mut self, emitted_at: i64, data: &str) -> Result<(&[u8], &[u8]), EncodeError> {
         self.deleted = false;
-        let mut data = connect::object(data).map_err(EncodeError::Unfit)?;
-        let deleted = !self.snapshot && text(&data, DELETED_AT)?.is_some();
-        let changed_at = match text(&data, UPDATED_AT)? {
-            Some(at) => super::datetime::micros(at)
+        let entries = connect::object(data).map_err(EncodeError::Unfit)?;
+        let find = |name: &str| entries.iter().find(|(n, _)| n == name).map(|(_, value)| *value);
+        let deleted = !self.snapshot && text(find(DELETED_AT), DELETED_AT)?.is_some();
+        let changed_at = match text(find(UPDATED_AT), UPDATED_AT)? {
+            Some(at) => datetime::micros(&at)
                 .map(|micros| micros.div_euclid(1000))
                 .ok_or_else(|| EncodeError::Unfit(format!("CDC column `{UPDATED_AT}` is not a date-time: {at:?}")))?,
             None => emitted_at,
         };
-        let mut positions = Vec::with_capacity(self.positions.len());
-        for (column, field, kind) in &self.positions {
-            let value = data.get(*column).cloned().unwrap_or(Value::Null);
-            positions.push((field, connect::convert(value, kind, column).map_err(EncodeError::Unfit)?));
+        // The key: the primary key's columns, as a struct.
+        let key = &mut self.key_bytes;
+        key.clear();
+        key.extend_from_slice(self.key_head.as_bytes());
+        key.push(b'{');
+        for (i, (path, name, kind)) in self.key.iter().enumerate() {
+            let value = match &path.0[..] {
+                [column] => find(column),
+                _ => fields::lookup(data, std::slice::from_ref(path))?.pop().flatten(),
+            };
+            let value = value.ok_or_else(|| EncodeError::Missing(Role::Key, path.display()))?;
+            if value.get() == "null" {
+                return Err(EncodeError::Null(Role::Key, path.display()));
+            }
+            if i > 0 {
+                key.push(b',');
+            }
+            write!(key, "{}:", json!(name)).expect("writing to a Vec");
+            connect::write_value(value, kind, &|| name.clone(), key).map_err(EncodeError::Unfit)?;
         }
-        let key = self.key_of(&data)?;
-        if !self.keep_cdc_columns {
-            data.retain(|name, _| !name.starts_with("_ab_cdc_"));
-        }
-        let row = self.row.payload(data).map_err(EncodeError::Unfit)?;
-        let (before, after, op) = match (self.snapshot, deleted) {
-            (true, _) => (Value::Null, row, "r"),
-            (false, true) => (row, Value::Null, "d"),
-            (false, false) => (Value::Null, row, self.op),
-        };
+        key.push(b'}');
+        close(key, &self.key_head);
+        // The event.
         let out = &mut self.value;
         out.clear();
         out.extend_from_slice(self.value_head.as_bytes());
-        let snapshot = self.snapshot;
-        write!(
-            out,
-            r#"{{"before":{before},"after":{after},"source":{{{},"ts_ms":{changed_at},"snapshot":"{snapshot}""#,
-            self.source_head
-        )
-        .expect("writing to a Vec");
-        for (field, value) in positions {
-            write!(out, r#","{field}":{value}"#).expect("writing to a Vec");
+        let keep = |name: &str| self.keep_cdc_columns || !name.starts_with("_ab_cdc_");
+        let op = match (self.snapshot, deleted) {
+            (true, _) => "r",
+            (false, true) => "d",
+            (false, false) => self.op,
+        };
+        out.extend_from_slice(br#"{"before":"#);
+        if deleted {
+            self.row.write_payload(&entries, keep, out).map_err(EncodeError::Unfit)?;
+            out.extend_from_slice(br#","after":null"#);
+        } else {
+            out.extend_from_slice(br#"null,"after":"#);
+            self.row.write_payload(&entries, keep, out).map_err(EncodeError::Unfit)?;
+        }
+        write!(out, r#","source":{{{},"ts_ms":{changed_at},"snapshot":"{}""#, self.source_head, self.snapshot)
+            .expect("writing to a Vec");
+        for (column, field, kind) in &self.positions {
+            write!(out, r#","{field}":"#).expect("writing to a Vec");
+            match find(column) {
+                Some(value) => {
+                    connect::write_value(value, kind, &|| column.to_string(), out).map_err(EncodeError::Unfit)?
+                }
+                None => out.extend_from_slice(b"null"),
+            }
         }
         write!(out, r#"}},"op":"{op}","ts_ms":{emitted_at},"transaction":null}}"#).expect("writing to a Vec");
         close(out, &self.value_head);
-        self.key_bytes.clear();
-        self.key_bytes.extend_from_slice(self.key_head.as_bytes());
-        write!(self.key_bytes, "{key}").expect("writing to a Vec");
-        close(&mut self.key_bytes, &self.key_head);
         self.deleted = deleted && self.tombstones;
         Ok((&self.key_bytes, &self.value))
     }
@@ -196,29 +219,15 @@ impl Debezium {
     pub fn tombstone(&self) -> Option<&[u8]> {
         self.deleted.then_some(&self.key_bytes[..])
     }
-
-    fn key_of(&self, data: &Map<String, Value>) -> Result<Value, EncodeError> {
-        let mut key = Map::new();
-        for (path, name, kind) in &self.key {
-            let (last, parents) = path.0.split_last().expect("a primary key path names a field");
-            let parent = parents.iter().try_fold(data, |object, name| object.get(name)?.as_object());
-            let value =
-                parent.and_then(|p| p.get(last)).ok_or_else(|| EncodeError::Missing(Role::Key, path.display()))?;
-            if value.is_null() {
-                return Err(EncodeError::Null(Role::Key, path.display()));
-            }
-            key.insert(name.clone(), connect::convert(value.clone(), kind, name).map_err(EncodeError::Unfit)?);
-        }
-        Ok(Value::Object(key))
-    }
 }
 
 /// A CDC column's text, `None` when missing or null.
-fn text<'a>(data: &'a Map<String, Value>, column: &str) -> Result<Option<&'a str>, EncodeError> {
-    match data.get(column) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(EncodeError::Unfit(format!("CDC column `{column}` is not a string: {other}"))),
+fn text<'a>(value: Option<&'a RawValue>, column: &str) -> Result<Option<Cow<'a, str>>, EncodeError> {
+    match value.map(RawValue::get) {
+        None | Some("null") => Ok(None),
+        Some(json) => fields::string(json)
+            .map(Some)
+            .ok_or_else(|| EncodeError::Unfit(format!("CDC column `{column}` is not a string: {json}"))),
     }
 }
 

@@ -3,6 +3,7 @@
 use super::error::EncodeError;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 
 /// A path into `data`: `customer.id` is the field `id` of the object `customer`.
@@ -52,8 +53,8 @@ fn descend<'a>(
     found: &mut [Option<&'a RawValue>],
 ) -> Result<(), serde_json::Error> {
     let names: Vec<&str> = wanted.iter().map(|&i| paths[i].0[depth].as_str()).collect();
-    let Some(entries) = Entries::read(object, &names)? else { return Ok(()) };
-    for (name, value) in entries.0 {
+    let Some(entries) = read(object, Some(&names))? else { return Ok(()) };
+    for (name, value) in entries {
         let here: Vec<usize> = wanted.iter().copied().filter(|&i| paths[i].0[depth] == name).collect();
         let (ends, deeper): (Vec<usize>, Vec<usize>) = here.into_iter().partition(|&i| paths[i].0.len() == depth + 1);
         for i in ends {
@@ -66,43 +67,103 @@ fn descend<'a>(
     Ok(())
 }
 
-/// The entries of a JSON object whose names are wanted; `None` when the value is not an object.
-struct Entries<'a>(Vec<(String, &'a RawValue)>);
+/// A name and its value in a JSON object, borrowed from its text (the name unescaped only if it has escapes).
+pub type Entry<'a> = (Cow<'a, str>, &'a RawValue);
 
-impl<'a> Entries<'a> {
-    fn read(json: &'a str, names: &[&str]) -> Result<Option<Entries<'a>>, serde_json::Error> {
-        if !json.trim_start().starts_with('{') {
-            return Ok(None);
-        }
-        let mut de = serde_json::Deserializer::from_str(json);
-        de.deserialize_map(Wanted { names }).map(Some)
+/// Every entry of a JSON object, in order, without parsing the values; `None` when the value is not an object.
+/// A repeated name keeps its first place and its last value, as serde_json's maps do.
+pub fn entries(json: &str) -> Result<Option<Vec<Entry<'_>>>, serde_json::Error> {
+    read(json, None)
+}
+
+/// The entries of a JSON object whose names are wanted (all of them: `None`).
+fn read<'a>(json: &'a str, names: Option<&[&str]>) -> Result<Option<Vec<Entry<'a>>>, serde_json::Error> {
+    if !json.trim_start().starts_with('{') {
+        return Ok(None);
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    de.deserialize_map(Wanted { names }).map(Some)
+}
+
+/// The text of a JSON string (unescaped only if it has escapes); `None` for any other value.
+pub fn string(json: &str) -> Option<Cow<'_, str>> {
+    if !json.starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(json) {
+        Ok(borrowed) => Some(Cow::Borrowed(borrowed)),
+        Err(_) => serde_json::from_str::<String>(json).ok().map(Cow::Owned),
     }
 }
 
+/// A name in a JSON object: borrowed from the text unless it has escapes (serde's own `Cow` always copies).
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Name<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a name")
+            }
+
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(name)))
+            }
+
+            fn visit_str<E>(self, name: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(name.to_string())))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
+/// Objects up to this many entries are searched for a repeated name one by one.
+const WIDE: usize = 16;
+
 struct Wanted<'n> {
-    names: &'n [&'n str],
+    names: Option<&'n [&'n str]>,
 }
 
 impl<'de> Visitor<'de> for Wanted<'_> {
-    type Value = Entries<'de>;
+    type Value = Vec<Entry<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Entries<'de>, M::Error> {
-        let mut entries: Vec<(String, &'de RawValue)> = Vec::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if self.names.contains(&key.as_ref()) {
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Vec<Entry<'de>>, M::Error> {
+        let mut entries: Vec<Entry<'de>> = Vec::new();
+        // Where each name is, once an object is too wide to search for repeats one by one.
+        let mut index: Option<std::collections::HashMap<Cow<'de, str>, usize>> = None;
+        while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
+            if self.names.is_none_or(|names| names.contains(&key.as_ref())) {
                 let value: &'de RawValue = map.next_value()?;
-                // The last of duplicate keys wins, as everywhere else.
-                entries.retain(|(k, _)| k != key.as_ref());
-                entries.push((key.into_owned(), value));
+                if index.is_none() && entries.len() == WIDE {
+                    index = Some(entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+                }
+                let repeated = match &mut index {
+                    Some(index) => match index.entry(key.clone()) {
+                        std::collections::hash_map::Entry::Occupied(at) => Some(*at.get()),
+                        std::collections::hash_map::Entry::Vacant(room) => {
+                            room.insert(entries.len());
+                            None
+                        }
+                    },
+                    None => entries.iter().position(|(k, _)| *k == key),
+                };
+                match repeated {
+                    Some(at) => entries[at].1 = value,
+                    None => entries.push((key, value)),
+                }
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(Entries(entries))
+        Ok(entries)
     }
 }
 
@@ -135,5 +196,31 @@ mod tests {
         assert_eq!(found, vec![Some("7"), Some("\"c-1\""), Some("[1]"), None, None, Some("5")]);
         assert!(lookup("[1,2]", &[path("id")]).unwrap()[0].is_none());
         assert_eq!(lookup(r#"{"id":1,"id":2}"#, &[path("id")]).unwrap()[0].map(RawValue::get), Some("2"));
+    }
+
+    #[test]
+    fn entries_in_order_the_last_of_a_repeated_name_in_its_first_place() {
+        let names = |json: &str| -> Vec<(String, String)> {
+            entries(json).unwrap().unwrap().into_iter().map(|(k, v)| (k.into_owned(), v.get().to_string())).collect()
+        };
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            names(r#"{"b": 1, "a\u00e9": [2], "b": {"x": 3}}"#),
+            vec![pair("b", r#"{"x": 3}"#), pair("aé", "[2]")]
+        );
+        assert!(entries("[1]").unwrap().is_none());
+        // Wider than WIDE: repeats are found through the index.
+        let wide: Vec<String> = (0..40).map(|i| format!(r#""f{i}":{i}"#)).collect();
+        let json = format!("{{{},\"f3\":\"again\",\"f39\":null}}", wide.join(","));
+        let got = names(&json);
+        assert_eq!(got.len(), 40);
+        assert_eq!((got[3].clone(), got[39].clone()), (pair("f3", "\"again\""), pair("f39", "null")));
+    }
+
+    #[test]
+    fn strings_borrowed_unless_escaped() {
+        assert!(matches!(string(r#""plain""#), Some(Cow::Borrowed("plain"))));
+        assert_eq!(string(r#""a\"b""#).as_deref(), Some("a\"b"));
+        assert_eq!(string("12"), None);
     }
 }
