@@ -13,8 +13,10 @@ use super::datetime;
 use super::fields::{self, Entry};
 use super::json_type;
 use super::well_known;
+use crate::airbyte::scan::Scanner;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::io::Write as _;
 
 /// A field's Connect type.
@@ -57,7 +59,7 @@ impl Row {
     /// Writes the payload of one record's data (its entries, from [`object`]): the entries `keep` says, each value
     /// the schema names converted to its Connect type, the others as they are.
     pub fn write_payload(&self, data: &[Entry], keep: impl Fn(&str) -> bool, out: &mut Vec<u8>) -> Result<(), String> {
-        write_struct(data, &self.fields, "", &keep, out)
+        write_struct(data, &self.fields, &String::new, &keep, out)
     }
 
     /// The type of the field at a path (names into nested structs).
@@ -77,10 +79,9 @@ fn kind_in<'a>(fields: &'a [(String, Kind)], path: &[String]) -> Option<&'a Kind
 
 /// A record's data as the entries of a JSON object, which a Connect struct needs.
 pub fn object(data: &str) -> Result<Vec<Entry<'_>>, String> {
-    match fields::entries(data) {
-        Ok(Some(entries)) => Ok(entries),
-        Ok(None) => Err("the record's data is not a JSON object, which a Connect struct needs".into()),
-        Err(e) => Err(format!("the record's data cannot be read: {e}")),
+    match fields::entries(data).map_err(|e| format!("the record's data cannot be read: {e}"))? {
+        Some(entries) => Ok(entries),
+        None => Err("the record's data is not a JSON object, which a Connect struct needs".into()),
     }
 }
 
@@ -160,44 +161,53 @@ pub fn connect_schema(kind: &Kind) -> Value {
 }
 
 /// Writes an object's entries, converting the values of the fields the schema names (found where the schema has
-/// them next, as sources mostly write them in order).
+/// them next, as sources mostly write them in order). `at` names the object in a refusal.
 fn write_struct(
     entries: &[Entry],
     fields: &[(String, Kind)],
-    at: &str,
+    at: &dyn Fn() -> String,
     keep: &dyn Fn(&str) -> bool,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
     out.push(b'{');
     let (mut next, mut first) = (0, true);
-    for (name, raw) in entries.iter().filter(|(name, _)| keep(name)) {
+    for (name, value) in entries.iter().filter(|(name, _)| keep(name)) {
         if !std::mem::take(&mut first) {
             out.push(b',');
         }
-        serde_json::to_writer(&mut *out, name.as_ref()).expect("writing JSON to a Vec");
-        out.push(b':');
+        match name {
+            // As the record wrote it: a name without escapes needs none.
+            Cow::Borrowed(plain) => {
+                out.push(b'"');
+                out.extend_from_slice(plain.as_bytes());
+                out.extend_from_slice(b"\":");
+            }
+            Cow::Owned(unescaped) => {
+                serde_json::to_writer(&mut *out, unescaped).expect("writing JSON to a Vec");
+                out.push(b':');
+            }
+        }
         let at_next = fields.get(next).filter(|(field, _)| field == name).map(|_| next);
         match at_next.or_else(|| fields.iter().position(|(field, _)| field == name)) {
             Some(i) => {
                 next = i + 1;
-                write_value(
-                    raw,
-                    &fields[i].1,
-                    &|| if at.is_empty() { name.to_string() } else { format!("{at}.{name}") },
-                    out,
-                )?
+                let path = || match at() {
+                    at if at.is_empty() => name.to_string(),
+                    at => format!("{at}.{name}"),
+                };
+                write_value(value, &fields[i].1, &path, out)?
             }
-            None => out.extend_from_slice(raw.get().as_bytes()),
+            None => out.extend_from_slice(value.as_bytes()),
         }
     }
     out.push(b'}');
     Ok(())
 }
 
-/// Writes one value as its Connect type reads it: most are the source's own text, checked; dates and date-times
-/// become numbers, [`Kind::Json`] the value's JSON text as a string. `path` names the field in a refusal.
-pub fn write_value(raw: &RawValue, kind: &Kind, path: &dyn Fn() -> String, out: &mut Vec<u8>) -> Result<(), String> {
-    let text = raw.get();
+/// Writes one value (its JSON text) as its Connect type reads it: most are the source's own text, checked; dates
+/// and date-times become numbers, [`Kind::Json`] the value's JSON text as a string. `path` names the field in a
+/// refusal.
+pub fn write_value(text: &str, kind: &Kind, path: &dyn Fn() -> String, out: &mut Vec<u8>) -> Result<(), String> {
     let unfit = |what: &str| format!("field `{}` is not {what}, which its schema declares", path());
     let first = text.as_bytes()[0];
     let fits = match kind {
@@ -222,21 +232,10 @@ pub fn write_value(raw: &RawValue, kind: &Kind, path: &dyn Fn() -> String, out: 
             serde_json::to_writer(&mut *out, &value.to_string()).expect("writing JSON to a Vec");
             return Ok(());
         }
-        Kind::Array(item) if first == b'[' => {
-            let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-            out.push(b'[');
-            for (i, value) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(value, item, path, out)?;
-            }
-            out.push(b']');
-            return Ok(());
-        }
+        Kind::Array(item) if first == b'[' => return write_array(text, item, path, out),
         Kind::Struct(fields) if first == b'{' => {
-            let entries = fields::entries(text).map_err(|e| e.to_string())?.expect("an object");
-            return write_struct(&entries, fields, &path(), &|_| true, out);
+            let entries = fields::entries(text)?.expect("an object");
+            return write_struct(&entries, fields, path, &|_| true, out);
         }
         Kind::Array(_) | Kind::Struct(_) => false,
     };
@@ -251,6 +250,29 @@ pub fn write_value(raw: &RawValue, kind: &Kind, path: &dyn Fn() -> String, out: 
         }));
     }
     out.extend_from_slice(text.as_bytes());
+    Ok(())
+}
+
+/// An array's items, each as its Connect type reads it (the hot path's scanner reads them; serde_json what it
+/// declines).
+fn write_array(text: &str, item: &Kind, path: &dyn Fn() -> String, out: &mut Vec<u8>) -> Result<(), String> {
+    let mut items = Vec::new();
+    let scanned = Scanner::new(text).array(|s| {
+        items.push(s.value()?);
+        Some(())
+    });
+    if scanned.is_none() {
+        let read: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        items = read.into_iter().map(RawValue::get).collect();
+    }
+    out.push(b'[');
+    for (i, value) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_value(value, item, path, out)?;
+    }
+    out.push(b']');
     Ok(())
 }
 
@@ -323,10 +345,14 @@ mod tests {
     /// them the same; a repeated name keeps its last value.
     #[test]
     fn fitting_values_keep_the_sources_text() {
-        let schema = json!({"properties": {"n": {"type": "number"}, "s": {"type": "string"}, "i": {"type": "integer"}}});
+        let schema =
+            json!({"properties": {"n": {"type": "number"}, "s": {"type": "string"}, "i": {"type": "integer"}}});
         let mut c = ConnectJson::new(&schema, "s");
         let out = c.encode(r#"{"n": 1.50, "s": "a\u00e9\"", "i": -0, "i": 7, "x": {"k" : 1}}"#).unwrap().to_vec();
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.ends_with(r#""payload":{"n":1.50,"s":"a\u00e9\"","i":7,"x":{"k" : 1}}}"#), "{text}");
+        // An escaped name (read by serde_json, not the scanner) is written escaped again.
+        let out = c.encode(r#"{"q\"x": 1, "i": 2}"#).unwrap().to_vec();
+        assert!(std::str::from_utf8(&out).unwrap().ends_with(r#""payload":{"q\"x":1,"i":2}}"#));
     }
 }

@@ -38,8 +38,8 @@ const POSITIONS: [(&str, &str, &[&str]); 4] = [
 
 pub struct Debezium {
     row: Row,
-    /// The primary key's columns: path, name in the key struct, type.
-    key: Vec<(FieldPath, String, Kind)>,
+    /// The primary key's columns: path, name in the key struct (and as JSON), type.
+    key: Vec<(FieldPath, String, String, Kind)>,
     /// Position columns the stream declares: column, `source` field, type.
     positions: Vec<(&'static str, &'static str, Kind)>,
     op: &'static str,
@@ -99,7 +99,8 @@ impl Debezium {
             .iter()
             .map(|path| {
                 let kind = full.kind_at(path).cloned().unwrap_or(Kind::Json);
-                (FieldPath(path.clone()), path.join("."), kind)
+                let name = path.join(".");
+                (FieldPath(path.clone()), name.clone(), json!(name).to_string(), kind)
             })
             .collect::<Vec<_>>();
         let prefix = match &stream.namespace {
@@ -116,7 +117,7 @@ impl Debezium {
         );
         let (value_head, key_head) = if settings.schemas_enable {
             let key_fields: Vec<(String, Kind)> =
-                key.iter().map(|(_, name, kind)| (name.clone(), kind.clone())).collect();
+                key.iter().map(|(_, name, _, kind)| (name.clone(), kind.clone())).collect();
             let mut key_schema = Row { fields: key_fields }.schema(&format!("{prefix}.Key"), false);
             for field in key_schema["fields"].as_array_mut().expect("a struct's fields") {
                 field["optional"] = json!(false);
@@ -163,19 +164,20 @@ impl Debezium {
         key.clear();
         key.extend_from_slice(self.key_head.as_bytes());
         key.push(b'{');
-        for (i, (path, name, kind)) in self.key.iter().enumerate() {
+        for (i, (path, name, quoted, kind)) in self.key.iter().enumerate() {
             let value = match &path.0[..] {
                 [column] => find(column),
-                _ => fields::lookup(data, std::slice::from_ref(path))?.pop().flatten(),
+                _ => fields::lookup(data, std::slice::from_ref(path))?.pop().flatten().map(RawValue::get),
             };
             let value = value.ok_or_else(|| EncodeError::Missing(Role::Key, path.display()))?;
-            if value.get() == "null" {
+            if value == "null" {
                 return Err(EncodeError::Null(Role::Key, path.display()));
             }
             if i > 0 {
                 key.push(b',');
             }
-            write!(key, "{}:", json!(name)).expect("writing to a Vec");
+            key.extend_from_slice(quoted.as_bytes());
+            key.push(b':');
             connect::write_value(value, kind, &|| name.clone(), key).map_err(EncodeError::Unfit)?;
         }
         key.push(b'}');
@@ -222,8 +224,8 @@ impl Debezium {
 }
 
 /// A CDC column's text, `None` when missing or null.
-fn text<'a>(value: Option<&'a RawValue>, column: &str) -> Result<Option<Cow<'a, str>>, EncodeError> {
-    match value.map(RawValue::get) {
+fn text<'a>(value: Option<&'a str>, column: &str) -> Result<Option<Cow<'a, str>>, EncodeError> {
+    match value {
         None | Some("null") => Ok(None),
         Some(json) => fields::string(json)
             .map(Some)
