@@ -430,11 +430,17 @@ def print_table(heading, first, base_name, rows, n):
 
 
 def exactly_once(n, repeat):
-    # exactly_once is acks=all: the at-least-once row uses acks=all too, so only transactions differ.
+    # exactly_once is acks=all: the at-least-once row uses acks=all too, so only transactions differ. Replay
+    # detection's rows add the progress record per commit and the digest of every record (a sync that is not a
+    # retry: the progress topic holds nothing for its transactional id).
+    eos = {"acks": "all", "delivery_guarantee": "exactly_once"}
+    replays = dict(eos, replay_detection=True, progress_topic="bench-progress")
     compare("exactly-once (acks=all)", n, 10_000, repeat, [
         ("at_least_once, a STATE every 10,000", 10_000, {"acks": "all"}),
-        ("exactly_once, a STATE every 10,000", 10_000, {"acks": "all", "delivery_guarantee": "exactly_once"}),
-        ("exactly_once, a STATE every 1,000", 1_000, {"acks": "all", "delivery_guarantee": "exactly_once"})])
+        ("exactly_once, a STATE every 10,000", 10_000, eos),
+        ("exactly_once, a STATE every 1,000", 1_000, eos),
+        ("exactly_once + replay_detection, a STATE every 10,000", 10_000, replays),
+        ("exactly_once + replay_detection, a STATE every 1,000", 1_000, replays)])
 
 
 # The schema of gen.py's records, as a source would declare it: what the Avro and JSON Schema rows encode against.
@@ -478,7 +484,7 @@ def main():
     p.add_argument("--no-python", action="store_true")
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is shown")
     p.add_argument("--soak", action="store_true", help="10M records with the broker frozen twice for 20 s")
-    p.add_argument("--exactly-once", action="store_true", help="at_least_once vs exactly_once (1,000 and 10,000)")
+    p.add_argument("--exactly-once", action="store_true", help="at_least_once vs exactly_once (1,000 and 10,000), with and without replay detection")
     p.add_argument("--formats", action="store_true", help="the value formats side by side")
     p.add_argument("--instructions", action="store_true", help="callgrind's instructions per record, with peers")
     p.add_argument("--speed-mode", metavar="PYTHON", help="STDIO vs Speed Mode's sockets (PYTHON has grpcio-tools)")

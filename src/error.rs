@@ -203,9 +203,12 @@ impl Error {
         }
     }
 
-    /// This error, about the record of input line `line`.
+    /// This error, about the record of input line `line` (lines count from 1: 0 is no input line).
     pub fn at_line(self, line: u64) -> Error {
-        Error::Line { line, source: Box::new(self) }
+        match line {
+            0 => self,
+            line => Error::Line { line, source: Box::new(self) },
+        }
     }
 
     /// The same error with `prefix: ` before its message, keeping its failure.

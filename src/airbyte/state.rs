@@ -22,6 +22,9 @@ pub enum Scope {
 #[derive(Debug)]
 pub struct State {
     pub scope: Scope,
+    /// What the state says, without what the platform adds (`id`) and the stats: the same for the same checkpoint
+    /// of a retry (replay detection).
+    pub content: u128,
     /// What Speed Mode's sources add (read always, used only when reading sockets).
     pub partitioned: Partitioned,
     /// The output line cut where something is filled in: `pieces[i]`, then what `holes[i]` says, …, the last piece.
@@ -140,6 +143,20 @@ impl Partitioned {
     }
 }
 
+/// xxh3-128 of each top-level entry's name and value text, but for `id`, `sourceStats` and `destinationStats`.
+fn content_of(entries: &[(Cow<'_, str>, &RawValue)]) -> u128 {
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    for (name, value) in
+        entries.iter().filter(|(n, _)| !matches!(n.as_ref(), "id" | "sourceStats" | "destinationStats"))
+    {
+        for part in [name.as_ref(), value.get()] {
+            hash.update(&(part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+    }
+    hash.digest128()
+}
+
 #[derive(Deserialize)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
@@ -176,7 +193,7 @@ impl State {
         let inner = inner_states(&entries);
         let partitioned = Partitioned::read(&entries, &inner);
         let (pieces, holes) = cut(line, state.get(), &entries, &inner);
-        Ok(State { scope, partitioned, pieces, holes })
+        Ok(State { scope, content: content_of(&entries), partitioned, pieces, holes })
     }
 
     /// The echo: the original line, with `destinationStats` = `{"recordCount":<count>.0}`, and
@@ -298,6 +315,19 @@ mod tests {
             _ => panic!("not a state"),
         };
         State::parse(line, raw).unwrap()
+    }
+
+    #[test]
+    fn content_leaves_out_what_the_platform_and_the_stats_add() {
+        let content = |state: &str| state_of(&format!(r#"{{"type":"STATE","state":{state}}}"#)).content;
+        let base = content(r#"{"type":"STREAM","stream":{"stream_descriptor":{"name":"u"},"stream_state":{"c":1}}}"#);
+        let retry = content(
+            r#"{"type":"STREAM","id":12,"stream":{"stream_descriptor":{"name":"u"},"stream_state":{"c":1}},"sourceStats":{"recordCount":3.0},"destinationStats":{"recordCount":3.0}}"#,
+        );
+        assert_eq!(base, retry);
+        let other = content(r#"{"type":"STREAM","stream":{"stream_descriptor":{"name":"u"},"stream_state":{"c":2}}}"#);
+        assert_ne!(base, other);
+        assert_ne!(content(r#"{"a":"bc"}"#), content(r#"{"ab":"c"}"#), "names and values do not run together");
     }
 
     #[test]

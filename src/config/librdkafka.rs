@@ -11,10 +11,9 @@ impl Settings {
         self.buffer_memory.max(self.max_request_size)
     }
 
-    /// The librdkafka properties of these settings.
+    /// The librdkafka properties of these settings: the connection's, then the producer's.
     pub fn properties(&self) -> Result<Properties> {
-        let mut props = Properties::default();
-        props.set("bootstrap.servers", &self.bootstrap_servers, "bootstrap_servers");
+        let mut props = self.connection_properties()?;
         if self.exactly_once() {
             // Transactions need the idempotent producer, which needs acks=all.
             props.set("acks", "all", "delivery_guarantee");
@@ -32,25 +31,36 @@ impl Settings {
             self.max_in_flight_requests_per_connection,
             "max_in_flight_requests_per_connection",
         );
-        props.set("client.dns.lookup", self.client_dns_lookup.as_str(), "client_dns_lookup");
         props.set("queue.buffering.max.kbytes", ((self.queue_bytes() + 1023) / 1024).max(1), "buffer_memory");
         // librdkafka's ~250 bytes of bookkeeping per message are not in kbytes: one message per KiB of budget
         // keeps the real footprint near `buffer_memory` whatever the message size.
         props.set("queue.buffering.max.messages", (self.buffer_memory / 1024).clamp(1000, 100_000), "buffer_memory");
-        props.set("message.max.bytes", self.max_request_size, "max_request_size");
         props.set("retries", self.retries, "retries");
+        props.set("request.timeout.ms", self.request_timeout.as_millis(), "request_timeout_ms");
+        props.set("message.timeout.ms", self.message_timeout().as_millis(), "delivery_timeout_ms");
+        // Java's default partitioner hashes the key with murmur2: keep records on the same partitions.
+        props.set("partitioner", "murmur2_random", "partitioner");
+        for (key, value) in &self.kafka_properties {
+            props.pass_through(key, value)?;
+        }
+        Ok(props)
+    }
+
+    /// What every client of this connection shares (the producer, and the reader of the progress topic): where
+    /// the brokers are, how to reach them, who we are.
+    pub fn connection_properties(&self) -> Result<Properties> {
+        let mut props = Properties::default();
+        props.set("bootstrap.servers", &self.bootstrap_servers, "bootstrap_servers");
+        props.set("client.dns.lookup", self.client_dns_lookup.as_str(), "client_dns_lookup");
+        props.set("message.max.bytes", self.max_request_size, "max_request_size");
         props.set(
             "socket.connection.setup.timeout.ms",
             self.socket_connection_setup_timeout.as_millis(),
             "socket_connection_setup_timeout_ms",
         );
-        props.set("request.timeout.ms", self.request_timeout.as_millis(), "request_timeout_ms");
-        props.set("message.timeout.ms", self.message_timeout().as_millis(), "delivery_timeout_ms");
         // Java's -1 means "OS default", which librdkafka spells 0.
         props.set("socket.send.buffer.bytes", self.send_buffer_bytes.max(0), "send_buffer_bytes");
         props.set("socket.receive.buffer.bytes", self.receive_buffer_bytes.max(0), "receive_buffer_bytes");
-        // Java's default partitioner hashes the key with murmur2: keep records on the same partitions.
-        props.set("partitioner", "murmur2_random", "partitioner");
         // `RUST_LOG=debug` (or `trace`) also turns on librdkafka's own debug logs; never `security`, which could
         // show credentials.
         if tracing::enabled!(tracing::Level::TRACE) {
@@ -62,9 +72,6 @@ impl Settings {
             props.set("client.id", client_id, "client_id");
         }
         self.security.apply(&mut props)?;
-        for (key, value) in &self.kafka_properties {
-            props.pass_through(key, value)?;
-        }
         Ok(props)
     }
 }

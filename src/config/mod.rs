@@ -6,6 +6,7 @@
 //! numeric field accepts both (`lenient`), and anything else is a config error naming the field.
 
 pub mod channel;
+pub mod delivery;
 pub mod encoding;
 pub mod jaas;
 pub mod lenient;
@@ -20,7 +21,6 @@ use encoding::Encoding;
 use security::Security;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// Typed settings. `Debug` never shows a secret.
@@ -93,6 +93,12 @@ pub struct Settings {
     pub transaction_max_age: Duration,
     #[serde(default = "transaction_max_records", deserialize_with = "lenient::number")]
     pub transaction_max_records: i64,
+    /// exactly_once: recognise a retry's replay of checkpoints an earlier attempt committed (see `write::replay`).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub replay_detection: bool,
+    /// The compacted topic that keeps, per transactional id, what the last commits covered.
+    #[serde(default = "progress_topic")]
+    pub progress_topic: String,
     /// Speed Mode: how long to wait for each socket file to appear.
     #[serde(rename = "socket_wait_ms", default = "channel::socket_wait", deserialize_with = "lenient::millis")]
     pub socket_wait: Duration,
@@ -126,6 +132,21 @@ impl RecordErrors {
     }
 }
 
+/// What a STATE promises (`delivery_guarantee`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryGuarantee {
+    /// Every record before it is acknowledged; a retried sync may write records after the last STATE again.
+    #[default]
+    AtLeastOnce,
+    /// Every record before it is in a committed Kafka transaction.
+    ExactlyOnce,
+}
+
+fn progress_topic() -> String {
+    "airbyte-destination-kafka-progress".into()
+}
+
 fn commit_interval() -> Duration {
     Duration::from_millis(100)
 }
@@ -136,17 +157,6 @@ fn transaction_max_age() -> Duration {
 
 fn transaction_max_records() -> i64 {
     500_000
-}
-
-/// What a STATE promises (`delivery_guarantee`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryGuarantee {
-    /// Every record before it is acknowledged; a retried sync may write records after the last STATE again.
-    #[default]
-    AtLeastOnce,
-    /// Every record before it is in a committed Kafka transaction.
-    ExactlyOnce,
 }
 
 fn one() -> i64 {
@@ -286,6 +296,15 @@ impl Settings {
             let sample = naming::topic_name(pattern, Some("namespace"), "stream");
             naming::check_topic(&sample, "`record_errors.topic_pattern` (for namespace `namespace`, stream `stream`)")?;
         }
+        if self.replay_detection {
+            if !self.exactly_once() {
+                return config(
+                    "config field `replay_detection` needs `delivery_guarantee: exactly_once`: only a transaction can \
+                     hold a replayed checkpoint back and drop it",
+                );
+            }
+            naming::check_topic(&self.progress_topic, "`progress_topic`")?;
+        }
         if self.transaction_max_records < 1 {
             return config("config field `transaction_max_records` must be at least 1");
         }
@@ -346,47 +365,6 @@ impl Settings {
             ));
         }
         caveats
-    }
-
-    pub fn exactly_once(&self) -> bool {
-        self.delivery_guarantee == DeliveryGuarantee::ExactlyOnce
-    }
-
-    /// librdkafka's `transaction.timeout.ms`: twice `transaction_max_ms`, within what brokers allow by default
-    /// (`transaction.max.timeout.ms`, 15 min), so a transaction is committed well before the broker aborts it.
-    pub fn transaction_timeout(&self) -> Duration {
-        (self.transaction_max_age * 2).clamp(Duration::from_secs(2), Duration::from_secs(900))
-    }
-
-    /// How long librdkafka may take to deliver a record: `delivery_timeout_ms`, within the transaction timeout.
-    pub fn message_timeout(&self) -> Duration {
-        if self.exactly_once() {
-            self.delivery_timeout.min(self.transaction_timeout())
-        } else {
-            self.delivery_timeout
-        }
-    }
-
-    /// `transactional_id`, or when blank one derived from what identifies this connection's writer: the bootstrap
-    /// servers, the topic pattern and the streams (namespace and name, sorted). Two syncs of the same connection
-    /// get the same id, so the newer fences a zombie older one; a changed stream set gets a new id.
-    pub fn transactional_id<'a>(&self, streams: impl IntoIterator<Item = (Option<&'a str>, &'a str)>) -> String {
-        if !self.transactional_id.trim().is_empty() {
-            return self.transactional_id.trim().to_string();
-        }
-        let mut streams: Vec<String> =
-            streams.into_iter().map(|(namespace, name)| format!("{}\u{1f}{name}", namespace.unwrap_or(""))).collect();
-        streams.sort_unstable();
-        let mut hash = Sha256::new();
-        hash.update(self.bootstrap_servers.trim().as_bytes());
-        hash.update(b"\n");
-        hash.update(self.topic_pattern.as_bytes());
-        for stream in streams {
-            hash.update(b"\n");
-            hash.update(stream.as_bytes());
-        }
-        let hex: String = hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
-        format!("airbyte-destination-kafka-{hex}")
     }
 
     /// The sanitised test topic, when one is configured (blank counts as none, as in Java).
@@ -506,28 +484,6 @@ pub(crate) mod tests {
                 assert_eq!(of(given), of(omitted), "`{key}`: a branch's defaults differ from the code's");
             }
         }
-    }
-
-    #[test]
-    fn derived_transactional_ids_are_stable_and_name_the_connection() {
-        let c = with(java_config(), "bootstrap_servers", json!("kafka-broker1:9092,kafka-broker2:9092"));
-        let s = Settings::from_value(with(c, "topic_pattern", json!("{namespace}.{stream}.sample"))).unwrap();
-        let a = [(None, "users"), (Some("shop"), "orders")];
-        let id = s.transactional_id(a);
-        assert!(id.starts_with("airbyte-destination-kafka-") && id.len() == 42, "{id}");
-        assert_eq!(
-            id,
-            s.transactional_id([(Some("shop"), "orders"), (None, "users")]),
-            "the stream set, not its order"
-        );
-        assert_ne!(id, s.transactional_id([(None, "users")]));
-        let other = Settings::from_value(with(java_config(), "bootstrap_servers", json!("elsewhere:9092"))).unwrap();
-        assert_ne!(id, other.transactional_id(a));
-        let given = Settings::from_value(with(java_config(), "transactional_id", json!(" mine "))).unwrap();
-        assert_eq!(given.transactional_id(a), "mine");
-        // The derivation is part of the contract (a new version must not change a connection's id): SHA-256 of
-        // "<bootstrap_servers>\n<topic_pattern>\n<namespace>\x1f<name>..." as Python's hashlib gives it.
-        assert_eq!(s.transactional_id([(None, "users")]), "airbyte-destination-kafka-4f8dad29220ad316");
     }
 
     #[test]

@@ -103,6 +103,9 @@ impl std::fmt::Display for Stats {
     }
 }
 
+/// The reader of the progress topic is a consumer with the same context (logs, diagnostics, MSK IAM tokens).
+impl<X: Send + Sync + 'static> rdkafka::consumer::ConsumerContext for Context<X> {}
+
 impl<X: Send + Sync + 'static> ClientContext for Context<X> {
     /// librdkafka asks for OAUTHBEARER tokens here: MSK IAM's, or the refresh of an unsecured JWT (JAAS configs;
     /// librdkafka makes only the first of those itself when events are on).

@@ -5,7 +5,8 @@
 //! Credentials: the static keys of the config, else AWS's standard chain (`aws-config`): environment, profile
 //! (`aws_profile`, `AWS_PROFILE`), web identity (EKS), container (ECS, EKS Pod Identity) and instance metadata.
 
-use crate::config::security::Sasl;
+use crate::config::security::{Sasl, SaslMechanism};
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use aws_credential_types::provider::ProvideCredentials;
 use base64::Engine as _;
@@ -130,6 +131,16 @@ pub struct MskIam {
 }
 
 impl MskIam {
+    /// The token maker of a connection that authenticates with AWS_MSK_IAM, or `None`.
+    pub fn of(settings: &Settings) -> Result<Option<MskIam>> {
+        match settings.security.sasl() {
+            Some(sasl) if sasl.sasl_mechanism == SaslMechanism::AwsMskIam => {
+                Ok(Some(MskIam::new(sasl, &settings.bootstrap_servers)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     pub fn new(sasl: &Sasl, bootstrap_servers: &str) -> Result<MskIam> {
         let region = Some(sasl.aws_region.trim().to_string())
             .filter(|r| !r.is_empty())

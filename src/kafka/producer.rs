@@ -6,7 +6,6 @@ use super::diagnostics::Diagnostics;
 use super::msk_iam::MskIam;
 use super::native::{self, Refusal, Topics};
 use super::record::OutgoingRecord;
-use crate::config::security::SaslMechanism;
 use crate::config::Settings;
 use crate::delivery::{DeliveryListener, Undelivered};
 use crate::error::{Error, Failure, Result};
@@ -112,13 +111,7 @@ impl<L: DeliveryListener> Producer<L> {
         if let Some(every) = options.statistics {
             props.set("statistics.interval.ms", every.as_millis().max(1), "statistics");
         }
-        let msk_iam = match settings.security.sasl() {
-            Some(sasl) if sasl.sasl_mechanism == SaslMechanism::AwsMskIam => {
-                Some(MskIam::new(sasl, &settings.bootstrap_servers)?)
-            }
-            _ => None,
-        };
-        let inner = client::create(&props, Context::new(listener, msk_iam))?;
+        let inner = client::create(&props, Context::new(listener, MskIam::of(settings)?))?;
         Ok(Producer { topics: Topics::default(), inner, stop: stop.clone() })
     }
 

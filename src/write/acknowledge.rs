@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Clone, Copy)]
 pub struct InFlight {
     pub segment: SegmentId,
-    /// Its input line, to name it if it fails.
+    /// Its input line, to name it if it fails (0: a message of the connector's own).
     pub line: u64,
     /// Its stream's catalog index.
     pub stream: usize,

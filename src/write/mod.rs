@@ -20,6 +20,7 @@ mod partitions;
 mod pipeline;
 mod progress;
 mod release;
+mod replay;
 mod sink;
 mod sockets;
 mod transactions;
@@ -43,7 +44,7 @@ use pipeline::Pipeline;
 use release::{AtLeastOnce, Release};
 use sink::Sink;
 use std::sync::Arc;
-use transactions::ExactlyOnce;
+use transactions::{Detection, ExactlyOnce};
 
 pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     for caveat in settings.caveats() {
@@ -61,15 +62,19 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     let catalog = Arc::new(Catalog::load(catalog_path, &settings.topic_pattern, dead_letters, &mapping)?);
     let encoders = format::encoders(&settings.encoding, &catalog.streams)?;
     let id = settings.exactly_once().then(|| transactional_id(settings, &catalog));
+    let detection = detection(settings, &channel, &catalog);
+    let mut topics: Vec<Topic> = catalog.topics().iter().map(|t| Topic { name: t.name, compact: t.compact }).collect();
+    if detection.is_some() {
+        topics.push(Topic { name: &settings.progress_topic, compact: true });
+    }
     let mut release: Box<dyn Release> = match &id {
         None => Box::new(AtLeastOnce),
-        Some(id) => Box::new(ExactlyOnce::new(settings, id.clone())),
+        Some(id) => Box::new(ExactlyOnce::new(settings, id.clone(), detection)),
     };
     let tracker = Tracker::new(dead_letters.map(|_| catalog.streams.len()));
     let listener = Acknowledger::new(tracker, dead_letters.is_some() && release.dead_letters_refusals());
     let options = Options { transactional_id: id.as_deref(), statistics: Some(progress::every()) };
     let producer = Producer::new(settings, options, listener, stop)?;
-    let topics: Vec<Topic> = catalog.topics().iter().map(|t| Topic { name: t.name, compact: t.compact }).collect();
     producer.ensure_topics(settings, &topics, settings.metadata_timeout())?;
     let mut sink = Sink::new(settings, &catalog.streams, producer, stop);
     release.start(&mut sink)?;
@@ -95,6 +100,20 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     let mut pipeline = Pipeline::new(&catalog, encoders, sink, release, ledger, limit, stop);
     let outcome = pipeline.consume(input);
     pipeline.finish(outcome)
+}
+
+/// Replay detection's settings, when it is on. Speed Mode's checkpoints follow partitions, not the input's order,
+/// so there it is off (said once).
+fn detection(settings: &Settings, channel: &Channel, catalog: &Catalog) -> Option<Detection> {
+    if !settings.replay_detection {
+        return None;
+    }
+    if let Medium::Sockets(_) = channel.medium {
+        tracing::warn!("`replay_detection` works on stdin only: this sync reads sockets (Speed Mode), so it is off");
+        return None;
+    }
+    let sync_id = catalog.streams.iter().find_map(|s| s.sync_id);
+    Some(Detection { topic: settings.progress_topic.clone(), sync_id })
 }
 
 /// The producer's transactional id: the configured one, or one derived from this connection's streams.

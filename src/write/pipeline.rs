@@ -213,7 +213,7 @@ impl<'a> Pipeline<'a> {
         self.counts.record(stream);
         self.tallies[stream].records += 1;
         self.tallies[stream].bytes += bytes;
-        self.release.sent(&mut self.sink)
+        self.release.sent(&mut self.sink, &self.catalog.streams[stream], record.data)
     }
 
     /// A STATE closes the open segment; it goes out once its records are acknowledged (and the policy allows).
@@ -227,6 +227,7 @@ impl<'a> Pipeline<'a> {
 
     /// `boundary`: every record sent so far is covered by a closed STATE.
     fn close(&mut self, closing: Closing, boundary: bool) -> Result<()> {
+        self.release.closing(&closing);
         self.sink.close_segment(closing);
         self.release.state(&mut self.sink, boundary)
     }
@@ -272,7 +273,8 @@ impl<'a> Pipeline<'a> {
         self.sink.reject_unread(at, length, Error::Record(why))?;
         self.counts.record(stream);
         self.tallies[stream].records += 1;
-        self.release.sent(&mut self.sink)
+        // Its data was not read: only its length is known of it.
+        self.release.sent(&mut self.sink, &self.catalog.streams[stream], &format!("(unread: {length} bytes)"))
     }
 
     fn unknown(&mut self, kind: &str, line: u64) {

@@ -3,7 +3,9 @@
 //! (`transactions`) only once the Kafka transaction holding them is committed. The write path tells the policy
 //! what happens — a record sent, a STATE, input pausing, the end, a failure — and the policy acts on the sink.
 
+use super::checkpoint::Closing;
 use super::sink::Sink;
+use crate::airbyte::catalog::Stream;
 use crate::error::Result;
 
 pub trait Release {
@@ -11,8 +13,10 @@ pub trait Release {
     fn start(&mut self, _sink: &mut Sink) -> Result<()> {
         Ok(())
     }
-    /// A record of the input was handed on (produced, or rejected to a dead-letter topic).
-    fn sent(&mut self, sink: &mut Sink) -> Result<()>;
+    /// A record of the input was handed on (produced, or rejected to a dead-letter topic): its stream and data.
+    fn sent(&mut self, sink: &mut Sink, stream: &Stream, data: &str) -> Result<()>;
+    /// A STATE is about to close the open segment of the checkpoints.
+    fn closing(&mut self, _closing: &Closing) {}
     /// A STATE closed a segment of the checkpoints. `boundary`: every record sent so far is covered by a closed
     /// STATE (always on stdin; in Speed Mode only when no partition is part-read).
     fn state(&mut self, sink: &mut Sink, boundary: bool) -> Result<()>;
@@ -40,7 +44,7 @@ pub trait Release {
 pub struct AtLeastOnce;
 
 impl Release for AtLeastOnce {
-    fn sent(&mut self, _: &mut Sink) -> Result<()> {
+    fn sent(&mut self, _: &mut Sink, _: &Stream, _: &str) -> Result<()> {
         Ok(())
     }
 

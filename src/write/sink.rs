@@ -96,6 +96,10 @@ impl<'a> Sink<'a> {
         self.settings
     }
 
+    pub fn stop(&self) -> &Stop {
+        &self.stop
+    }
+
     /// The release policy's limit: STATEs of segments before `segment` may go out.
     pub fn allow_before(&mut self, segment: SegmentId) {
         self.allowed = segment;
@@ -123,6 +127,13 @@ impl<'a> Sink<'a> {
         } else {
             Ok(())
         }
+    }
+
+    /// A message of the connector's own (the progress record), in the open segment: its acknowledgement is waited
+    /// for like a record's, and its failure fails the sync.
+    pub fn produce_own(&mut self, record: &OutgoingRecord<'_>) -> Result<()> {
+        let segment = self.tracker().open_segment();
+        self.send(record, InFlight { segment, line: 0, stream: 0, emitted_at: 0, dead_letter: false }, true)
     }
 
     /// A record of the input that cannot be encoded: to its dead-letter topic with its data, or the sync fails.

@@ -8,12 +8,21 @@
 //! once the interval has passed, the write path starts no new partition until one is reached. Input pausing, the
 //! end of input, and the bounds `transaction_max_ms` / `transaction_max_records` also commit; only the bounds may
 //! commit records whose STATE has not arrived yet.
+//!
+//! With `replay_detection` (stdin only), each commit also writes the progress record (`replay`), and a sync that
+//! finds one holds each checkpoint in a transaction of its own until one is not a replay: a replayed checkpoint's
+//! transaction is aborted (its records were committed once already) and its STATE goes out.
 
+use super::checkpoint::Closing;
 use super::release::Release;
+use super::replay::{Replays, Verdict};
 use super::sink::{Limit, Sink, Waited};
+use crate::airbyte::catalog::Stream;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::kafka::producer::TxnError;
+use crate::kafka::reader;
+use crate::kafka::record::OutgoingRecord;
 use crate::stop::stopped;
 use std::time::{Duration, Instant};
 
@@ -37,10 +46,22 @@ pub struct ExactlyOnce {
     commits: u64,
     /// The producer cannot go on (fenced, or a fatal error): nothing is left to abort.
     fatal: bool,
+    /// `replay_detection`: where the progress record goes, and this sync's id.
+    detection: Option<Detection>,
+    /// What earlier attempts committed (read at start), and this sync's checkpoints.
+    replays: Option<Replays>,
+    /// The verdict on the checkpoint the last STATE closed.
+    verdict: Option<Verdict>,
+}
+
+/// Replay detection's settings: the progress topic, and the sync (the catalog's `sync_id`).
+pub struct Detection {
+    pub topic: String,
+    pub sync_id: Option<i64>,
 }
 
 impl ExactlyOnce {
-    pub fn new(settings: &Settings, id: String) -> ExactlyOnce {
+    pub fn new(settings: &Settings, id: String, detection: Option<Detection>) -> ExactlyOnce {
         ExactlyOnce {
             id,
             interval: settings.transaction_commit_interval,
@@ -52,6 +73,9 @@ impl ExactlyOnce {
             boundary: true,
             commits: 0,
             fatal: false,
+            detection,
+            replays: None,
+            verdict: None,
         }
     }
 
@@ -65,9 +89,27 @@ impl ExactlyOnce {
         let waiting = "waiting for the broker to start transactions";
         let waited = sink.wait_until(waiting, Limit::Until(deadline), init).map_err(|e| e.context(&id))?;
         self.finish_wait(waited, "start transactions", last).map_err(|e| e.context(&id))?;
+        // What earlier attempts committed is read now: an attempt left open was just aborted.
+        if let Some(detection) = &self.detection {
+            let read = reader::latest(sink.settings(), &detection.topic, self.id.as_bytes(), sink.stop())?;
+            let replays = Replays::new(detection.sync_id, read.as_deref());
+            if replays.checking() {
+                tracing::info!(
+                    "replay detection: `{}` holds checkpoints an earlier attempt committed; each checkpoint gets a \
+                     transaction of its own until one is not a replay of them",
+                    detection.topic
+                );
+            }
+            self.replays = Some(replays);
+        }
         sink.producer().begin_transaction().map_err(|e| self.failed(e))?;
         tracing::info!("exactly-once: transactional.id `{}`, a transaction per checkpoint", self.id);
         Ok(())
+    }
+
+    /// Still comparing checkpoints with what an earlier attempt committed.
+    fn checking(&self) -> bool {
+        self.replays.as_ref().is_some_and(Replays::checking)
     }
 
     /// Records went into the open transaction since the last commit.
@@ -95,6 +137,56 @@ impl ExactlyOnce {
             sink.allow_before(open_segment);
             return sink.release();
         }
+        if let (Some(replays), Some(detection)) = (&self.replays, &self.detection) {
+            let progress = replays.progress();
+            let record = OutgoingRecord {
+                topic: &detection.topic,
+                key: Some(self.id.as_bytes()),
+                value: Some(&progress),
+                headers: &[],
+                timestamp: None,
+            };
+            sink.produce_own(&record)?;
+        }
+        let deadline = self.settled(sink)?;
+        let mut last = None;
+        let commit = |s: &mut Sink| self.attempt(s.producer().commit_transaction(ATTEMPT), &mut last);
+        let waited =
+            sink.wait_until("waiting for the broker to commit the transaction", Limit::Until(deadline), commit)?;
+        self.finish_wait(waited, "commit the transaction", last)?;
+        self.commits += 1;
+        tracing::debug!("transaction {} committed: {} records", self.commits, self.records);
+        crash_point(self.commits);
+        if let Some(replays) = &mut self.replays {
+            replays.committed();
+        }
+        (self.records, self.began, self.last_commit) = (0, None, Instant::now());
+        sink.allow_before(open_segment);
+        sink.producer().begin_transaction().map_err(|e| self.failed(e))?;
+        sink.release()
+    }
+
+    /// A replayed checkpoint: its transaction is aborted once its records are acknowledged (so none is purged,
+    /// which would break its STATE's promise), and its STATE goes out; its records were committed once already.
+    fn drop_replayed(&mut self, sink: &mut Sink) -> Result<()> {
+        let open_segment = sink.tracker().open_segment();
+        if self.open() {
+            let deadline = self.settled(sink)?;
+            let mut last = None;
+            let abort = |s: &mut Sink| self.attempt(s.producer().abort_transaction(ATTEMPT), &mut last);
+            let waited =
+                sink.wait_until("waiting for the broker to abort the transaction", Limit::Until(deadline), abort)?;
+            self.finish_wait(waited, "abort the transaction", last)?;
+            (self.records, self.began) = (0, None);
+            sink.producer().begin_transaction().map_err(|e| self.failed(e))?;
+        }
+        sink.allow_before(open_segment);
+        sink.release()
+    }
+
+    /// Waits until every record sent is acknowledged (the progress line going on while the broker is waited
+    /// for); a record that failed is the failure. Returns the deadline the transaction call that follows has.
+    fn settled(&mut self, sink: &mut Sink) -> Result<Instant> {
         let budget = sink.settings().delivery_budget();
         let deadline = Instant::now() + budget;
         let settled = |s: &mut Sink| Ok(s.tracker().lock().in_flight() == 0 || s.tracker().lock().has_failed());
@@ -108,20 +200,10 @@ impl ExactlyOnce {
                 )))
             }
         }
-        if let Some(error) = sink.take_failure() {
-            return Err(error);
+        match sink.take_failure() {
+            Some(error) => Err(error),
+            None => Ok(deadline),
         }
-        let mut last = None;
-        let commit = |s: &mut Sink| self.attempt(s.producer().commit_transaction(ATTEMPT), &mut last);
-        let waited =
-            sink.wait_until("waiting for the broker to commit the transaction", Limit::Until(deadline), commit)?;
-        self.finish_wait(waited, "commit the transaction", last)?;
-        self.commits += 1;
-        tracing::debug!("transaction {} committed: {} records", self.commits, self.records);
-        (self.records, self.began, self.last_commit) = (0, None, Instant::now());
-        sink.allow_before(open_segment);
-        sink.producer().begin_transaction().map_err(|e| self.failed(e))?;
-        sink.release()
     }
 
     /// One attempt of a transaction call: done, or (a retriable failure) to be tried again after a pause, so
@@ -157,23 +239,52 @@ impl ExactlyOnce {
     }
 }
 
+/// For the tests of replay detection only: `DESTINATION_KAFKA_TEST_ABORT_AFTER_COMMITS=N` aborts the process right
+/// after the N-th commit, before the STATEs it covers go out — the moment a crash leaves the platform without them.
+fn crash_point(commits: u64) {
+    let at = std::env::var("DESTINATION_KAFKA_TEST_ABORT_AFTER_COMMITS").ok().and_then(|n| n.parse().ok());
+    if at == Some(commits) {
+        tracing::warn!("DESTINATION_KAFKA_TEST_ABORT_AFTER_COMMITS: aborting after commit {commits}");
+        std::process::abort();
+    }
+}
+
 impl Release for ExactlyOnce {
     fn start(&mut self, sink: &mut Sink) -> Result<()> {
         self.init(sink)
     }
 
-    fn sent(&mut self, sink: &mut Sink) -> Result<()> {
+    fn sent(&mut self, sink: &mut Sink, stream: &Stream, data: &str) -> Result<()> {
+        if let Some(replays) = &mut self.replays {
+            replays.record(stream, data);
+        }
         self.records += 1;
         self.boundary = false;
         self.began.get_or_insert_with(Instant::now);
         if self.overdue() {
+            // Records committed without their STATE: that checkpoint can no longer be dropped whole.
+            if let Some(replays) = &mut self.replays {
+                replays.split();
+            }
             self.commit(sink)?;
         }
         Ok(())
     }
 
+    fn closing(&mut self, closing: &Closing) {
+        if let Some(replays) = &mut self.replays {
+            self.verdict = Some(replays.close(closing.state.content, closing.state.render(closing.records, None)));
+        }
+    }
+
     fn state(&mut self, sink: &mut Sink, boundary: bool) -> Result<()> {
         self.boundary = boundary;
+        match self.verdict.take() {
+            Some(Verdict::Replayed) => return self.drop_replayed(sink),
+            // The first checkpoint that is not a replay is committed alone; what follows is written as usual.
+            Some(Verdict::Differs) => return self.commit(sink),
+            Some(Verdict::New) | None => {}
+        }
         if !self.open() || (boundary && self.due()) || self.overdue() {
             self.commit(sink)
         } else {
@@ -188,7 +299,8 @@ impl Release for ExactlyOnce {
     /// States waiting for the commit interval go out now, if the open transaction ends at a STATE (or is past a
     /// bound).
     fn idle(&mut self, sink: &mut Sink) -> Result<()> {
-        if self.open() && (self.boundary || self.overdue()) {
+        // While checking, a checkpoint waits for its STATE, which decides whether it is committed.
+        if self.open() && !self.checking() && (self.boundary || self.overdue()) {
             self.commit(sink)
         } else {
             Ok(())
@@ -221,6 +333,14 @@ impl Release for ExactlyOnce {
     }
 
     fn summary(&self) -> Option<String> {
-        Some(format!("exactly-once: {} transactions committed", self.commits))
+        let replays = match &self.replays {
+            Some(replays) => format!(
+                "; replay detection: {} checkpoints ({} records) were replays of what an earlier attempt committed, \
+                 and were not written again",
+                replays.dropped.0, replays.dropped.1
+            ),
+            None => String::new(),
+        };
+        Some(format!("exactly-once: {} transactions committed{replays}", self.commits))
     }
 }

@@ -1,0 +1,104 @@
+//! Replay detection on Apache Kafka: a sync is killed right after a commit and before the STATE it covers reaches
+//! stdout (`DESTINATION_KAFKA_TEST_ABORT_AFTER_COMMITS`: the process aborts there, as a `kill -9` would), so the
+//! platform never stored that STATE and resends from the one before. What `read_committed` consumers (librdkafka's
+//! and Kafka's own console consumer) then see is the proof: each record once when the retry resends the same
+//! records, every record when it sends others.
+
+use serde_json::{json, Value};
+use test_support::*;
+
+fn kafka() -> &'static Kafka {
+    Kafka::shared()
+}
+
+/// An exactly-once sync with replay detection into `<name>_users`, a commit per STATE. The tests share one progress
+/// topic (each sync its own key, the derived transactional id), as the connections of a cluster do.
+fn files(name: &str) -> Files {
+    let mut config = java_config(&kafka().bootstrap());
+    config["topic_pattern"] = json!(format!("{name}.{{stream}}"));
+    config["delivery_guarantee"] = json!("exactly_once");
+    config["transaction_commit_interval_ms"] = json!(0);
+    config["replay_detection"] = json!(true);
+    config["progress_topic"] = json!("replays_progress");
+    Files::new(name, &config, &catalog(&["users"]))
+}
+
+/// A STATE as the platform forwards it: the source's `data` and the platform's own `id` (new on every attempt).
+fn platform_state(n: usize, id: usize) -> String {
+    format!("{{\"type\":\"STATE\",\"state\":{{\"type\":\"LEGACY\",\"data\":{{\"n\":{n}}},\"id\":{id}}}}}\n")
+}
+
+const CRASH_AFTER_SECOND_COMMIT: (&str, &str) = ("DESTINATION_KAFKA_TEST_ABORT_AFTER_COMMITS", "2");
+
+/// The first attempt: three checkpoints of three records; it dies right after committing the second.
+fn first_attempt(files: &Files, topic: &str) {
+    let input = records(0, 3)
+        + &platform_state(1, 1)
+        + &records(3, 6)
+        + &platform_state(2, 2)
+        + &records(6, 9)
+        + &platform_state(3, 3);
+    let out = run_with_env(&files.write_args(), &[CRASH_AFTER_SECOND_COMMIT], &input);
+    assert!(!out.status.success(), "the attempt must die");
+    assert_eq!(state_ids(&messages(&out)), vec![1], "the STATE of the second commit never got out");
+    assert_eq!(ids(topic, 6), (0..6).collect::<Vec<_>>(), "yet its records are committed");
+}
+
+fn ids(topic: &str, expected: usize) -> Vec<i64> {
+    read_back_with(&kafka().bootstrap(), &[("isolation.level", "read_committed")], topic, expected)
+        .iter()
+        .map(|m| m.value_json()["_airbyte_data"]["i"].as_i64().unwrap())
+        .collect()
+}
+
+fn counts(msgs: &[Value]) -> Vec<Value> {
+    of_type(msgs, "STATE").iter().map(|m| m["state"]["destinationStats"]["recordCount"].clone()).collect()
+}
+
+#[test]
+fn kafka_a_retry_resending_what_was_committed_writes_each_record_once() {
+    let files = files("replay_same");
+    first_attempt(&files, "replay_same_users");
+    // The platform stored state 1: the retry resends from there, the same records and states under new ids.
+    let retry = records(3, 6) + &platform_state(2, 12) + &records(6, 9) + &platform_state(3, 13);
+    let out = run(&files.write_args(), &retry);
+    let msgs = messages(&out);
+    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    assert_eq!(state_ids(&msgs), vec![12, 13], "every STATE goes out, the replayed one too");
+    assert_eq!(counts(&msgs), vec![json!(3.0), json!(3.0)]);
+    assert!(
+        log_lines(&msgs).iter().any(|l| l.contains("1 checkpoints (3 records) were replays")),
+        "{:?}",
+        log_lines(&msgs)
+    );
+    assert_eq!(ids("replay_same_users", 9), (0..9).collect::<Vec<_>>());
+    // Kafka's own consumer agrees: nine records, none twice.
+    assert_eq!(kafka().console_consume("replay_same_users", "read_committed", 20, 5000).len(), 9);
+}
+
+#[test]
+fn kafka_a_retry_sending_other_records_for_the_same_range_keeps_them_all() {
+    let files = files("replay_other");
+    first_attempt(&files, "replay_other_users");
+    // The source's replay differs (other records before the same STATE): nothing may be dropped.
+    let retry = records(103, 106) + &platform_state(2, 12) + &records(6, 9) + &platform_state(3, 13);
+    let out = run(&files.write_args(), &retry);
+    let msgs = messages(&out);
+    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    assert_eq!(state_ids(&msgs), vec![12, 13]);
+    let expected: Vec<i64> = (0..6).chain(103..106).chain(6..9).collect();
+    assert_eq!(ids("replay_other_users", 12), expected);
+}
+
+#[test]
+fn kafka_a_later_sync_with_new_data_is_not_taken_for_a_replay() {
+    let files = files("replay_next");
+    let out = run(&files.write_args(), &(records(0, 2) + &platform_state(1, 1)));
+    assert!(out.status.success());
+    // The next sync starts from state 1: its first checkpoint is new, and so is everything after it.
+    let out = run(&files.write_args(), &(records(2, 4) + &platform_state(2, 1) + &records(4, 5)));
+    let msgs = messages(&out);
+    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    assert!(log_lines(&msgs).iter().any(|l| l.contains("0 checkpoints (0 records) were replays")));
+    assert_eq!(ids("replay_next_users", 5), (0..5).collect::<Vec<_>>());
+}
