@@ -69,30 +69,6 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// An array, its items visited in order: `each` gets the scanner before each item, and must read it.
-    pub fn array(&mut self, mut each: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        let bytes = self.bytes();
-        let mut at = expect(bytes, ws(bytes, self.at), b'[')?;
-        at = ws(bytes, at);
-        if *bytes.get(at)? == b']' {
-            self.at = at + 1;
-            return Some(());
-        }
-        loop {
-            self.at = at;
-            each(self)?;
-            at = ws(bytes, self.at);
-            match *bytes.get(at)? {
-                b',' => at = ws(bytes, at + 1),
-                b']' => {
-                    self.at = at + 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
     /// `null`: read, and `true`; anything else: not read, and `false`.
     pub fn null(&mut self) -> bool {
         let at = ws(self.bytes(), self.at);
@@ -472,21 +448,6 @@ mod tests {
         .unwrap();
         assert_eq!(keys, [("a", "\"x\""), ("b", "null"), ("c", "-12")]);
         assert!(Scanner::new(r#"{"\u0061": 1}"#).object(|s, _| s.value().map(drop)).is_none());
-    }
-
-    #[test]
-    fn arrays_give_their_items() {
-        let mut items = Vec::new();
-        Scanner::new(r#" [1, "a" ,{"b":[]}, null]"#)
-            .array(|s| {
-                items.push(s.value()?);
-                Some(())
-            })
-            .unwrap();
-        assert_eq!(items, ["1", "\"a\"", r#"{"b":[]}"#, "null"]);
-        assert_eq!(Scanner::new("[]").array(|_| None), Some(()));
-        assert!(Scanner::new("[1,]").array(|s| s.value().map(drop)).is_none());
-        assert!(Scanner::new("{}").array(|s| s.value().map(drop)).is_none());
     }
 
     #[test]

@@ -9,15 +9,13 @@
 //! that the schema does not name stay in the payload (Connect ignores them; other readers still see them). A value
 //! that does not fit its field's type is a rejected record, as with Avro.
 
+use super::checked_json::{self, Entry};
 use super::datetime;
-use super::fields::{self, Entry};
+use super::fields;
 use super::json_type;
 use super::well_known;
-use crate::airbyte::scan::Scanner;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::borrow::Cow;
-use std::io::Write as _;
 
 /// A field's Connect type.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,10 +77,8 @@ fn kind_in<'a>(fields: &'a [(String, Kind)], path: &[String]) -> Option<&'a Kind
 
 /// A record's data as the entries of a JSON object, which a Connect struct needs.
 pub fn object(data: &str) -> Result<Vec<Entry<'_>>, String> {
-    match fields::entries(data).map_err(|e| format!("the record's data cannot be read: {e}"))? {
-        Some(entries) => Ok(entries),
-        None => Err("the record's data is not a JSON object, which a Connect struct needs".into()),
-    }
+    checked_json::entries(data)
+        .ok_or_else(|| "the record's data is not a JSON object, which a Connect struct needs".into())
 }
 
 pub struct ConnectJson {
@@ -219,12 +215,12 @@ pub fn write_value(text: &str, kind: &Kind, path: &dyn Fn() -> String, out: &mut
         Kind::Date => {
             let days = fields::string(text).and_then(|s| datetime::days(&s)).and_then(|d| i32::try_from(d).ok());
             let days = days.ok_or_else(|| unfit("a date"))?;
-            write!(out, "{days}").expect("writing to a Vec");
+            out.extend_from_slice(itoa::Buffer::new().format(days).as_bytes());
             return Ok(());
         }
         Kind::Timestamp => {
             let micros = fields::string(text).and_then(|s| datetime::micros(&s)).ok_or_else(|| unfit("a date-time"))?;
-            write!(out, "{}", micros / 1000).expect("writing to a Vec");
+            out.extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
             return Ok(());
         }
         Kind::Json => {
@@ -234,7 +230,7 @@ pub fn write_value(text: &str, kind: &Kind, path: &dyn Fn() -> String, out: &mut
         }
         Kind::Array(item) if first == b'[' => return write_array(text, item, path, out),
         Kind::Struct(fields) if first == b'{' => {
-            let entries = fields::entries(text)?.expect("an object");
+            let entries = checked_json::entries(text).expect("an object");
             return write_struct(&entries, fields, path, &|_| true, out);
         }
         Kind::Array(_) | Kind::Struct(_) => false,
@@ -253,20 +249,10 @@ pub fn write_value(text: &str, kind: &Kind, path: &dyn Fn() -> String, out: &mut
     Ok(())
 }
 
-/// An array's items, each as its Connect type reads it (the hot path's scanner reads them; serde_json what it
-/// declines).
+/// An array's items, each as its Connect type reads it.
 fn write_array(text: &str, item: &Kind, path: &dyn Fn() -> String, out: &mut Vec<u8>) -> Result<(), String> {
-    let mut items = Vec::new();
-    let scanned = Scanner::new(text).array(|s| {
-        items.push(s.value()?);
-        Some(())
-    });
-    if scanned.is_none() {
-        let read: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        items = read.into_iter().map(RawValue::get).collect();
-    }
     out.push(b'[');
-    for (i, value) in items.into_iter().enumerate() {
+    for (i, value) in checked_json::items(text).expect("an array").into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }

@@ -24,7 +24,6 @@ use crate::config::encoding::{ChangeOp, DebeziumSettings};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::borrow::Cow;
-use std::io::Write as _;
 
 const DELETED_AT: &str = "_ab_cdc_deleted_at";
 const UPDATED_AT: &str = "_ab_cdc_updated_at";
@@ -40,8 +39,8 @@ pub struct Debezium {
     row: Row,
     /// The primary key's columns: path, name in the key struct (and as JSON), type.
     key: Vec<(FieldPath, String, String, Kind)>,
-    /// Position columns the stream declares: column, `source` field, type.
-    positions: Vec<(&'static str, &'static str, Kind)>,
+    /// Position columns the stream declares: column, `,"<source field>":`, the field, type.
+    positions: Vec<(&'static str, String, &'static str, Kind)>,
     op: &'static str,
     snapshot: bool,
     keep_cdc_columns: bool,
@@ -86,7 +85,8 @@ impl Debezium {
         let mut positions = Vec::new();
         for (column, field, allowed) in POSITIONS {
             if let Some(t) = declared(column, allowed)? {
-                positions.push((column, field, if t == "string" { Kind::String } else { Kind::Int64 }));
+                let kind = if t == "string" { Kind::String } else { Kind::Int64 };
+                positions.push((column, format!(r#","{field}":"#), field, kind));
             }
         }
         let mut row = Row::of(&stream.json_schema);
@@ -200,10 +200,14 @@ impl Debezium {
             out.extend_from_slice(br#"null,"after":"#);
             self.row.write_payload(&entries, keep, out).map_err(EncodeError::Unfit)?;
         }
-        write!(out, r#","source":{{{},"ts_ms":{changed_at},"snapshot":"{}""#, self.source_head, self.snapshot)
-            .expect("writing to a Vec");
-        for (column, field, kind) in &self.positions {
-            write!(out, r#","{field}":"#).expect("writing to a Vec");
+        let mut number = itoa::Buffer::new();
+        out.extend_from_slice(br#","source":{"#);
+        out.extend_from_slice(self.source_head.as_bytes());
+        out.extend_from_slice(br#","ts_ms":"#);
+        out.extend_from_slice(number.format(changed_at).as_bytes());
+        out.extend_from_slice(if self.snapshot { br#","snapshot":"true""# } else { br#","snapshot":"false""# });
+        for (column, field, _, kind) in &self.positions {
+            out.extend_from_slice(field.as_bytes());
             match find(column) {
                 Some(value) => {
                     connect::write_value(value, kind, &|| column.to_string(), out).map_err(EncodeError::Unfit)?
@@ -211,7 +215,11 @@ impl Debezium {
                 None => out.extend_from_slice(b"null"),
             }
         }
-        write!(out, r#"}},"op":"{op}","ts_ms":{emitted_at},"transaction":null}}"#).expect("writing to a Vec");
+        out.extend_from_slice(br#"},"op":""#);
+        out.extend_from_slice(op.as_bytes());
+        out.extend_from_slice(br#"","ts_ms":"#);
+        out.extend_from_slice(number.format(emitted_at).as_bytes());
+        out.extend_from_slice(br#","transaction":null}"#);
         close(out, &self.value_head);
         self.deleted = deleted && self.tombstones;
         Ok((&self.key_bytes, &self.value))
@@ -242,7 +250,7 @@ fn close(out: &mut Vec<u8>, head: &str) {
 
 /// The Connect schema of the envelope, as Debezium's connectors declare it (`<prefix>.Envelope`, which is how
 /// `ExtractNewRecordState` recognises a change event).
-fn envelope_schema(row: &Row, positions: &[(&str, &str, Kind)], prefix: &str) -> Value {
+fn envelope_schema(row: &Row, positions: &[(&str, String, &str, Kind)], prefix: &str) -> Value {
     let field = |t: &str, name: &str, optional: bool| json!({"type": t, "optional": optional, "field": name});
     let mut source = vec![
         field("string", "version", false),
@@ -254,7 +262,7 @@ fn envelope_schema(row: &Row, positions: &[(&str, &str, Kind)], prefix: &str) ->
         field("int64", "ts_ms", false),
         field("string", "snapshot", true),
     ];
-    for (_, name, kind) in positions {
+    for (_, _, name, kind) in positions {
         let mut position = connect::connect_schema(kind);
         position["field"] = json!(name);
         source.push(position);

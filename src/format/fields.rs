@@ -1,7 +1,6 @@
 //! Paths into a record's `data`, and reading their values without parsing the rest of the record.
 
 use super::error::EncodeError;
-use crate::airbyte::scan::Scanner;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -54,7 +53,7 @@ fn descend<'a>(
     found: &mut [Option<&'a RawValue>],
 ) -> Result<(), serde_json::Error> {
     let names: Vec<&str> = wanted.iter().map(|&i| paths[i].0[depth].as_str()).collect();
-    let Some(entries) = read(object, Some(&names))? else { return Ok(()) };
+    let Some(entries) = read(object, &names)? else { return Ok(()) };
     for (name, value) in entries {
         let here: Vec<usize> = wanted.iter().copied().filter(|&i| paths[i].0[depth] == name).collect();
         let (ends, deeper): (Vec<usize>, Vec<usize>) = here.into_iter().partition(|&i| paths[i].0.len() == depth + 1);
@@ -68,37 +67,8 @@ fn descend<'a>(
     Ok(())
 }
 
-/// A name and its value's text in a JSON object, borrowed from it (the name unescaped only if it has escapes).
-pub type Entry<'a> = (Cow<'a, str>, &'a str);
-
-/// Every entry of a JSON object, in order, each value checked but not parsed; `None` when the value is not an
-/// object. A repeated name keeps its first place and its last value, as serde_json's maps do. The hot path's
-/// scanner reads it; what the scanner declines (escaped names, deep nesting, an error) serde_json reads.
-pub fn entries(json: &str) -> Result<Option<Vec<Entry<'_>>>, String> {
-    if !json.trim_start().starts_with('{') {
-        return Ok(None);
-    }
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut scanner = Scanner::new(json);
-    let scanned = scanner.object(|s, name| {
-        let value = s.value()?;
-        match entries.iter().position(|(k, _)| k == name) {
-            Some(at) => entries[at].1 = value,
-            None if entries.len() < WIDE => entries.push((Cow::Borrowed(name), value)),
-            // A wide object: serde_json's reading below finds its repeated names through an index.
-            None => return None,
-        }
-        Some(())
-    });
-    if scanned.and_then(|()| scanner.end()).is_some() {
-        return Ok(Some(entries));
-    }
-    let read = read(json, None).map_err(|e| e.to_string())?;
-    Ok(read.map(|entries| entries.into_iter().map(|(name, value)| (name, value.get())).collect()))
-}
-
-/// The entries of a JSON object whose names are wanted (all of them: `None`).
-fn read<'a>(json: &'a str, names: Option<&[&str]>) -> Result<Option<Vec<Named<'a>>>, serde_json::Error> {
+/// The entries of a JSON object whose names are wanted; `None` when the value is not an object.
+fn read<'a>(json: &'a str, names: &[&str]) -> Result<Option<Vec<Named<'a>>>, serde_json::Error> {
     if !json.trim_start().starts_with('{') {
         return Ok(None);
     }
@@ -142,14 +112,11 @@ impl<'de> serde::Deserialize<'de> for Name<'de> {
     }
 }
 
-/// Objects up to this many entries are searched for a repeated name one by one.
-const WIDE: usize = 16;
-
 /// A name and its value, as serde_json reads them.
 type Named<'a> = (Cow<'a, str>, &'a RawValue);
 
 struct Wanted<'n> {
-    names: Option<&'n [&'n str]>,
+    names: &'n [&'n str],
 }
 
 impl<'de> Visitor<'de> for Wanted<'_> {
@@ -161,25 +128,11 @@ impl<'de> Visitor<'de> for Wanted<'_> {
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Vec<Named<'de>>, M::Error> {
         let mut entries: Vec<Named<'de>> = Vec::new();
-        // Where each name is, once an object is too wide to search for repeats one by one.
-        let mut index: Option<std::collections::HashMap<Cow<'de, str>, usize>> = None;
         while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
-            if self.names.is_none_or(|names| names.contains(&key.as_ref())) {
+            if self.names.contains(&key.as_ref()) {
                 let value: &'de RawValue = map.next_value()?;
-                if index.is_none() && entries.len() == WIDE {
-                    index = Some(entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
-                }
-                let repeated = match &mut index {
-                    Some(index) => match index.entry(key.clone()) {
-                        std::collections::hash_map::Entry::Occupied(at) => Some(*at.get()),
-                        std::collections::hash_map::Entry::Vacant(room) => {
-                            room.insert(entries.len());
-                            None
-                        }
-                    },
-                    None => entries.iter().position(|(k, _)| *k == key),
-                };
-                match repeated {
+                // The last of duplicate keys wins, as everywhere else.
+                match entries.iter().position(|(k, _)| *k == key) {
                     Some(at) => entries[at].1 = value,
                     None => entries.push((key, value)),
                 }
@@ -220,27 +173,6 @@ mod tests {
         assert_eq!(found, vec![Some("7"), Some("\"c-1\""), Some("[1]"), None, None, Some("5")]);
         assert!(lookup("[1,2]", &[path("id")]).unwrap()[0].is_none());
         assert_eq!(lookup(r#"{"id":1,"id":2}"#, &[path("id")]).unwrap()[0].map(RawValue::get), Some("2"));
-    }
-
-    #[test]
-    fn entries_in_order_the_last_of_a_repeated_name_in_its_first_place() {
-        let names = |json: &str| -> Vec<(String, String)> {
-            entries(json).unwrap().unwrap().into_iter().map(|(k, v)| (k.into_owned(), v.to_string())).collect()
-        };
-        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
-        assert_eq!(
-            names(r#"{"b": 1, "a\u00e9": [2], "b": {"x": 3}}"#),
-            vec![pair("b", r#"{"x": 3}"#), pair("aé", "[2]")]
-        );
-        assert_eq!(names(r#"{"a": 1, "b":2 , "a": true}"#), vec![pair("a", "true"), pair("b", "2")]);
-        assert!(entries("[1]").unwrap().is_none());
-        assert!(entries(r#"{"a": 1,}"#).is_err(), "what neither reader takes is an error");
-        // Wider than WIDE: repeats are found through the index.
-        let wide: Vec<String> = (0..40).map(|i| format!(r#""f{i}":{i}"#)).collect();
-        let json = format!("{{{},\"f3\":\"again\",\"f39\":null}}", wide.join(","));
-        let got = names(&json);
-        assert_eq!(got.len(), 40);
-        assert_eq!((got[3].clone(), got[39].clone()), (pair("f3", "\"again\""), pair("f39", "null")));
     }
 
     #[test]

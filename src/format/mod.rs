@@ -5,6 +5,7 @@
 //! timestamp (`timestamp`) are each decided in their own module.
 
 pub mod avro;
+pub mod checked_json;
 pub mod connect;
 pub mod datetime;
 pub mod debezium;
