@@ -66,7 +66,7 @@ fn reach(settings: &Settings, stop: &Stop, topic: Option<&str>) -> Result<()> {
     let Some(topic) = topic else {
         return Ok(());
     };
-    let topics = [Topic { name: topic, compact: false }];
+    let topics = [Topic { name: topic, compact: false, configs: &[] }];
     producer.ensure_topics(settings, &topics, CHECK_TIMEOUT).map_err(|e| e.context("test topic"))?;
     if id.is_some() {
         producer.begin_transaction().map_err(TxnError::into_error)?;

@@ -102,3 +102,45 @@ fn kafka_a_later_sync_with_new_data_is_not_taken_for_a_replay() {
     assert!(log_lines(&msgs).iter().any(|l| l.contains("0 checkpoints (0 records) were replays")));
     assert_eq!(ids("replay_next_users", 5), (0..5).collect::<Vec<_>>());
 }
+
+#[test]
+fn kafka_a_pause_past_the_transaction_bound_while_checking_commits_instead_of_failing() {
+    let mut config = java_config(&kafka().bootstrap());
+    config["topic_pattern"] = json!("replay_pause.{stream}");
+    config["delivery_guarantee"] = json!("exactly_once");
+    config["transaction_commit_interval_ms"] = json!(0);
+    // Transactions the broker aborts after 2 s (twice the bound).
+    config["transaction_max_ms"] = json!(1000);
+    config["replay_detection"] = json!(true);
+    config["progress_topic"] = json!("replays_progress");
+    let files = Files::new("replay_pause", &config, &catalog(&["users"]));
+    assert!(run(&files.write_args(), &(records(0, 2) + &platform_state(1, 1))).status.success());
+    // The next sync is checked against that history; its first checkpoint's input pauses for longer than the
+    // broker keeps a transaction open: the bound commits it (and checking ends) rather than the broker aborting it.
+    let mut live = Live::start(&files.write_args());
+    live.send(&records(2, 4));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    live.send(&platform_state(2, 1));
+    let (status, msgs) = live.finish();
+    assert!(status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    assert_eq!(state_ids(&msgs), vec![1]);
+    assert_eq!(ids("replay_pause_users", 4), (0..4).collect::<Vec<_>>());
+}
+
+#[test]
+fn kafka_a_retry_with_other_settings_recognises_nothing() {
+    let files = files("replay_changed");
+    first_attempt(&files, "replay_changed_users");
+    // The retry runs with another `max_request_size`: records may have gone elsewhere (a dead-letter topic) in
+    // the first attempt, so nothing is taken for a replay, and what was committed is written again.
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&files.config).unwrap()).unwrap();
+    config["max_request_size"] = json!(2_000_000);
+    let changed = Files::new("replay_changed_retry", &config, &catalog(&["users"]));
+    let retry = records(3, 6) + &platform_state(2, 12) + &records(6, 9) + &platform_state(3, 13);
+    let out = run(&changed.write_args(), &retry);
+    let msgs = messages(&out);
+    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    assert!(log_lines(&msgs).iter().any(|l| l.contains("0 checkpoints (0 records) were replays")));
+    let expected: Vec<i64> = (0..6).chain(3..9).collect();
+    assert_eq!(ids("replay_changed_users", 12), expected);
+}

@@ -94,15 +94,18 @@ impl Debezium {
             row.fields.retain(|(name, _)| !name.starts_with("_ab_cdc_"));
         }
         let full = Row::of(&stream.json_schema);
-        let key = stream
-            .primary_key
-            .iter()
-            .map(|path| {
-                let kind = full.kind_at(path).cloned().unwrap_or(Kind::Json);
-                let name = path.join(".");
-                (FieldPath(path.clone()), name.clone(), json!(name).to_string(), kind)
-            })
-            .collect::<Vec<_>>();
+        let mut key = Vec::new();
+        for path in &stream.primary_key {
+            let name = path.join(".");
+            let kind = full.kind_at(path).cloned().ok_or_else(|| {
+                format!(
+                    "stream `{}`: its primary key column `{name}` is not declared in its JSON schema, so the key \
+                     struct of its change events has no type for it",
+                    stream.describe()
+                )
+            })?;
+            key.push((FieldPath(path.clone()), name.clone(), json!(name).to_string(), kind));
+        }
         let prefix = match &stream.namespace {
             Some(namespace) => format!("airbyte.{namespace}.{}", stream.name),
             None => format!("airbyte.{}", stream.name),
@@ -405,6 +408,9 @@ mod tests {
         schema["properties"]["_ab_cdc_log_pos"] = json!({"type": "string"});
         let err = Debezium::new(&settings(|_| {}), &stream(false, schema)).err().unwrap();
         assert!(err.contains("stream `public.users`") && err.contains("`_ab_cdc_log_pos`"), "{err}");
+        let undeclared = Stream { primary_key: vec![vec!["zz".into()]], ..stream(false, cdc_schema()) };
+        let err = Debezium::new(&settings(|_| {}), &undeclared).err().unwrap();
+        assert!(err.contains("primary key column `zz` is not declared"), "{err}");
         // A record whose values do not fit: rejected, by the record-errors policy.
         let mut d = Debezium::new(&settings(|_| {}), &stream(false, cdc_schema())).unwrap();
         let refused = |d: &mut Debezium, data: &str| d.encode(1, data).err().unwrap().to_string();

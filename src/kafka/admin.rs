@@ -24,6 +24,8 @@ pub struct Topic<'a> {
     pub name: &'a str,
     /// `cleanup.policy=compact`: the topic keeps the latest record per key.
     pub compact: bool,
+    /// More topic configs, when the connector creates it.
+    pub configs: &'a [(&'a str, &'a str)],
 }
 
 impl<L: DeliveryListener> Producer<L> {
@@ -79,11 +81,8 @@ impl<L: DeliveryListener> Producer<L> {
             .map(|t| {
                 let replication = TopicReplication::Fixed(settings.topic_replication_factor as i32);
                 let topic = NewTopic::new(t.name, settings.topic_partitions as i32, replication);
-                if t.compact {
-                    topic.set("cleanup.policy", "compact")
-                } else {
-                    topic
-                }
+                let topic = if t.compact { topic.set("cleanup.policy", "compact") } else { topic };
+                t.configs.iter().fold(topic, |topic, (key, value)| topic.set(key, value))
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));

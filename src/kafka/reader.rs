@@ -61,6 +61,8 @@ pub fn latest(settings: &Settings, topic: &str, key: &[u8], stop: &Stop) -> Resu
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 ended.insert(partition);
             }
+            // A connection that drops is tried again by librdkafka, until the deadline.
+            Some(Err(e)) if unreadable(e.clone()).is_transient() => tracing::debug!("reading the progress topic: {e}"),
             Some(Err(e)) => return Err(unreadable(e)),
         }
     }

@@ -23,6 +23,13 @@ pub struct InFlight {
     pub dead_letter: bool,
 }
 
+impl InFlight {
+    /// A message of the connector's own (the progress record): never dead-lettered, never a rejected record.
+    pub fn own(&self) -> bool {
+        self.line == 0
+    }
+}
+
 /// A record the broker refused on its own account, waiting to be written to the dead-letter topic.
 struct Refused {
     record: InFlight,
@@ -86,7 +93,9 @@ impl DeliveryListener for Acknowledger {
             }
             Err(undelivered) => match &self.refused {
                 // Still in flight: settled when the dead-letter topic acknowledges it.
-                Some(refused) if !record.dead_letter && undelivered.error.failure().scope == Scope::Record => {
+                Some(refused)
+                    if !record.dead_letter && !record.own() && undelivered.error.failure().scope == Scope::Record =>
+                {
                     refused.lock().unwrap_or_else(|e| e.into_inner()).push(Refused { record, undelivered })
                 }
                 _ => self.tracker.lock().failed(record.segment, undelivered.error.at_line(record.line)),

@@ -63,9 +63,10 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     let encoders = format::encoders(&settings.encoding, &catalog.streams)?;
     let id = settings.exactly_once().then(|| transactional_id(settings, &catalog));
     let detection = detection(settings, &channel, &catalog);
-    let mut topics: Vec<Topic> = catalog.topics().iter().map(|t| Topic { name: t.name, compact: t.compact }).collect();
+    let mut topics: Vec<Topic> =
+        catalog.topics().iter().map(|t| Topic { name: t.name, compact: t.compact, configs: &[] }).collect();
     if detection.is_some() {
-        topics.push(Topic { name: &settings.progress_topic, compact: true });
+        topics.push(Topic { name: &settings.progress_topic, compact: true, configs: PROGRESS_TOPIC });
     }
     let mut release: Box<dyn Release> = match &id {
         None => Box::new(AtLeastOnce),
@@ -102,6 +103,11 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     pipeline.finish(outcome)
 }
 
+/// The progress topic, when the connector creates it: compacted, and soon (its segments roll every 10 minutes, and
+/// are cleaned once a tenth is dirty), since every commit writes a record of some kilobytes and a sync reads the
+/// topic from its start.
+const PROGRESS_TOPIC: &[(&str, &str)] = &[("segment.ms", "600000"), ("min.cleanable.dirty.ratio", "0.1")];
+
 /// Replay detection's settings, when it is on. Speed Mode's checkpoints follow partitions, not the input's order,
 /// so there it is off (said once).
 fn detection(settings: &Settings, channel: &Channel, catalog: &Catalog) -> Option<Detection> {
@@ -113,7 +119,19 @@ fn detection(settings: &Settings, channel: &Channel, catalog: &Catalog) -> Optio
         return None;
     }
     let sync_id = catalog.streams.iter().find_map(|s| s.sync_id);
-    Some(Detection { topic: settings.progress_topic.clone(), sync_id })
+    // Everything that decides where a record goes and what its message is (secrets appear masked).
+    let mut setup = xxhash_rust::xxh3::Xxh3::new();
+    setup.update(format!("{settings:?}").as_bytes());
+    for stream in &catalog.streams {
+        let schema = stream.json_schema.to_string();
+        let dead_letters = stream.dead_letter_topic.as_deref().unwrap_or("");
+        for part in [stream.source_name.as_str(), &stream.topic, dead_letters, &schema] {
+            setup.update(&(part.len() as u64).to_le_bytes());
+            setup.update(part.as_bytes());
+        }
+        setup.update(format!("{:?}{}{}", stream.primary_key, stream.dedup, stream.full_refresh).as_bytes());
+    }
+    Some(Detection { topic: settings.progress_topic.clone(), sync_id, setup: setup.digest128() })
 }
 
 /// The producer's transactional id: the configured one, or one derived from this connection's streams.

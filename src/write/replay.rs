@@ -17,18 +17,16 @@ use std::collections::VecDeque;
 use xxhash_rust::xxh3::Xxh3;
 
 /// Checkpoints the progress record keeps (oldest dropped first): a retry that goes back further than this is not
-/// recognised, and writes again what it resends.
-const HISTORY: usize = 2048;
+/// recognised, and writes again what it resends. About 20 kB of progress record per commit.
+const HISTORY: usize = 256;
+/// The last STATE is kept in the progress record (for people) only up to this size.
+const LAST_STATE_MAX: usize = 16 * 1024;
 
-/// One committed checkpoint: its STATE's content and its records.
+/// One committed checkpoint, as `<state>:<records>:<digest>`: the STATE's content (see `State::content`), the
+/// number of records, and the xxh3-128 of their streams and data in order (hex).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// The STATE's content (see `State::content`), hex.
-    pub state: String,
-    pub records: u64,
-    /// xxh3-128 of the records' streams and data, in order, hex.
-    pub digest: String,
-}
+#[serde(transparent)]
+pub struct Checkpoint(String);
 
 /// What the progress topic holds for a transactional id.
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,6 +34,8 @@ pub struct ProgressRecord {
     pub version: u32,
     /// The sync the last commit belonged to (the catalog's `sync_id`), when the catalog says.
     pub sync_id: Option<i64>,
+    /// What decided where and how records were written (see `transactions::Detection`), hex.
+    pub setup: String,
     /// The last STATE committed, as it was echoed (for people reading the topic).
     pub last_state: Option<String>,
     /// Committed checkpoints, oldest first.
@@ -57,6 +57,7 @@ pub enum Verdict {
 
 pub struct Replays {
     sync_id: Option<i64>,
+    setup: String,
     /// Committed checkpoints, oldest first: the ones read back, then this sync's.
     history: VecDeque<Checkpoint>,
     /// While checking: where in `history` the next checkpoint must be (`None`: anywhere, before the first).
@@ -74,7 +75,8 @@ pub struct Replays {
 impl Replays {
     /// `read`: what the progress topic held for this transactional id (`None`: nothing yet). A record of another
     /// sync (by `sync_id`) or one this version cannot read is no history: nothing will be dropped.
-    pub fn new(sync_id: Option<i64>, read: Option<&[u8]>) -> Replays {
+    pub fn new(sync_id: Option<i64>, setup: u128, read: Option<&[u8]>) -> Replays {
+        let setup = format!("{setup:032x}");
         let previous = read.and_then(|bytes| match serde_json::from_slice::<ProgressRecord>(bytes) {
             Ok(record) if record.version == VERSION => Some(record),
             Ok(record) => {
@@ -95,11 +97,19 @@ impl Replays {
                 );
                 VecDeque::new()
             }
+            Some(record) if record.setup != setup => {
+                tracing::info!(
+                    "replay detection: the settings or the catalog changed since the last commit (records may go \
+                     elsewhere or be encoded otherwise): no replay to recognise"
+                );
+                VecDeque::new()
+            }
             Some(record) => record.checkpoints,
             None => VecDeque::new(),
         };
         Replays {
             sync_id,
+            setup,
             checking: (!history.is_empty()).then_some(None),
             history,
             digest: Xxh3::new(),
@@ -126,11 +136,9 @@ impl Replays {
 
     /// A STATE closed the open checkpoint: `content` is the STATE's content, `echo` its output line.
     pub fn close(&mut self, content: u128, echo: String) -> Verdict {
-        let checkpoint = Checkpoint {
-            state: format!("{content:032x}"),
-            records: std::mem::replace(&mut self.records, 0),
-            digest: format!("{:032x}", std::mem::take(&mut self.digest).digest128()),
-        };
+        let records = std::mem::replace(&mut self.records, 0);
+        let digest = std::mem::take(&mut self.digest).digest128();
+        let checkpoint = Checkpoint(format!("{content:032x}:{records}:{digest:032x}"));
         let verdict = match self.checking {
             None => Verdict::New,
             Some(next) => {
@@ -141,7 +149,7 @@ impl Replays {
                 match found {
                     Some(at) => {
                         self.checking = Some(Some(at + 1));
-                        self.dropped = (self.dropped.0 + 1, self.dropped.1 + checkpoint.records);
+                        self.dropped = (self.dropped.0 + 1, self.dropped.1 + records);
                         Verdict::Replayed
                     }
                     None => {
@@ -153,7 +161,11 @@ impl Replays {
         };
         if verdict != Verdict::Replayed {
             self.closed.push(checkpoint);
-            self.last_state = Some(echo);
+            // Checkpoints without records commit nothing: only the latest ones are kept until something does.
+            if self.closed.len() > HISTORY {
+                self.closed.remove(0);
+            }
+            self.last_state = (echo.len() <= LAST_STATE_MAX).then_some(echo);
         }
         verdict
     }
@@ -174,6 +186,7 @@ impl Replays {
         let record = ProgressRecord {
             version: VERSION,
             sync_id: self.sync_id,
+            setup: self.setup.clone(),
             last_state: self.last_state.clone(),
             checkpoints,
         };
@@ -209,7 +222,7 @@ mod tests {
     }
 
     fn committed(checkpoints: &[(u128, &[&str])]) -> Vec<u8> {
-        let mut first = Replays::new(Some(7), None);
+        let mut first = Replays::new(Some(7), 1, None);
         assert!(!first.checking(), "no history, nothing to check");
         assert!(sync(&mut first, checkpoints).iter().all(|v| *v == Verdict::New));
         let progress = first.progress();
@@ -220,7 +233,7 @@ mod tests {
     #[test]
     fn a_replay_of_committed_checkpoints_is_recognised_in_order_until_one_differs() {
         let progress = committed(&[(1, &["{\"i\":1}", "{\"i\":2}"]), (2, &["{\"i\":3}"]), (3, &[])]);
-        let mut retry = Replays::new(Some(7), Some(&progress));
+        let mut retry = Replays::new(Some(7), 1, Some(&progress));
         assert!(retry.checking());
         // The platform stored state 1: the retry resends from there.
         let verdicts = sync(&mut retry, &[(2, &["{\"i\":3}"]), (3, &[]), (4, &["{\"i\":4}"]), (5, &["{\"i\":5}"])]);
@@ -232,8 +245,9 @@ mod tests {
     #[test]
     fn different_records_or_state_or_sync_are_never_a_replay() {
         let progress = committed(&[(1, &["{\"i\":1}"]), (2, &["{\"i\":2}"])]);
-        let verdict =
-            |sync_id, checkpoints: &[(u128, &[&str])]| sync(&mut Replays::new(sync_id, Some(&progress)), checkpoints);
+        let verdict = |sync_id, checkpoints: &[(u128, &[&str])]| {
+            sync(&mut Replays::new(sync_id, 1, Some(&progress)), checkpoints)
+        };
         assert_eq!(verdict(Some(7), &[(1, &["{\"i\":1, \"x\":0}"])]), [Verdict::Differs], "other data");
         assert_eq!(verdict(Some(7), &[(1, &["{\"i\":1}", "{\"i\":1}"])]), [Verdict::Differs], "more records");
         assert_eq!(verdict(Some(7), &[(9, &["{\"i\":1}"])]), [Verdict::Differs], "another state");
@@ -245,24 +259,30 @@ mod tests {
         );
         // Without sync ids (PyAirbyte, a pipe), the content alone decides.
         let progress = {
-            let mut first = Replays::new(None, None);
+            let mut first = Replays::new(None, 1, None);
             sync(&mut first, &[(1, &["a"])]);
             first.progress()
         };
-        assert_eq!(sync(&mut Replays::new(None, Some(&progress)), &[(1, &["a"])]), [Verdict::Replayed]);
+        assert_eq!(sync(&mut Replays::new(None, 1, Some(&progress)), &[(1, &["a"])]), [Verdict::Replayed]);
+        // Other settings or another catalog: records may have gone elsewhere, so nothing is recognised.
+        assert_eq!(sync(&mut Replays::new(None, 2, Some(&progress)), &[(1, &["a"])]), [Verdict::New]);
         // A record that cannot be read is no history.
-        assert!(!Replays::new(Some(7), Some(b"not json")).checking());
+        assert!(!Replays::new(Some(7), 1, Some(b"not json")).checking());
     }
 
     #[test]
     fn the_history_is_bounded_and_keeps_the_latest() {
-        let mut replays = Replays::new(None, None);
+        let mut replays = Replays::new(None, 1, None);
         for i in 0..(HISTORY as u128 + 10) {
             replays.close(i, String::new());
         }
         let progress: ProgressRecord = serde_json::from_slice(&replays.progress()).unwrap();
         assert_eq!(progress.checkpoints.len(), HISTORY);
-        assert_eq!(progress.checkpoints.back().unwrap().state, format!("{:032x}", HISTORY + 9));
+        let last = &progress.checkpoints.back().unwrap().0;
+        assert!(last.starts_with(&format!("{:032x}:0:", HISTORY + 9)), "{last}");
         assert_eq!(progress.last_state.as_deref(), Some(""));
+        replays.close(0, "x".repeat(LAST_STATE_MAX + 1));
+        let progress: ProgressRecord = serde_json::from_slice(&replays.progress()).unwrap();
+        assert_eq!(progress.last_state, None, "a STATE too large to keep");
     }
 }

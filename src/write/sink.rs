@@ -213,7 +213,7 @@ impl<'a> Sink<'a> {
         }
         if let Some(error) = refused {
             // Refused before it left (larger than max_request_size): the record alone is at fault.
-            if self.dead_letters && !at.dead_letter && error.failure().scope == Scope::Record {
+            if self.dead_letters && !at.dead_letter && !at.own() && error.failure().scope == Scope::Record {
                 let (key, value) = (record.key.map(<[u8]>::to_vec), record.value.map(<[u8]>::to_vec));
                 return self.dead_letter(at, key, value, &Rejection::refused(&error), new);
             }

@@ -54,10 +54,13 @@ pub struct ExactlyOnce {
     verdict: Option<Verdict>,
 }
 
-/// Replay detection's settings: the progress topic, and the sync (the catalog's `sync_id`).
+/// Replay detection's settings: the progress topic, the sync (the catalog's `sync_id`), and a digest of what
+/// decides where and how records are written (the settings and the catalog): history written under another one
+/// is not recognised.
 pub struct Detection {
     pub topic: String,
     pub sync_id: Option<i64>,
+    pub setup: u128,
 }
 
 impl ExactlyOnce {
@@ -92,7 +95,7 @@ impl ExactlyOnce {
         // What earlier attempts committed is read now: an attempt left open was just aborted.
         if let Some(detection) = &self.detection {
             let read = reader::latest(sink.settings(), &detection.topic, self.id.as_bytes(), sink.stop())?;
-            let replays = Replays::new(detection.sync_id, read.as_deref());
+            let replays = Replays::new(detection.sync_id, detection.setup, read.as_deref());
             if replays.checking() {
                 tracing::info!(
                     "replay detection: `{}` holds checkpoints an earlier attempt committed; each checkpoint gets a \
@@ -299,12 +302,21 @@ impl Release for ExactlyOnce {
     /// States waiting for the commit interval go out now, if the open transaction ends at a STATE (or is past a
     /// bound).
     fn idle(&mut self, sink: &mut Sink) -> Result<()> {
-        // While checking, a checkpoint waits for its STATE, which decides whether it is committed.
-        if self.open() && !self.checking() && (self.boundary || self.overdue()) {
-            self.commit(sink)
-        } else {
-            Ok(())
+        if !self.open() {
+            return Ok(());
         }
+        if self.overdue() {
+            // Past a bound the broker would abort it: committed, checking or not (as in `sent`).
+            if let Some(replays) = &mut self.replays {
+                replays.split();
+            }
+            return self.commit(sink);
+        }
+        // While checking, a checkpoint waits for its STATE, which decides whether it is committed.
+        if self.boundary && !self.checking() {
+            return self.commit(sink);
+        }
+        Ok(())
     }
 
     /// What is left is committed (a sync without any STATE commits here).
