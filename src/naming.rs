@@ -35,8 +35,8 @@ pub fn sanitize(name: &str) -> String {
     out
 }
 
-/// A topic named as is (a configured stream's `destination_object_name`, picked from `discover`'s topics): what
-/// Kafka would refuse in it, for `what` to be named with.
+/// A topic named as is (a configured stream's `destination_object_name`, picked from `discover`'s topics, or the
+/// progress topic): what Kafka would refuse in it; `what` names where it was given.
 pub fn check_object_name(name: &str, what: &str) -> Result<(), crate::error::Error> {
     let refused = if name.is_empty() || name == "." || name == ".." {
         Some("is not a topic name".to_string())
@@ -48,7 +48,7 @@ pub fn check_object_name(name: &str, what: &str) -> Result<(), crate::error::Err
             .map(|c| format!("has `{c}`, which Kafka does not allow (letters, digits, `.`, `_`, `-`)"))
     };
     match refused {
-        Some(why) => Err(crate::error::Error::Config(format!("{what}: `destination_object_name` `{name}` {why}"))),
+        Some(why) => Err(crate::error::Error::Config(format!("{what} `{name}` {why}"))),
         None => Ok(()),
     }
 }
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn object_names_are_taken_as_is_or_refused_with_the_reason() {
-        assert!(check_object_name("shop.orders-v2_x", "stream `a`").is_ok());
+        assert!(check_object_name("shop.orders-v2_x", "stream `a`: `destination_object_name`").is_ok());
         for (name, says) in [
             ("", "is not a topic name"),
             ("..", "is not a topic name"),
@@ -95,7 +95,7 @@ mod tests {
             ("é", "has `é`"),
             (&"x".repeat(250), "250 characters"),
         ] {
-            let error = check_object_name(name, "stream `a`").unwrap_err().to_string();
+            let error = check_object_name(name, "stream `a`: `destination_object_name`").unwrap_err().to_string();
             assert!(error.starts_with("stream `a`: `destination_object_name`") && error.contains(says), "{error}");
         }
     }

@@ -103,7 +103,8 @@ impl Catalog {
             // Data activation: the topic picked for the stream in the UI (from `discover`), as is.
             let topic = match entry["destination_object_name"].as_str() {
                 Some(object) => {
-                    naming::check_object_name(object, &format!("stream `{}`", describe(namespace, name)))?;
+                    let what = format!("stream `{}`: `destination_object_name`", describe(namespace, name));
+                    naming::check_object_name(object, &what)?;
                     object.to_string()
                 }
                 None => naming::topic_name(topic_pattern, namespace, name),

@@ -74,4 +74,16 @@ mod tests {
         // "<bootstrap_servers>\n<topic_pattern>\n<namespace>\x1f<name>..." as Python's hashlib gives it.
         assert_eq!(s.transactional_id([(None, "users")]), "airbyte-destination-kafka-4f8dad29220ad316");
     }
+
+    #[test]
+    fn replay_detection_needs_exactly_once_and_a_valid_topic() {
+        let replays = with(java_config(), "replay_detection", json!(true));
+        let err = Settings::from_value(replays.clone()).err().unwrap().to_string();
+        assert!(err.contains("`replay_detection` needs `delivery_guarantee: exactly_once`"), "{err}");
+        let eos = with(replays, "delivery_guarantee", json!("exactly_once"));
+        let s = Settings::from_value(eos.clone()).unwrap();
+        assert_eq!((s.replay_detection, s.progress_topic.as_str()), (true, "airbyte-destination-kafka-progress"));
+        let err = Settings::from_value(with(eos, "progress_topic", json!("no spaces"))).err().unwrap().to_string();
+        assert!(err.contains("`progress_topic`"), "{err}");
+    }
 }

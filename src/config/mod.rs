@@ -303,7 +303,7 @@ impl Settings {
                      hold a replayed checkpoint back and drop it",
                 );
             }
-            naming::check_topic(&self.progress_topic, "`progress_topic`")?;
+            naming::check_object_name(&self.progress_topic, "config field `progress_topic`")?;
         }
         if self.transaction_max_records < 1 {
             return config("config field `transaction_max_records` must be at least 1");
