@@ -25,6 +25,9 @@ pub struct Stream {
     pub dedup: bool,
     /// `sync_mode: full_refresh`: every row is read again each sync (a snapshot, to `debezium_json`).
     pub full_refresh: bool,
+    /// A truncate refresh (`minimum_generation_id` = `generation_id` > 0): once the sync succeeded, only this
+    /// generation's records may remain.
+    pub truncate: bool,
     /// The stream's JSON schema (the registry formats derive theirs from it).
     pub json_schema: Value,
     /// The platform's ids of this sync and of the stream's generation, when the catalog carries them.
@@ -85,14 +88,12 @@ impl Catalog {
                 stream["name"].as_str().ok_or_else(|| Error::Config(format!("catalog stream #{i} has no `name`")))?;
             let namespace = stream["namespace"].as_str().filter(|n| !n.is_empty());
             let mode = entry["destination_sync_mode"].as_str().unwrap_or("append");
-            if !matches!(mode, "append" | "append_dedup") {
+            // `overwrite` as a truncate refresh (the generation's minimum is its own) is what `write::truncate` does.
+            let truncates = entry["minimum_generation_id"].as_i64().is_some_and(|m| m > 0)
+                && entry["minimum_generation_id"] == entry["generation_id"];
+            let handled = matches!(mode, "append" | "append_dedup") || (mode == "overwrite" && truncates);
+            if !handled {
                 tracing::warn!("stream `{name}` asks for destination_sync_mode `{mode}`; Kafka topics are append-only, records are appended");
-            }
-            if let Some(minimum) = entry["minimum_generation_id"].as_i64().filter(|m| *m > 0) {
-                tracing::warn!(
-                    "stream `{name}` asks for a truncate refresh (minimum_generation_id {minimum}); a topic cannot be \
-                     truncated safely, so records of earlier generations stay in it and this sync's are appended"
-                );
             }
             if out.find(namespace, name).is_some() {
                 continue;
@@ -128,6 +129,7 @@ impl Catalog {
                 primary_key: primary_key.into_iter().filter(|path| !path.is_empty()).collect(),
                 dedup: mode == "append_dedup",
                 full_refresh: entry["sync_mode"].as_str() == Some("full_refresh"),
+                truncate: truncates,
                 json_schema: stream["json_schema"].clone(),
                 sync_id: entry["sync_id"].as_i64(),
                 generation_id: entry["generation_id"].as_i64(),
@@ -214,6 +216,20 @@ mod tests {
         assert!(orders.dedup);
         assert_eq!((orders.sync_id, orders.generation_id), (Some(7), Some(3)));
         assert!(c.streams[2].primary_key.is_empty() && !c.streams[2].dedup);
+    }
+
+    #[test]
+    fn a_truncate_refresh_is_a_minimum_generation_equal_to_the_generation() {
+        let entry = |generation: i64, minimum: i64| {
+            json!({"stream": {"name": "s"}, "destination_sync_mode": "overwrite", "generation_id": generation,
+                   "minimum_generation_id": minimum})
+        };
+        let truncates =
+            |e: Value| Catalog::from_value(&json!({"streams": [e]}), "{stream}", None).unwrap().streams[0].truncate;
+        assert!(truncates(entry(4, 4)));
+        assert!(!truncates(entry(4, 0)), "a merge refresh appends");
+        assert!(!truncates(entry(0, 0)));
+        assert!(!truncates(json!({"stream": {"name": "s"}})), "no generations at all");
     }
 
     #[test]

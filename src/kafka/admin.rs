@@ -1,4 +1,5 @@
-//! The cluster's side of a sync: metadata (is anyone there?) and the creation of missing topics.
+//! The cluster's side of a sync: metadata (is anyone there?), the creation of missing topics, where partitions end,
+//! and deleting what a truncate refresh leaves behind.
 
 use super::client;
 use super::msk_iam::MskIam;
@@ -12,6 +13,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::Producer as _;
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,29 @@ impl<L: DeliveryListener> Producer<L> {
                 }
             }
         }
+    }
+
+    /// Where each partition of `topic` ends now (its high watermark): where the next record written goes.
+    pub fn end_offsets(&self, settings: &Settings, topic: &str) -> Result<Vec<(i32, i64)>> {
+        let timeout = settings.metadata_timeout();
+        let metadata = self
+            .inner()
+            .client()
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| Error::kafka(format!("cannot read the partitions of `{topic}`"), e))?;
+        let partitions: Vec<i32> =
+            metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        partitions
+            .into_iter()
+            .map(|p| {
+                let (_, high) = self
+                    .inner()
+                    .client()
+                    .fetch_watermarks(topic, p, timeout)
+                    .map_err(|e| Error::kafka(format!("cannot read where `{topic}` partition {p} ends"), e))?;
+                Ok((p, high))
+            })
+            .collect()
     }
 
     /// Creates the topics that do not exist yet (compacted ones with `cleanup.policy=compact`). Topics that exist
@@ -103,6 +128,32 @@ impl<L: DeliveryListener> Producer<L> {
         }
         Ok(())
     }
+}
+
+/// Deletes the records of `topic` before `offsets` (per partition), as Kafka's DeleteRecords does: the log start
+/// moves up, nothing after it is touched.
+pub fn delete_before(settings: &Settings, stop: &Stop, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
+    let admin = Admin::new(settings, MskIam::of(settings)?.as_ref(), stop)?;
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(|e| Error::kafka("cannot name the records to delete", e))?;
+    }
+    let timeout = settings.metadata_timeout();
+    let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+    let deleted = admin.run(admin.client.delete_records(&list, &options))?;
+    let refused = |e: KafkaError| match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed) => Error::Config(format!(
+            "the records of earlier generations in `{topic}` cannot be deleted ({e}): grant DELETE on the topic"
+        )),
+        _ => Error::kafka(format!("cannot delete the records of earlier generations in `{topic}`"), e),
+    };
+    for element in deleted.map_err(refused)?.elements() {
+        if let Err(e) = element.error() {
+            return Err(refused(e));
+        }
+    }
+    Ok(())
 }
 
 /// An admin client and the runtime its futures need.

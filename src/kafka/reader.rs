@@ -1,5 +1,5 @@
-//! Reading back the latest record of one key in a (compacted) topic, as a `read_committed` consumer sees it: the
-//! progress record replay detection keeps. Every partition is read from its start to its end (librdkafka's
+//! Reading back the latest record of some keys in a (compacted) topic, as a `read_committed` consumer sees it: the
+//! progress topic's records (replay detection's, truncate refreshes'). Every partition is read from its start to its end (librdkafka's
 //! partition EOF, which for `read_committed` is the last stable offset). The partitions are assigned, not
 //! subscribed to: the consumer group librdkafka asks for is never joined, and no offset is committed.
 
@@ -15,10 +15,32 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-/// The value of the last record with `key` in `topic` (`None`: no such record, or its last one is a tombstone).
-pub fn latest(settings: &Settings, topic: &str, key: &[u8], stop: &Stop) -> Result<Option<Vec<u8>>> {
+/// How much of the topic a reader sees.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Only committed records (`read_committed`). Another writer's open transaction holds such a reader back at
+    /// its first offset: after a few seconds without a record, what was read is the answer (it may be older than
+    /// the latest committed value, which the caller must be able to live with).
+    Committed,
+    /// Every record written, committed, open or aborted (`read_uncommitted`), always to the end.
+    Written,
+}
+
+/// A committed reader held back this long (another writer's transaction open) answers with what it read.
+const HELD_BACK: Duration = Duration::from_secs(5);
+
+/// The value of the last record with each of `keys` in `topic` (`None`: no such record, or its last one is a
+/// tombstone).
+pub fn latest(
+    settings: &Settings,
+    topic: &str,
+    keys: &[&[u8]],
+    seen: Seen,
+    stop: &Stop,
+) -> Result<Vec<Option<Vec<u8>>>> {
     let mut props = settings.connection_properties()?;
-    props.set("isolation.level", "read_committed", "replay_detection");
+    let isolation = if seen == Seen::Committed { "read_committed" } else { "read_uncommitted" };
+    props.set("isolation.level", isolation, "replay_detection");
     props.set("enable.partition.eof", true, "replay_detection");
     props.set("enable.auto.commit", false, "replay_detection");
     // librdkafka's consumer needs a group to assign partitions; none is joined and no offset is committed.
@@ -26,7 +48,7 @@ pub fn latest(settings: &Settings, topic: &str, key: &[u8], stop: &Stop) -> Resu
     let consumer: BaseConsumer<Context<()>> = client::create(&props, Context::new((), MskIam::of(settings)?))?;
     let unreadable = |e: KafkaError| {
         let why = format!(
-            "cannot read the progress topic `{topic}` ({}); replay detection needs READ and DESCRIBE on it",
+            "cannot read the progress topic `{topic}` ({}); the connector needs READ and DESCRIBE on it",
             describe(&e)
         );
         match Error::kafka(String::new(), e).failure_type() {
@@ -35,19 +57,34 @@ pub fn latest(settings: &Settings, topic: &str, key: &[u8], stop: &Stop) -> Resu
         }
     };
     let deadline = Instant::now() + settings.metadata_timeout();
-    let metadata = consumer.fetch_metadata(Some(topic), settings.metadata_timeout()).map_err(unreadable)?;
-    if let Some(code) = metadata.topics().iter().find_map(|t| t.error()) {
-        return Err(unreadable(KafkaError::MetadataFetch(code.into())));
-    }
-    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    // A topic just created (by this sync, or by another one at the same moment) takes a moment to be known.
+    let partitions: Vec<i32> = loop {
+        stop.check()?;
+        let metadata = consumer.fetch_metadata(Some(topic), settings.metadata_timeout()).map_err(unreadable)?;
+        match metadata.topics().iter().find_map(|t| t.error()) {
+            None => break metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect(),
+            Some(code) => {
+                let error = unreadable(KafkaError::MetadataFetch(code.into()));
+                if !error.is_transient() || Instant::now() >= deadline {
+                    return Err(error);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
     let mut assignment = TopicPartitionList::new();
     for partition in &partitions {
         assignment.add_partition_offset(topic, *partition, Offset::Beginning).map_err(unreadable)?;
     }
     consumer.assign(&assignment).map_err(unreadable)?;
-    let (mut ended, mut latest) = (HashSet::new(), None);
+    let (mut ended, mut latest) = (HashSet::new(), vec![None; keys.len()]);
+    let mut last_read = Instant::now();
     while ended.len() < partitions.len() {
         stop.check()?;
+        if seen == Seen::Committed && last_read.elapsed() >= HELD_BACK {
+            tracing::info!("`{topic}` has transactions of other writers open: read up to the first of them");
+            break;
+        }
         if Instant::now() >= deadline {
             return Err(Error::Transient(format!(
                 "the progress topic `{topic}` was not read to its end within {} s",
@@ -56,9 +93,14 @@ pub fn latest(settings: &Settings, topic: &str, key: &[u8], stop: &Stop) -> Resu
         }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
-            Some(Ok(message)) if message.key() == Some(key) => latest = message.payload().map(<[u8]>::to_vec),
-            Some(Ok(_)) => {}
+            Some(Ok(message)) => {
+                last_read = Instant::now();
+                if let Some(i) = keys.iter().position(|key| message.key() == Some(*key)) {
+                    latest[i] = message.payload().map(<[u8]>::to_vec);
+                }
+            }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
+                last_read = Instant::now();
                 ended.insert(partition);
             }
             // A connection that drops is tried again by librdkafka, until the deadline.

@@ -24,6 +24,7 @@ mod replay;
 mod sink;
 mod sockets;
 mod transactions;
+mod truncate;
 
 use crate::airbyte::catalog::Catalog;
 use crate::airbyte::mapping::Mapping;
@@ -65,7 +66,8 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     let detection = detection(settings, &channel, &catalog);
     let mut topics: Vec<Topic> =
         catalog.topics().iter().map(|t| Topic { name: t.name, compact: t.compact, configs: &[] }).collect();
-    if detection.is_some() {
+    let truncating = catalog.streams.iter().any(|s| s.truncate);
+    if detection.is_some() || truncating {
         topics.push(Topic { name: &settings.progress_topic, compact: true, configs: PROGRESS_TOPIC });
     }
     let mut release: Box<dyn Release> = match &id {
@@ -79,6 +81,12 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     producer.ensure_topics(settings, &topics, settings.metadata_timeout())?;
     let mut sink = Sink::new(settings, &catalog.streams, producer, stop);
     release.start(&mut sink)?;
+    let truncations = match truncating {
+        true => {
+            truncate::prepare(&mut sink, &catalog, &transactional_id(settings, &catalog), &settings.progress_topic)?
+        }
+        false => Vec::new(),
+    };
     // stdin/sockets → parse → route, on a thread per source.
     let (sources, ledger) = match &channel.medium {
         Medium::Stdio => (vec![Source::stdin()], None),
@@ -100,10 +108,12 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     // encode → produce → acknowledge → state, here.
     let mut pipeline = Pipeline::new(&catalog, encoders, sink, release, ledger, limit, stop);
     let outcome = pipeline.consume(input);
-    pipeline.finish(outcome)
+    pipeline.finish(outcome)?;
+    truncate::apply(settings, stop, &truncations)
 }
 
-/// The progress topic, when the connector creates it: compacted, and soon (its segments roll every 10 minutes, and
+/// The progress topic (replay detection's records, where truncated generations begin), when the connector creates
+/// it: compacted, and soon (its segments roll every 10 minutes, and
 /// are cleaned once a tenth is dirty), since every commit writes a record of some kilobytes and a sync reads the
 /// topic from its start.
 const PROGRESS_TOPIC: &[(&str, &str)] = &[("segment.ms", "600000"), ("min.cleanable.dirty.ratio", "0.1")];

@@ -21,7 +21,7 @@ use crate::airbyte::catalog::Stream;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::kafka::producer::TxnError;
-use crate::kafka::reader;
+use crate::kafka::reader::{self, Seen};
 use crate::kafka::record::OutgoingRecord;
 use crate::stop::stopped;
 use std::time::{Duration, Instant};
@@ -94,8 +94,11 @@ impl ExactlyOnce {
         self.finish_wait(waited, "start transactions", last).map_err(|e| e.context(&id))?;
         // What earlier attempts committed is read now: an attempt left open was just aborted.
         if let Some(detection) = &self.detection {
-            let read = reader::latest(sink.settings(), &detection.topic, self.id.as_bytes(), sink.stop())?;
-            let replays = Replays::new(detection.sync_id, detection.setup, read.as_deref());
+            // Committed records only: an aborted attempt's progress record claims what was never committed. An
+            // older record (another writer's open transaction holding the reader back) only recognises less.
+            let id = [self.id.as_bytes()];
+            let read = reader::latest(sink.settings(), &detection.topic, &id, Seen::Committed, sink.stop())?;
+            let replays = Replays::new(detection.sync_id, detection.setup, read[0].as_deref());
             if replays.checking() {
                 tracing::info!(
                     "replay detection: `{}` holds checkpoints an earlier attempt committed; each checkpoint gets a \
