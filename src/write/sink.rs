@@ -280,6 +280,29 @@ impl<'a> Sink<'a> {
         written.map_err(|e| Error::io("cannot write a STATE to stdout", e))
     }
 
+    /// Waits until every message sent is acknowledged, or one failed (that failure is the error), within the
+    /// delivery budget (the progress line going on meanwhile); `cannot` says what a timeout prevents. Returns the
+    /// deadline, for what follows to keep to.
+    pub fn wait_acknowledged(&mut self, waiting: &str, cannot: &str) -> Result<Instant> {
+        let budget = self.settings.delivery_budget();
+        let deadline = Instant::now() + budget;
+        let settled = |s: &mut Sink| Ok(s.tracker().lock().in_flight() == 0 || s.tracker().lock().has_failed());
+        match self.wait_until(waiting, Limit::Until(deadline), settled)? {
+            Waited::Done => {}
+            Waited::Stopped => return Err(stopped()),
+            Waited::TimedOut => {
+                return Err(Error::Transient(format!(
+                    "records were not acknowledged within {} s, so {cannot}",
+                    budget.as_secs()
+                )))
+            }
+        }
+        match self.take_failure() {
+            Some(error) => Err(error),
+            None => Ok(deadline),
+        }
+    }
+
     /// The first record that could not be delivered, as the cause the user must see.
     pub fn take_failure(&self) -> Option<Error> {
         self.tracker().lock().take_failure().map(|e| self.producer.cause_of(e))

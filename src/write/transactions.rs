@@ -154,12 +154,7 @@ impl ExactlyOnce {
             };
             sink.produce_own(&record)?;
         }
-        let deadline = self.settled(sink)?;
-        let mut last = None;
-        let commit = |s: &mut Sink| self.attempt(s.producer().commit_transaction(ATTEMPT), &mut last);
-        let waited =
-            sink.wait_until("waiting for the broker to commit the transaction", Limit::Until(deadline), commit)?;
-        self.finish_wait(waited, "commit the transaction", last)?;
+        self.end_transaction(sink, Ending::Commit)?;
         self.commits += 1;
         tracing::debug!("transaction {} committed: {} records", self.commits, self.records);
         crash_point(self.commits);
@@ -177,12 +172,7 @@ impl ExactlyOnce {
     fn drop_replayed(&mut self, sink: &mut Sink) -> Result<()> {
         let open_segment = sink.tracker().open_segment();
         if self.open() {
-            let deadline = self.settled(sink)?;
-            let mut last = None;
-            let abort = |s: &mut Sink| self.attempt(s.producer().abort_transaction(ATTEMPT), &mut last);
-            let waited =
-                sink.wait_until("waiting for the broker to abort the transaction", Limit::Until(deadline), abort)?;
-            self.finish_wait(waited, "abort the transaction", last)?;
+            self.end_transaction(sink, Ending::Abort)?;
             (self.records, self.began) = (0, None);
             sink.producer().begin_transaction().map_err(|e| self.failed(e))?;
         }
@@ -190,26 +180,36 @@ impl ExactlyOnce {
         sink.release()
     }
 
-    /// Waits until every record sent is acknowledged (the progress line going on while the broker is waited
-    /// for); a record that failed is the failure. Returns the deadline the transaction call that follows has.
-    fn settled(&mut self, sink: &mut Sink) -> Result<Instant> {
-        let budget = sink.settings().delivery_budget();
-        let deadline = Instant::now() + budget;
-        let settled = |s: &mut Sink| Ok(s.tracker().lock().in_flight() == 0 || s.tracker().lock().has_failed());
-        match sink.wait_until("waiting for the acknowledgements before a commit", Limit::Until(deadline), settled)? {
-            Waited::Done => {}
-            Waited::Stopped => return Err(stopped()),
-            Waited::TimedOut => {
-                return Err(Error::Transient(format!(
-                    "records were not acknowledged within {} s, so the transaction cannot be committed",
-                    budget.as_secs()
-                )))
-            }
+    /// Ends the open transaction once every record sent is acknowledged, trying the call again while the broker
+    /// answers with a retriable error, within the delivery budget.
+    fn end_transaction(&mut self, sink: &mut Sink, ending: Ending) -> Result<()> {
+        let deadline = sink.wait_acknowledged(
+            "waiting for the acknowledgements before a commit",
+            "the transaction cannot be committed",
+        )?;
+        let (waiting, call) = match ending {
+            Ending::Commit => ("waiting for the broker to commit the transaction", "commit the transaction"),
+            Ending::Abort => ("waiting for the broker to abort the transaction", "abort the transaction"),
+        };
+        let mut last = None;
+        let end = |s: &mut Sink| {
+            let result = match ending {
+                Ending::Commit => s.producer().commit_transaction(ATTEMPT),
+                Ending::Abort => s.producer().abort_transaction(ATTEMPT),
+            };
+            self.attempt(result, &mut last)
+        };
+        let waited = sink.wait_until(waiting, Limit::Until(deadline), end)?;
+        self.finish_wait(waited, call, last)
+    }
+
+    /// Past a bound (`transaction_max_records`, `transaction_max_ms`) the broker would abort the transaction: it is
+    /// committed, with records whose STATE has not come, so their checkpoint can no longer be dropped whole.
+    fn commit_at_bound(&mut self, sink: &mut Sink) -> Result<()> {
+        if let Some(replays) = &mut self.replays {
+            replays.split();
         }
-        match sink.take_failure() {
-            Some(error) => Err(error),
-            None => Ok(deadline),
-        }
+        self.commit(sink)
     }
 
     /// One attempt of a transaction call: done, or (a retriable failure) to be tried again after a pause, so
@@ -245,6 +245,13 @@ impl ExactlyOnce {
     }
 }
 
+/// How a transaction ends.
+#[derive(Clone, Copy)]
+enum Ending {
+    Commit,
+    Abort,
+}
+
 /// For the tests of replay detection only: `DESTINATION_KAFKA_TEST_ABORT_AFTER_COMMITS=N` aborts the process right
 /// after the N-th commit, before the STATEs it covers go out — the moment a crash leaves the platform without them.
 fn crash_point(commits: u64) {
@@ -268,11 +275,7 @@ impl Release for ExactlyOnce {
         self.boundary = false;
         self.began.get_or_insert_with(Instant::now);
         if self.overdue() {
-            // Records committed without their STATE: that checkpoint can no longer be dropped whole.
-            if let Some(replays) = &mut self.replays {
-                replays.split();
-            }
-            self.commit(sink)?;
+            self.commit_at_bound(sink)?;
         }
         Ok(())
     }
@@ -309,11 +312,7 @@ impl Release for ExactlyOnce {
             return Ok(());
         }
         if self.overdue() {
-            // Past a bound the broker would abort it: committed, checking or not (as in `sent`).
-            if let Some(replays) = &mut self.replays {
-                replays.split();
-            }
-            return self.commit(sink);
+            return self.commit_at_bound(sink);
         }
         // While checking, a checkpoint waits for its STATE, which decides whether it is committed.
         if self.boundary && !self.checking() {

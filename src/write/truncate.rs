@@ -5,15 +5,14 @@
 //! and checkpointed. Only a topic the stream writes alone, and not compacted, is truncated; any other gets a
 //! warning and keeps everything.
 
-use super::sink::{Limit, Sink, Waited};
+use super::sink::Sink;
 use crate::airbyte::catalog::Catalog;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kafka::admin;
 use crate::kafka::reader::{self, Seen};
 use crate::kafka::record::OutgoingRecord;
-use crate::stop::{stopped, Stop};
+use crate::stop::Stop;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// Where a generation began in a topic: what the progress topic keeps (key `<connection id>:generation:<topic>`).
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -90,16 +89,10 @@ pub fn prepare(sink: &mut Sink, catalog: &Catalog, connection: &str, progress_to
         truncations.push(Truncation { topic, start });
     }
     // Stored before the first record (with exactly-once, in the first transaction, which holds the first records).
-    let deadline = Instant::now() + sink.settings().delivery_budget();
-    let settled = |s: &mut Sink| Ok(s.tracker().lock().in_flight() == 0 || s.tracker().lock().has_failed());
-    match sink.wait_until("waiting for where the generations begin to be stored", Limit::Until(deadline), settled)? {
-        Waited::Done => {}
-        Waited::Stopped => return Err(stopped()),
-        Waited::TimedOut => return Err(Error::Transient("where the generations begin was not stored in time".into())),
-    }
-    if let Some(error) = sink.take_failure() {
-        return Err(error);
-    }
+    sink.wait_acknowledged(
+        "waiting for where the generations begin to be stored",
+        "where the generations begin is not stored",
+    )?;
     Ok(truncations)
 }
 
