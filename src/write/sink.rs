@@ -3,9 +3,11 @@
 //! serves delivery reports into the checkpoints, and emits each STATE whose records are acknowledged once the
 //! release policy allows it. Every wait of the write path is [`Sink::wait_until`].
 
+mod reject;
+
 use super::acknowledge::{Acknowledger, InFlight};
 use super::checkpoint::{Closing, SegmentId, Tracker};
-use super::dead_letter::{DeadLetter, Rejection};
+use super::dead_letter::Rejection;
 use super::progress::{Progress, Snapshot};
 use crate::airbyte::catalog::Stream;
 use crate::airbyte::output;
@@ -136,36 +138,6 @@ impl<'a> Sink<'a> {
         self.send(record, InFlight { segment, line: 0, stream: 0, emitted_at: 0, dead_letter: false }, true)
     }
 
-    /// A record of the input that cannot be encoded: to its dead-letter topic with its data, or the sync fails.
-    pub fn reject(&mut self, at: InFlight, data: &[u8], error: Error) -> Result<()> {
-        let why = Rejection::not_encodable(error.to_string());
-        let max = self.settings.max_request_size.max(0) as usize;
-        self.reject_with(at, error, |stream| DeadLetter::new(stream, &at, None, Some(data.to_vec()), &why, max))
-    }
-
-    /// A record of the input whose line is over the line limit (`length` bytes or more, read no further than its
-    /// head): to its dead-letter topic without its value, or the sync fails.
-    pub fn reject_unread(&mut self, at: InFlight, length: usize, error: Error) -> Result<()> {
-        let why = Rejection::too_long(error.to_string());
-        self.reject_with(at, error, |stream| DeadLetter::unread(stream, &at, &why, length))
-    }
-
-    fn reject_with(&mut self, at: InFlight, error: Error, letter: impl FnOnce(&Stream) -> DeadLetter) -> Result<()> {
-        let stream = &self.streams[at.stream];
-        if !self.dead_letters {
-            return Err(error.context(&format!("stream `{}`", stream.describe())).at_line(at.line));
-        }
-        self.warn_rejected(&at, &error.to_string());
-        let letter = letter(stream);
-        self.send(&letter.record(), InFlight { dead_letter: true, ..at }, true)
-    }
-
-    fn warn_rejected(&self, at: &InFlight, why: &str) {
-        let stream = &self.streams[at.stream];
-        let topic = stream.dead_letter_topic.as_deref().unwrap_or_default();
-        tracing::warn!("input line {}: record of stream `{}` rejected to `{topic}`: {why}", at.line, stream.describe());
-    }
-
     /// Hands a record to the producer; on a full queue, serves reports until it has room, for as long as the
     /// broker makes progress (`max_block_ms`) and no stop is asked for. `new`: a record of the input (not the
     /// dead letter of one already counted).
@@ -223,27 +195,6 @@ impl<'a> Sink<'a> {
             self.records += 1;
         }
         Ok(())
-    }
-
-    /// Writes a rejected record to its stream's dead-letter topic; its acknowledgement there settles it.
-    fn dead_letter(
-        &mut self,
-        at: InFlight,
-        key: Option<Vec<u8>>,
-        value: Option<Vec<u8>>,
-        why: &Rejection,
-        new: bool,
-    ) -> Result<()> {
-        self.warn_rejected(&at, &why.message);
-        let letter = DeadLetter::new(
-            &self.streams[at.stream],
-            &at,
-            key,
-            value,
-            why,
-            self.settings.max_request_size.max(0) as usize,
-        );
-        self.send(&letter.record(), InFlight { dead_letter: true, ..at }, new)
     }
 
     /// Serves delivery reports, and dead-letters the records the broker refused on their own account.
