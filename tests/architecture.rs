@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["kafka"],
     &["config"],
     &["airbyte", "delivery"],
-    &["naming", "number"],
+    &["naming", "number", "digest"],
     &["error", "secret", "stop"],
 ];
 

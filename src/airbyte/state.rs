@@ -6,6 +6,7 @@
 //! template the count is later filled into.
 
 use super::message::ParseError;
+use crate::digest;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -145,14 +146,11 @@ impl Partitioned {
 
 /// xxh3-128 of each top-level entry's name and value text, but for `id`, `sourceStats` and `destinationStats`.
 fn content_of(entries: &[(Cow<'_, str>, &RawValue)]) -> u128 {
-    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    let mut hash = digest::Xxh3::new();
     for (name, value) in
         entries.iter().filter(|(n, _)| !matches!(n.as_ref(), "id" | "sourceStats" | "destinationStats"))
     {
-        for part in [name.as_ref(), value.get()] {
-            hash.update(&(part.len() as u64).to_le_bytes());
-            hash.update(part.as_bytes());
-        }
+        digest::add(&mut hash, &[name, value.get()]);
     }
     hash.digest128()
 }

@@ -31,6 +31,7 @@ use crate::airbyte::mapping::Mapping;
 use crate::airbyte::message::Head;
 use crate::config::channel::{Channel, Medium};
 use crate::config::Settings;
+use crate::digest;
 use crate::error::Result;
 use crate::format;
 use crate::kafka::admin::Topic;
@@ -130,15 +131,12 @@ fn detection(settings: &Settings, channel: &Channel, catalog: &Catalog) -> Optio
     }
     let sync_id = catalog.streams.iter().find_map(|s| s.sync_id);
     // Everything that decides where a record goes and what its message is (secrets appear masked).
-    let mut setup = xxhash_rust::xxh3::Xxh3::new();
+    let mut setup = digest::Xxh3::new();
     setup.update(format!("{settings:?}").as_bytes());
     for stream in &catalog.streams {
         let schema = stream.json_schema.to_string();
         let dead_letters = stream.dead_letter_topic.as_deref().unwrap_or("");
-        for part in [stream.source_name.as_str(), &stream.topic, dead_letters, &schema] {
-            setup.update(&(part.len() as u64).to_le_bytes());
-            setup.update(part.as_bytes());
-        }
+        digest::add(&mut setup, &[&stream.source_name, &stream.topic, dead_letters, &schema]);
         setup.update(format!("{:?}{}{}", stream.primary_key, stream.dedup, stream.full_refresh).as_bytes());
     }
     Some(Detection { topic: settings.progress_topic.clone(), sync_id, setup: setup.digest128() })

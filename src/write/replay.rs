@@ -12,9 +12,9 @@
 //! recognised.
 
 use crate::airbyte::catalog::Stream;
+use crate::digest::{self, Xxh3};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
-use xxhash_rust::xxh3::Xxh3;
 
 /// Checkpoints the progress record keeps (oldest dropped first): a retry that goes back further than this is not
 /// recognised, and writes again what it resends. About 20 kB of progress record per commit.
@@ -127,10 +127,7 @@ impl Replays {
 
     /// A record of the open checkpoint (produced or rejected alike: both were handed on).
     pub fn record(&mut self, stream: &Stream, data: &str) {
-        for part in [stream.namespace.as_deref().unwrap_or(""), &stream.name, data] {
-            self.digest.update(&(part.len() as u64).to_le_bytes());
-            self.digest.update(part.as_bytes());
-        }
+        digest::add(&mut self.digest, &[stream.namespace.as_deref().unwrap_or(""), &stream.name, data]);
         self.records += 1;
     }
 
