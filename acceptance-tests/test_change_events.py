@@ -7,12 +7,10 @@ pipeline is not shown."""
 
 import base64
 import json
-import pathlib
 import subprocess
-import time
 
-from conftest import REPO, Launched, configured_catalog, dataset, read_back
-from test_formats import avro_name, config_for, records_of, write
+from conftest import REPO, configured_catalog, dataset, read_back
+from test_formats import avro_name, config_for, read_by_kafka_connect, records_of, write
 
 SCHEMA = {"type": "object", "properties": {
     "id": {"type": "integer"}, "name": {"type": ["null", "string"]}, "day": {"type": "string", "format": "date"},
@@ -134,20 +132,11 @@ def test_extract_new_record_state_unwraps_the_events(tmp_path, broker):
     config = config_for(broker, {"type": "debezium_json", "schemas_enable": True},
                         topic_pattern=f"{broker.prefix}.{{namespace}}.{{stream}}")
     assert write(tmp_path, config, cdc_catalog(), cdc_lines()).returncode == 0
-    out = tmp_path / "unwrapped.txt"
-    connect = Launched("kafka-connect", "--bootstrap", broker.bootstrap, "--topic", broker.topic("public_users"),
-                       "--out", str(out), "--debezium",
-                       "--sink-property", "transforms=unwrap",
-                       "--sink-property", "transforms.unwrap.type=io.debezium.transforms.ExtractNewRecordState",
-                       "--sink-property", "transforms.unwrap.delete.tombstone.handling.mode=rewrite-with-tombstone")
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(out.read_text().splitlines() if out.exists() else []) < 5:
-            time.sleep(0.2)
-        got = out.read_text().splitlines() if out.exists() else []
-        log = pathlib.Path(connect.info["log"]).read_text()[-4000:] if len(got) < 5 else ""
-    finally:
-        connect.stop()
+    got, log = read_by_kafka_connect(
+        broker, broker.topic("public_users"), tmp_path / "unwrapped.txt", 5, "--debezium",
+        "--sink-property", "transforms=unwrap",
+        "--sink-property", "transforms.unwrap.type=io.debezium.transforms.ExtractNewRecordState",
+        "--sink-property", "transforms.unwrap.delete.tombstone.handling.mode=rewrite-with-tombstone", timeout=90)
     assert got == [
         "Struct{id=1,name=Ada,day=Tue Jan 02 00:00:00 UTC 2024,__deleted=false}",
         "Struct{id=2,name=Bob,__deleted=false}",

@@ -338,22 +338,27 @@ def test_connect_json_read_by_a_kafka_connect_worker(tmp_path, broker):
         {"id": 2, "name": None}]]
     config = config_for(broker, {"type": "connect_json"})
     assert write(tmp_path, config, catalog, lines).returncode == 0
-    out = tmp_path / "connect.txt"
-    connect = Launched("kafka-connect", "--bootstrap", broker.bootstrap, "--topic", broker.topic("users"),
-                       "--out", str(out))
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(out.read_text().splitlines() if out.exists() else []) < 2:
-            time.sleep(0.2)
-        got = out.read_text().splitlines() if out.exists() else []
-        log = pathlib.Path(connect.info["log"]).read_text()[-3000:] if len(got) < 2 else ""
-    finally:
-        connect.stop()
+    got, log = read_by_kafka_connect(broker, broker.topic("users"), tmp_path / "connect.txt", 2, timeout=60)
     assert got == [
         'Struct{id=1,name=Ada,day=Tue Jan 02 00:00:00 UTC 2024,at=Mon Jan 01 00:00:01 UTC 2024,tags=[a, b],'
         'address=Struct{city=Oslo},extra={"k":1},price=9.5}',
         "Struct{id=2}",
     ], log
+
+
+def read_by_kafka_connect(broker, topic, out, expected, *args, timeout):
+    """What a Kafka Connect worker (scripts/kafka-connect, with `args`) wrote of `topic` to `out`, one line per
+    value, once `expected` lines are there (or `timeout` s passed), and the tail of its log when they are not."""
+    connect = Launched("kafka-connect", "--bootstrap", broker.bootstrap, "--topic", topic, "--out", str(out), *args)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(out.read_text().splitlines() if out.exists() else []) < expected:
+            time.sleep(0.2)
+        got = out.read_text().splitlines() if out.exists() else []
+        log = pathlib.Path(connect.info["log"]).read_text()[-4000:] if len(got) < expected else ""
+    finally:
+        connect.stop()
+    return got, log
 
 
 def compiled_message(tmp_path, text, name):
