@@ -37,9 +37,7 @@ fn big_record(i: usize) -> String {
 fn a_record_over_max_request_size_is_dead_lettered_without_its_value() {
     let s = Setup::with("dlq-too-large", &["users"], &["users_dlq"], dead_letter(|_| {}));
     let input = records(0, 2) + &big_record(2) + &records(3, 4) + &state(1);
-    let out = run(&s.files.write_args(), &input);
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&s.files.write_args(), &input);
     assert_eq!(stats(&msgs), vec![json!({"recordCount": 4.0, "rejectedRecordCount": 1.0})]);
     assert_eq!(read_back(&s.mock.bootstrap_servers(), "users", 3).len(), 3);
     let dlq = read_back(&s.mock.bootstrap_servers(), "users_dlq", 1);
@@ -131,9 +129,7 @@ fn unencodable_records_go_to_the_dead_letter_topic_with_their_data() {
         + &stream_state("a")
         + &rec("b", json!({"id": 3}))
         + &stream_state("b");
-    let out = run(&files.write_args(), &input);
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&files.write_args(), &input);
     assert_eq!(
         stats(&msgs),
         vec![
@@ -168,9 +164,7 @@ fn records_kafka_refuses_and_lines_over_the_limit_are_dead_lettered_on_kafka() {
         "{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"keyless\",\"emitted_at\":7,\"data\":{{\"blob\":\"{}\"}}}}}}\n",
         "x".repeat(3_000_000)
     );
-    let out = run(&files.write_args(), &(keyless(0) + &huge + &keyless(2) + &state(1)));
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&files.write_args(), &(keyless(0) + &huge + &keyless(2) + &state(1)));
     assert_eq!(stats(&msgs), vec![json!({"recordCount": 3.0, "rejectedRecordCount": 3.0})]);
     // A refused record goes to the dead-letter topic once the broker's refusal comes back, so the letters of the
     // two kinds of rejection may come in either order.

@@ -225,9 +225,7 @@ fn a_record_larger_than_buffer_memory_but_allowed_by_max_request_size_is_written
         "{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"users\",\"emitted_at\":1,\"data\":{{\"blob\":\"{}\"}}}}}}\n",
         "x".repeat(2_000_000)
     );
-    let out = run(&s.files.write_args(), &(big + &state(1)));
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&s.files.write_args(), &(big + &state(1)));
     assert_eq!(of_type(&msgs, "STATE")[0]["state"]["destinationStats"]["recordCount"], json!(1.0));
     let said = of_type(&msgs, "LOG").iter().any(|m| {
         let text = m["log"]["message"].as_str().unwrap();

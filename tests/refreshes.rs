@@ -38,10 +38,7 @@ fn ids(topic: &str, expected: usize) -> Vec<i64> {
 
 fn sync(name: &str, config: &Value, generation: i64, minimum: i64, input: &str) -> Vec<Value> {
     let files = Files::new(name, config, &refresh_catalog(&[("users", generation, minimum)]));
-    let out = run(&files.write_args(), input);
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
-    msgs
+    run_ok(&files.write_args(), input)
 }
 
 #[test]
@@ -91,9 +88,7 @@ fn kafka_a_topic_shared_with_another_stream_is_not_truncated() {
     let first = Files::new("trunc_shared", &config, &refresh_catalog(&[("users", 1, 0), ("orders", 1, 0)]));
     assert!(run(&first.write_args(), &(records(0, 2) + &state(1))).status.success());
     let second = Files::new("trunc_shared", &config, &refresh_catalog(&[("users", 2, 2), ("orders", 2, 0)]));
-    let out = run(&second.write_args(), &(records(10, 12) + &state(2)));
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&second.write_args(), &(records(10, 12) + &state(2)));
     let warning = log_lines(&msgs).into_iter().find(|l| l.contains("is not truncated")).expect("a warning");
     assert!(warning.contains("`orders`"), "{warning}");
     assert_eq!(ids("trunc_shared", 4), vec![0, 1, 10, 11]);

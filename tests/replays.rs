@@ -61,9 +61,7 @@ fn kafka_a_retry_resending_what_was_committed_writes_each_record_once() {
     first_attempt(&files, "replay_same_users");
     // The platform stored state 1: the retry resends from there, the same records and states under new ids.
     let retry = records(3, 6) + &platform_state(2, 12) + &records(6, 9) + &platform_state(3, 13);
-    let out = run(&files.write_args(), &retry);
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&files.write_args(), &retry);
     assert_eq!(state_ids(&msgs), vec![12, 13], "every STATE goes out, the replayed one too");
     assert_eq!(counts(&msgs), vec![json!(3.0), json!(3.0)]);
     assert!(
@@ -82,9 +80,7 @@ fn kafka_a_retry_sending_other_records_for_the_same_range_keeps_them_all() {
     first_attempt(&files, "replay_other_users");
     // The source's replay differs (other records before the same STATE): nothing may be dropped.
     let retry = records(103, 106) + &platform_state(2, 12) + &records(6, 9) + &platform_state(3, 13);
-    let out = run(&files.write_args(), &retry);
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&files.write_args(), &retry);
     assert_eq!(state_ids(&msgs), vec![12, 13]);
     let expected: Vec<i64> = (0..6).chain(103..106).chain(6..9).collect();
     assert_eq!(ids("replay_other_users", 12), expected);
@@ -96,9 +92,7 @@ fn kafka_a_later_sync_with_new_data_is_not_taken_for_a_replay() {
     let out = run(&files.write_args(), &(records(0, 2) + &platform_state(1, 1)));
     assert!(out.status.success());
     // The next sync starts from state 1: its first checkpoint is new, and so is everything after it.
-    let out = run(&files.write_args(), &(records(2, 4) + &platform_state(2, 1) + &records(4, 5)));
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&files.write_args(), &(records(2, 4) + &platform_state(2, 1) + &records(4, 5)));
     assert!(log_lines(&msgs).iter().any(|l| l.contains("0 checkpoints (0 records) were replays")));
     assert_eq!(ids("replay_next_users", 5), (0..5).collect::<Vec<_>>());
 }
@@ -137,9 +131,7 @@ fn kafka_a_retry_with_other_settings_recognises_nothing() {
     config["max_request_size"] = json!(2_000_000);
     let changed = Files::new("replay_changed_retry", &config, &catalog(&["users"]));
     let retry = records(3, 6) + &platform_state(2, 12) + &records(6, 9) + &platform_state(3, 13);
-    let out = run(&changed.write_args(), &retry);
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&changed.write_args(), &retry);
     assert!(log_lines(&msgs).iter().any(|l| l.contains("0 checkpoints (0 records) were replays")));
     let expected: Vec<i64> = (0..6).chain(3..9).collect();
     assert_eq!(ids("replay_changed_users", 12), expected);

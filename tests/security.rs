@@ -47,9 +47,7 @@ fn failed_saying(result: (String, String), words: &str) {
 /// A write of three records and a state with this config; returns the topic written, read back on PLAINTEXT.
 fn write_and_read_back(config: &Value, topics: &str) {
     let files = Files::new(topics, config, &catalog(&["users"]));
-    let out = run(&files.write_args(), &(records(0, 3) + &state(1)));
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&files.write_args(), &(records(0, 3) + &state(1)));
     assert_eq!(state_ids(&msgs), vec![1]);
     assert_eq!(read_back(&kafka().bootstrap(), &format!("{topics}_users"), 3).len(), 3);
 }

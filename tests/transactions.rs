@@ -199,9 +199,7 @@ fn range(from: i64, to: i64) -> Vec<i64> {
 fn kafka_read_committed_consumers_see_every_committed_record_once() {
     let files = eos_files("eos_e2e", 0);
     let input: String = (1..=20).map(|n| records(n * 10, n * 10 + 10) + &state(n)).collect();
-    let out = run(&files.write_args(), &input);
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&files.write_args(), &input);
     assert_eq!(state_ids(&msgs), (1..=20).collect::<Vec<_>>());
     assert_eq!(ids("eos_e2e_users", "read_committed", 200), range(10, 210));
     // Kafka's own console consumer agrees.
@@ -226,9 +224,7 @@ fn kafka_kill_9_mid_transaction_leaves_nothing_visible_and_the_next_sync_complet
     assert_eq!(ids("eos_kill_users", "read_committed", 3), range(0, 3));
     assert_eq!(kafka().console_consume("eos_kill_users", "read_committed", 10, 5000).len(), 3);
     // The next sync's start fences the zombie and aborts what it left open; its records become visible, once.
-    let out = run(&files.write_args(), &(records(100, 105) + &state(3) + &records(105, 106) + &state(4)));
-    let msgs = messages(&out);
-    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    let msgs = run_ok(&files.write_args(), &(records(100, 105) + &state(3) + &records(105, 106) + &state(4)));
     assert_eq!(state_ids(&msgs), vec![3, 4]);
     let counts: Vec<Value> =
         of_type(&msgs, "STATE").iter().map(|m| m["state"]["destinationStats"]["recordCount"].clone()).collect();

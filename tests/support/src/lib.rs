@@ -142,6 +142,15 @@ pub fn run_with_env(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output 
 }
 
 /// Output lines parsed as JSON; fails the test on any line that is not (stdout carries only Airbyte messages).
+/// A run that must succeed: its messages (a failure shows its TRACE).
+#[track_caller]
+pub fn run_ok(args: &[&str], stdin: &str) -> Vec<Value> {
+    let out = run(args, stdin);
+    let msgs = messages(&out);
+    assert!(out.status.success(), "{:?}", of_type(&msgs, "TRACE"));
+    msgs
+}
+
 pub fn messages(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
