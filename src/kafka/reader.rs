@@ -1,7 +1,8 @@
-//! Reading back the latest record of some keys in a (compacted) topic, as a `read_committed` consumer sees it: the
-//! progress topic's records (replay detection's, truncate refreshes'). Every partition is read from its start to its end (librdkafka's
-//! partition EOF, which for `read_committed` is the last stable offset). The partitions are assigned, not
-//! subscribed to: the consumer group librdkafka asks for is never joined, and no offset is committed.
+//! Reading back the latest record of some keys in the connector's progress topic (replay detection's records,
+//! where truncated generations begin). Every partition is read from its start to its end (librdkafka's partition
+//! EOF); a `read_committed` reader cannot pass another writer's open transaction, so it stops once it has read
+//! nothing for a while (`Seen::Committed`). The partitions are assigned, not subscribed to: the consumer group
+//! librdkafka asks for is never joined, and no offset is committed.
 
 use super::client::{self, Context};
 use super::msk_iam::MskIam;
@@ -40,11 +41,11 @@ pub fn latest(
 ) -> Result<Vec<Option<Vec<u8>>>> {
     let mut props = settings.connection_properties()?;
     let isolation = if seen == Seen::Committed { "read_committed" } else { "read_uncommitted" };
-    props.set("isolation.level", isolation, "replay_detection");
-    props.set("enable.partition.eof", true, "replay_detection");
-    props.set("enable.auto.commit", false, "replay_detection");
+    props.set("isolation.level", isolation, "progress_topic");
+    props.set("enable.partition.eof", true, "progress_topic");
+    props.set("enable.auto.commit", false, "progress_topic");
     // librdkafka's consumer needs a group to assign partitions; none is joined and no offset is committed.
-    props.set("group.id", "airbyte-destination-kafka-progress-reader", "replay_detection");
+    props.set("group.id", "airbyte-destination-kafka-progress-reader", "progress_topic");
     let consumer: BaseConsumer<Context<()>> = client::create(&props, Context::new((), MskIam::of(settings)?))?;
     let unreadable = |e: KafkaError| {
         let why = format!(
