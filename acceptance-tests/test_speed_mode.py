@@ -374,15 +374,23 @@ def test_exactly_once_commits_only_whole_partitions(tmp_path, broker, sockets_di
             scripts[i].append({"type": "STATE", "state": {"type": "STREAM", "stream": {
                 "stream_descriptor": {"name": "parts", "namespace": namespace}, "stream_state": {"k": k}},
                 "partition_id": partition, "id": 2 * k + i + 1, "sourceStats": {"recordCount": float(size)}}})
+    # Each socket stops halfway, in the middle of a partition, until after the kill: the sync cannot end before it
+    # (on a slow machine the source may have written everything before the first commit).
+    hold = threading.Event()
+    for script in scripts:
+        script.insert(len(script) // 2 + 7, hold)
     config = config_of(broker, "eos", delivery_guarantee="exactly_once", transaction_commit_interval_ms=20)
     source = Source(sockets_dir, scripts, "PROTOBUF", {"parts": schema})
     connector = Running(tmp_path, config, catalog, source.env("PROTOBUF"))
-    # Killed once some states are out, whatever the machine's speed: the sync has some 200 to go then.
-    states = connector.states_within(60, enough=4)
-    assert connector.process.poll() is None, "the sync ended before the kill"
-    connector.process.send_signal(signal.SIGKILL)
-    connector.process.wait(30)
-    assert len(states) >= 4, "the sync was killed before it committed anything"
+    try:
+        # Killed once some states are out, whatever the machine's speed.
+        states = connector.states_within(60, enough=4)
+        assert connector.process.poll() is None, ("the sync ended before the kill", connector.messages[-20:])
+        connector.process.send_signal(signal.SIGKILL)
+        connector.process.wait(30)
+    finally:
+        hold.set()
+    assert len(states) >= 4, ("the sync was killed before it committed anything", connector.messages[-20:])
     counts = committed_partitions(broker, f"{broker.prefix}_eos_parts")
     assert counts, "nothing committed"
     assert all(n == size for n in counts.values()), {p: n for p, n in counts.items() if n != size}
