@@ -453,14 +453,14 @@ RECORD_SCHEMA = {"type": "object", "properties": {
     "tags": {"type": "array", "items": {"type": "string"}}}}
 
 
-def formats(n, every, repeat):
+def formats(n, every, repeat, only=None):
     """The value formats on the same input, Avro and JSON Schema registering with Apicurio Registry (once per
-    stream, before the first record)."""
+    stream, before the first record); `only`: the envelope and the formats whose names start with these."""
     registry = subprocess.Popen([REPO / "scripts" / "schema-registry"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True)
     url = json.loads(registry.stdout.readline())["url"]
     try:
-        compare(f"formats, a STATE every {every:,}, acks=1", n, every, repeat, [
+        cases = [
             ("airbyte_json (the Java envelope)", every, {}),
             ("json", every, {"format": {"type": "json"}}),
             ("airbyte_v2_json", every, {"format": {"type": "airbyte_v2_json"}}),
@@ -469,7 +469,9 @@ def formats(n, every, repeat):
             ("debezium_json", every, {"format": {"type": "debezium_json"}}),
             ("avro", every, {"format": {"type": "avro", "schema_registry_url": url}}),
             ("json_schema", every, {"format": {"type": "json_schema", "schema_registry_url": url}}),
-            ("protobuf", every, {"format": {"type": "protobuf", "schema_registry_url": url}})], RECORD_SCHEMA)
+            ("protobuf", every, {"format": {"type": "protobuf", "schema_registry_url": url}})]
+        cases = [cases[0]] + [c for c in cases[1:] if not only or c[0].startswith(tuple(only))]
+        compare(f"formats, a STATE every {every:,}, acks=1", n, every, repeat, cases, RECORD_SCHEMA)
     finally:
         registry.stdin.close()
         registry.wait()
@@ -486,6 +488,7 @@ def main():
     p.add_argument("--soak", action="store_true", help="10M records with the broker frozen twice for 20 s")
     p.add_argument("--exactly-once", action="store_true", help="at_least_once vs exactly_once (1,000 and 10,000), with and without replay detection")
     p.add_argument("--formats", action="store_true", help="the value formats side by side")
+    p.add_argument("--only", help="with --formats: the envelope and these formats (comma-separated)")
     p.add_argument("--instructions", action="store_true", help="callgrind's instructions per record, with peers")
     p.add_argument("--speed-mode", metavar="PYTHON", help="STDIO vs Speed Mode's sockets (PYTHON has grpcio-tools)")
     args = p.parse_args()
@@ -495,7 +498,7 @@ def main():
 
         return speed_mode.compare(n, args.state_every, args.repeat, args.speed_mode)
     if args.formats:
-        return formats(n, args.state_every, args.repeat)
+        return formats(n, args.state_every, args.repeat, args.only.split(",") if args.only else None)
     if args.exactly_once:
         return exactly_once(n, args.repeat)
     if args.instructions:

@@ -50,6 +50,11 @@ impl Headers {
         headers
     }
 
+    /// Whether a record's headers carry its id (`airbyte.ab_id`, `ce_id`).
+    pub fn use_id(&self) -> bool {
+        self.context.is_some() || self.cloudevents.is_some()
+    }
+
     /// CloudEvents 1.0: `ce_type` names the stream (`io.airbyte.record.<namespace>.<stream>`), `ce_id` is the
     /// record's id, `ce_time` its `emitted_at`.
     fn cloudevents(&mut self, stream: &Stream, cloudevents: CloudEvents) {

@@ -77,6 +77,8 @@ pub struct StreamEncoder {
     tombstones: bool,
     /// The record's id as UUID text: the envelope's `_airbyte_ab_id` and, as in Java, the default key.
     id: [u8; 36],
+    /// Whether the key, value or headers use the id: drawing one costs as much as a small record's key.
+    uses_id: bool,
     key_bytes: Vec<u8>,
     /// Values the format had to null (Avro), for the summary.
     pub nulled: u64,
@@ -123,12 +125,18 @@ impl StreamEncoder {
         };
         // A change event is keyed by the primary key and is its own delete: `key` and dedup's tombstones stand aside.
         let debezium = matches!(value, Value::Debezium(_));
+        let key = if debezium { KeyEncoder::None } else { KeyEncoder::for_stream(&encoding.key, stream)? };
+        let headers = Headers::new(stream, &encoding.headers, cloudevents(encoding, stream));
+        let uses_id = matches!(key, KeyEncoder::Uuid)
+            || matches!(value, Value::Envelope(_) | Value::V2(_) | Value::Protobuf(_) | Value::Avro { .. })
+            || headers.use_id();
         Ok(StreamEncoder {
-            key: if debezium { KeyEncoder::None } else { KeyEncoder::for_stream(&encoding.key, stream)? },
+            key,
             value,
-            headers: Headers::new(stream, &encoding.headers, cloudevents(encoding, stream)),
+            headers,
             timestamp,
             tombstones: stream.dedup && !debezium,
+            uses_id,
             ..StreamEncoder::java(stream)
         })
     }
@@ -143,6 +151,7 @@ impl StreamEncoder {
             timestamp: Timestamp::ProduceTime,
             tombstones: false,
             id: [0; 36],
+            uses_id: true,
             key_bytes: Vec::new(),
             nulled: 0,
         }
@@ -151,7 +160,9 @@ impl StreamEncoder {
     /// The message of one record, or why it cannot be made (a key or timestamp field missing or unusable, data
     /// that is not an object for Avro).
     pub fn encode<'a>(&'a mut self, record: &RecordIn<'a>) -> std::result::Result<OutgoingRecord<'a>, EncodeError> {
-        Uuid::new_v4().hyphenated().encode_lower(&mut self.id);
+        if self.uses_id {
+            Uuid::new_v4().hyphenated().encode_lower(&mut self.id);
+        }
         let mut key = match &self.key {
             KeyEncoder::Uuid => Some(&self.id[..]),
             KeyEncoder::None => None,
