@@ -13,7 +13,7 @@ fn no_state_while_its_records_are_unacknowledged() {
     let mut live = s.live_past_state_1_with_env(&[PROGRESS_EVERY_SECOND]);
     s.send_to_dead_broker(&mut live, &(record("users", 1) + &record("users", 2) + &state(2)));
     // The connector says it holds both records, read after state 1, unacknowledged: state 2 must not be out.
-    let before = live.until_log("3 records read");
+    let before = live.until_log("3 messages sent");
     assert!(of_type(&before, "STATE").is_empty(), "a state while its records could not reach the broker: {before:?}");
     let held = live.until_log("2 in flight");
     assert!(of_type(&held, "STATE").is_empty(), "{held:?}");
@@ -245,7 +245,7 @@ fn progress_is_logged_during_a_stall_and_says_what_it_waits_for() {
     let (last, _) = live.until(PATIENCE, stalled);
     let lines: Vec<String> = [first, last].iter().map(|m| m.as_ref().unwrap()["log"]["message"].to_string()).collect();
     let last = &lines[1];
-    assert!(last.contains("11 records read") && last.contains("10 in flight"), "{last}");
+    assert!(last.contains("11 messages sent") && last.contains("10 in flight"), "{last}");
     assert!(last.contains("last acknowledgement") && last.contains("oldest unacknowledged record sent"), "{last}");
     assert!(last.contains("waiting"), "{last}");
     let (statistics, _) =

@@ -146,7 +146,7 @@ fn mock_sigterm_aborts_the_open_transaction_and_emits_only_committed_states() {
     assert_eq!(live.next_state(PATIENCE).expect("state 1 at the first pause")["state"]["id"], 1);
     // A checkpoint whose commit waits for the interval (or a pause): a stop now must not commit it...
     live.send(&(records(2, 4) + &state(2) + &records(4, 5)));
-    live.until_log("5 records read");
+    live.until_log("5 messages sent");
     live.signal("TERM");
     let (status, rest) = live.exit();
     assert!(!status.success());

@@ -14,6 +14,8 @@ const MARK_EVERY: Duration = Duration::from_millis(100);
 
 /// What the sync has done so far, for one progress line.
 pub struct Snapshot<'a> {
+    /// Messages handed to the producer: the records, dead letters, and the connector's own (tombstones, progress
+    /// records).
     pub records: u64,
     pub acknowledged: u64,
     pub bytes_read: u64,
@@ -84,7 +86,7 @@ impl Progress {
         let secs = now.duration_since(self.started).as_secs_f64().max(1e-9);
         let in_flight = s.records - s.acknowledged;
         let mut line = format!(
-            "{} records read ({:.1} MB), {} acknowledged, {in_flight} in flight, {:.0} records/s; {} states emitted, {} \
+            "{} messages sent ({:.1} MB read), {} acknowledged ({:.0}/s), {in_flight} in flight; {} states emitted, {} \
              pending",
             s.records,
             s.bytes_read as f64 / 1e6,
@@ -143,7 +145,7 @@ mod tests {
         p.observe(t0 + Duration::from_secs(2), 300, 100);
         let now = t0 + Duration::from_secs(40);
         let line = p.line(now, &snapshot(300, 100));
-        assert!(line.starts_with("300 records read (2.5 MB), 100 acknowledged, 200 in flight"), "{line}");
+        assert!(line.starts_with("300 messages sent (2.5 MB read), 100 acknowledged (2/s), 200 in flight"), "{line}");
         assert!(line.contains("3 states emitted, 1 pending"), "{line}");
         assert!(line.contains("waiting for the producer queue to drain"), "{line}");
         assert!(line.contains("last acknowledgement 39 s ago"), "{line}");

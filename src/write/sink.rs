@@ -55,7 +55,7 @@ pub struct Sink<'a> {
     stop: Stop,
     /// STATEs of segments before this one may go out: the release policy's decision.
     allowed: SegmentId,
-    /// Messages of the input's records handed on (produced or rejected; a delete event's tombstone is one more).
+    /// Messages handed on: the input's records (produced or rejected), a delete event's tombstone, a progress record.
     records: u64,
     bytes_read: u64,
     states_emitted: u64,
