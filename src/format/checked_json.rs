@@ -27,7 +27,11 @@ pub fn entries(json: &str) -> Option<Vec<Entry<'_>>> {
     while b.get(at) == Some(&b'"') {
         let (end, escaped) = string_end(b, at);
         let name = name(&json[at..end], escaped);
-        at = ws(b, ws(b, end) + 1);
+        at = ws(b, end);
+        if b.get(at) != Some(&b':') {
+            break;
+        }
+        at = ws(b, at + 1);
         let value_end = skip(b, at);
         let value = &json[at..value_end];
         if index.is_none() && entries.len() == WIDE {
@@ -68,9 +72,10 @@ pub fn items(json: &str) -> Option<Vec<&str>> {
         let end = skip(b, at);
         items.push(&json[at..end]);
         at = ws(b, end);
-        if b.get(at) == Some(&b',') {
-            at = ws(b, at + 1);
+        if b.get(at) != Some(&b',') {
+            break;
         }
+        at = ws(b, at + 1);
     }
     Some(items)
 }
@@ -188,6 +193,12 @@ mod tests {
     }
 
     proptest! {
+        /// Text that is not valid JSON gives wrong spans, but no panic and no endless loop.
+        #[test]
+        fn any_text_is_walked_to_its_end(text in "[{}\\[\\]\":, \\\\a1é]{0,24}") {
+            let _ = (entries(&text), items(&text));
+        }
+
         #[test]
         fn agrees_with_serde_json(value in json_value(), pretty in any::<bool>(), repeat in any::<bool>()) {
             let Value::Object(map) = &value else { return Ok(()) };
