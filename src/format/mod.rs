@@ -127,18 +127,16 @@ impl StreamEncoder {
         let debezium = matches!(value, Value::Debezium(_));
         let key = if debezium { KeyEncoder::None } else { KeyEncoder::for_stream(&encoding.key, stream)? };
         let headers = Headers::new(stream, &encoding.headers, cloudevents(encoding, stream));
-        let uses_id = matches!(key, KeyEncoder::Uuid)
-            || matches!(value, Value::Envelope(_) | Value::V2(_) | Value::Protobuf(_) | Value::Avro { .. })
-            || headers.use_id();
-        Ok(StreamEncoder {
+        let mut encoder = StreamEncoder {
             key,
             value,
             headers,
             timestamp,
             tombstones: stream.dedup && !debezium,
-            uses_id,
             ..StreamEncoder::java(stream)
-        })
+        };
+        encoder.uses_id = encoder.id_used();
+        Ok(encoder)
     }
 
     /// The Java connector's encoding: UUID key, envelope, no headers, the producer's clock.
@@ -155,6 +153,13 @@ impl StreamEncoder {
             key_bytes: Vec::new(),
             nulled: 0,
         }
+    }
+
+    /// Whether the key, value or headers carry the record's id.
+    fn id_used(&self) -> bool {
+        matches!(self.key, KeyEncoder::Uuid)
+            || matches!(self.value, Value::Envelope(_) | Value::V2(_) | Value::Protobuf(_) | Value::Avro { .. })
+            || self.headers.use_id()
     }
 
     /// The message of one record, or why it cannot be made (a key or timestamp field missing or unusable, data
@@ -334,6 +339,45 @@ mod tests {
                 .unwrap();
         let data = r#"{ "id": 1.50, "name":"a" }"#;
         assert_eq!(enc.encode(&RecordIn { emitted_at: 1, data, meta: None }).unwrap().value, Some(data.as_bytes()));
+    }
+
+    /// Every format and header that carries the record's id gets a fresh UUIDv4 for each record, whatever the key
+    /// (the id is drawn only where something uses it).
+    #[test]
+    fn the_id_is_drawn_wherever_it_is_carried() {
+        let v4 = regex::Regex::new("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}").unwrap();
+        let ids = |enc: &mut StreamEncoder, carried: &dyn Fn(&OutgoingRecord) -> Vec<u8>| {
+            let mut ids = (0..2).map(|_| {
+                let out = enc.encode(&RecordIn { emitted_at: 1, data: r#"{"n":1}"#, meta: None }).unwrap();
+                let text = String::from_utf8_lossy(&carried(&out)).into_owned();
+                v4.find(&text).unwrap_or_else(|| panic!("no UUIDv4 in {text:?}")).as_str().to_string()
+            });
+            let (first, second) = (ids.next().unwrap(), ids.next().unwrap());
+            assert_ne!(first, second);
+        };
+        let value = |out: &OutgoingRecord| out.value.unwrap().to_vec();
+        let keyless = |value: Value| {
+            let mut enc = StreamEncoder { value, key: KeyEncoder::None, ..StreamEncoder::java(&stream("s")) };
+            enc.uses_id = enc.id_used();
+            enc
+        };
+        let schema = json!({"properties": {"n": {"type": "integer"}}});
+        ids(&mut keyless(Value::Envelope(Envelope::new("s"))), &value);
+        ids(&mut keyless(Value::V2(V2::new(&stream("s")))), &value);
+        let avro = avro::schema::for_stream(&schema, "s", None);
+        ids(&mut keyless(Value::Avro { schema: avro, framed: registry::frame(7) }), &value);
+        let mut protobuf = Protobuf::new(&schema, "s", None);
+        protobuf.framed_by(registry::frame(7));
+        ids(&mut keyless(Value::Protobuf(protobuf)), &value);
+        for (headers, name) in [("headers", "airbyte.ab_id"), ("cloudevents", "ce_id")] {
+            let s = settings(|c| {
+                c["format"] = json!({"type": "json"});
+                c["key"] = json!({"mode": "none"});
+                c[headers] = json!(true);
+            });
+            let mut enc = StreamEncoder::new(&s.encoding, &stream("s"), None).unwrap();
+            ids(&mut enc, &|out| out.headers.iter().find(|(n, _)| n == name).unwrap().1.clone());
+        }
     }
 
     /// The registry formats, with the id the registry gave: Confluent's framing, then the payload.
