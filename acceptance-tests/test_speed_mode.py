@@ -353,9 +353,10 @@ def test_kill_9_mid_sync_then_a_rerun(tmp_path, broker, sockets_dir):
 
 
 def test_exactly_once_commits_only_whole_partitions(tmp_path, broker, sockets_dir):
-    """exactly_once over two sockets, each sending partitions one after another (records, then their state), the
-    other socket always in the middle of one: killed with -9 mid-sync, a `read_committed` reader sees every
-    partition whole or not at all, so a rerun from the last states writes nothing twice."""
+    """exactly_once over two sockets, each sending partitions one after another (records, then their state), out of
+    step, so that one is mostly in the middle of a partition when the other ends one: killed with -9 mid-sync, a
+    `read_committed` reader sees every partition whole or not at all, so a rerun from the last states writes nothing
+    twice."""
     namespace = broker.prefix
     schema = {"type": "object", "properties": {"id": {"type": "integer"}, "p": {"type": "string"}}}
     catalog = configured_catalog({"streams": [{"name": "parts", "namespace": namespace, "json_schema": schema}]})
@@ -365,8 +366,8 @@ def test_exactly_once_commits_only_whole_partitions(tmp_path, broker, sockets_di
         for k in range(per_socket):
             partition = f"s{i}k{k}"
             for j in range(size):
-                # The two sockets out of step: socket 1's partitions straddle socket 0's.
-                offset = size // 2 if i else 0
+                # The two sockets out of step: they pause at different points of their partitions.
+                offset = 5 if i else 0
                 scripts[i].append({"type": "RECORD", "record": {"namespace": namespace, "stream": "parts", "emitted_at": 1,
                                    "data": {"id": j, "p": partition}, "partition_id": partition}})
                 if (j + offset) % 10 == 0:
@@ -390,6 +391,7 @@ def test_exactly_once_commits_only_whole_partitions(tmp_path, broker, sockets_di
         connector.process.wait(30)
     finally:
         hold.set()
+        connector.process.kill()
     assert len(states) >= 4, ("the sync was killed before it committed anything", connector.messages[-20:])
     counts = committed_partitions(broker, f"{broker.prefix}_eos_parts")
     assert counts, "nothing committed"
