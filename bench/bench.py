@@ -470,7 +470,10 @@ def formats(n, every, repeat, only=None):
             ("avro", every, {"format": {"type": "avro", "schema_registry_url": url}}),
             ("json_schema", every, {"format": {"type": "json_schema", "schema_registry_url": url}}),
             ("protobuf", every, {"format": {"type": "protobuf", "schema_registry_url": url}})]
-        cases = [cases[0]] + [c for c in cases[1:] if not only or c[0].startswith(tuple(only))]
+        unknown = set(only or []) - {name.split()[0] for name, _, _ in cases}
+        if unknown:
+            sys.exit(f"--only: no format named {', '.join(sorted(unknown))}")
+        cases = [cases[0]] + [c for c in cases[1:] if not only or c[0].split()[0] in only]
         compare(f"formats, a STATE every {every:,}, acks=1", n, every, repeat, cases, RECORD_SCHEMA)
     finally:
         registry.stdin.close()
