@@ -1,7 +1,8 @@
 //! Truncate refreshes on Apache Kafka: after a successful sync of generation G with `minimum_generation_id` = G, a
 //! consumer reading the topic from its start sees only generation G's records, also those an earlier, failed
 //! attempt of G wrote and checkpointed; a failed attempt deletes nothing; a topic shared with another stream is not
-//! truncated.
+//! truncated; a user the broker denies DELETE gets a `config_error` naming the topic and the ACL, and loses
+//! nothing.
 
 use serde_json::{json, Value};
 use test_support::*;
@@ -92,4 +93,35 @@ fn kafka_a_topic_shared_with_another_stream_is_not_truncated() {
     let warning = log_lines(&msgs).into_iter().find(|l| l.contains("is not truncated")).expect("a warning");
     assert!(warning.contains("`orders`"), "{warning}");
     assert_eq!(ids("trunc_shared", 4), vec![0, 1, 10, 11]);
+}
+
+/// DeleteRecords needs DELETE on the topic: a user without it (scripts/kafka-broker's `no-delete`, every other
+/// right) writes generation 2 and gets its STATE, then a `config_error` naming the topic and the ACL; nothing is
+/// deleted. A user with every right (`plain`), on the same listener, truncates: the refusal is the ACL's doing.
+#[test]
+fn kafka_a_truncate_refresh_denied_delete_is_a_config_error_and_deletes_nothing() {
+    let as_user = |user: &str, name: &str| {
+        let mut config = config(&format!("{name}.{{stream}}"), false);
+        config["bootstrap_servers"] = json!(kafka().listener("sasl_plaintext"));
+        config["protocol"] = json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+            "sasl_username": user, "sasl_password": kafka().password(user)});
+        config
+    };
+    let denied = as_user("no-delete", "trunc_nodelete");
+    sync("trunc_nodelete", &denied, 1, 0, &(records(0, 3) + &state(1)));
+    let files = Files::new("trunc_nodelete", &denied, &refresh_catalog(&[("users", 2, 2)]));
+    let out = run(&files.write_args(), &(records(10, 12) + &state(2)));
+    let msgs = messages(&out);
+    assert!(!out.status.success(), "{msgs:?}");
+    assert_eq!(state_ids(&msgs), vec![2], "generation 2's records are written: its STATE is out");
+    let error = the_trace(&msgs);
+    assert_eq!(error["failure_type"], "config_error", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("`trunc_nodelete_users`") && message.contains("grant DELETE"), "{message}");
+    assert_eq!(ids("trunc_nodelete_users", 5), vec![0, 1, 2, 10, 11]);
+
+    let allowed = as_user("plain", "trunc_plain");
+    sync("trunc_plain", &allowed, 1, 0, &(records(0, 3) + &state(1)));
+    sync("trunc_plain", &allowed, 2, 2, &(records(10, 12) + &state(2)));
+    assert_eq!(ids("trunc_plain_users", 2), vec![10, 11]);
 }
