@@ -14,13 +14,17 @@ fn kafka() -> &'static Kafka {
 /// An exactly-once sync with replay detection into `<name>_users`, a commit per STATE. The tests share one progress
 /// topic (each sync its own key, the derived transactional id), as the connections of a cluster do.
 fn files(name: &str) -> Files {
-    let mut config = java_config(&kafka().bootstrap());
+    Files::new(name, &config(&kafka().bootstrap(), name), &catalog(&["users"]))
+}
+
+fn config(bootstrap: &str, name: &str) -> Value {
+    let mut config = java_config(bootstrap);
     config["topic_pattern"] = json!(format!("{name}.{{stream}}"));
     config["delivery_guarantee"] = json!("exactly_once");
     config["transaction_commit_interval_ms"] = json!(0);
     config["replay_detection"] = json!(true);
     config["progress_topic"] = json!("replays_progress");
-    Files::new(name, &config, &catalog(&["users"]))
+    config
 }
 
 /// A STATE as the platform forwards it: the source's `data` and the platform's own `id` (new on every attempt).
@@ -40,7 +44,8 @@ fn first_attempt(files: &Files, topic: &str) {
         + &platform_state(3, 3);
     let out = run_with_env(&files.write_args(), &[CRASH_AFTER_SECOND_COMMIT], &input);
     assert!(!out.status.success(), "the attempt must die");
-    assert_eq!(state_ids(&messages(&out)), vec![1], "the STATE of the second commit never got out");
+    let msgs = messages(&out);
+    assert_eq!(state_ids(&msgs), vec![1], "the STATE of the second commit never got out: {msgs:?}");
     assert_eq!(ids(topic, 6), (0..6).collect::<Vec<_>>(), "yet its records are committed");
 }
 
@@ -135,4 +140,45 @@ fn kafka_a_retry_with_other_settings_recognises_nothing() {
     assert!(log_lines(&msgs).iter().any(|l| l.contains("0 checkpoints (0 records) were replays")));
     let expected: Vec<i64> = (0..6).chain(3..9).collect();
     assert_eq!(ids("replay_changed_users", 12), expected);
+}
+
+/// The progress topic is read from its partitions' beginning, assigned: no group is joined and no offset fetched, so
+/// replay detection needs no ACL on consumer groups. scripts/kafka-broker's `no-group` (every right but none on
+/// groups) gets a replay recognised, while the broker refuses it a consumer group.
+#[test]
+fn kafka_replay_detection_needs_no_group_acl() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::RDKafkaErrorCode;
+    use rdkafka::ClientConfig;
+    use std::time::{Duration, Instant};
+
+    let (user, password) = ("no-group", kafka().password("no-group"));
+    let mut config = config(&kafka().listener("sasl_plaintext"), "replay_nogroup");
+    config["protocol"] = json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+        "sasl_username": user, "sasl_password": password});
+    let files = Files::new("replay_nogroup", &config, &catalog(&["users"]));
+    first_attempt(&files, "replay_nogroup_users");
+    let retry = records(3, 6) + &platform_state(2, 12) + &records(6, 9) + &platform_state(3, 13);
+    let msgs = run_ok(&files.write_args(), &retry);
+    assert!(log_lines(&msgs).iter().any(|l| l.contains("1 checkpoints (3 records) were replays")), "{msgs:?}");
+    assert_eq!(ids("replay_nogroup_users", 9), (0..9).collect::<Vec<_>>());
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka().listener("sasl_plaintext"))
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", user)
+        .set("sasl.password", &password)
+        .set("group.id", "replays-no-group")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["replay_nogroup_users"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        assert!(Instant::now() < deadline, "the broker never refused `no-group` its consumer group");
+        if let Some(Err(e)) = consumer.poll(Duration::from_millis(100)) {
+            break e;
+        }
+    };
+    assert_eq!(refused.rdkafka_error_code(), Some(RDKafkaErrorCode::GroupAuthorizationFailed), "{refused}");
 }

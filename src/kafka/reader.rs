@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::error::{describe, Error, Result};
 use crate::stop::Stop;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashSet;
@@ -103,6 +103,11 @@ pub fn latest(
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 last_read = Instant::now();
                 ended.insert(partition);
+            }
+            // librdkafka looks for the group's coordinator although the partitions are assigned from their
+            // beginning, and nothing is asked of the group: a broker that allows no group refuses only that.
+            Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed) => {
+                tracing::debug!("reading the progress topic without its group: {e}")
             }
             // A connection that drops is tried again by librdkafka, until the deadline.
             Some(Err(e)) if unreadable(e.clone()).is_transient() => tracing::debug!("reading the progress topic: {e}"),
