@@ -59,6 +59,36 @@ fn a_record_over_max_request_size_is_dead_lettered_without_its_value() {
     assert!(summary, "the per-stream summary counts rejections");
 }
 
+/// `debezium_json`: a delete event too large to send is dead-lettered, and no tombstone follows it (it would delete
+/// the key downstream though the event that says so is not there); a delete event that is sent is followed by its
+/// tombstone.
+#[test]
+fn a_dead_lettered_delete_event_has_no_tombstone() {
+    let s = Setup::with("dlq-debezium", &["users"], &["users_dlq"], |_| {});
+    let mut config = java_config(&s.mock.bootstrap_servers());
+    config["topic_pattern"] = json!("{stream}");
+    config["format"] = json!({"type": "debezium_json"});
+    dead_letter(|_| {})(&mut config);
+    let schema = json!({"type": "object", "properties": {"i": {"type": "integer"}, "blob": {"type": "string"},
+        "_ab_cdc_deleted_at": {"type": ["null", "string"]}}});
+    let catalog = json!({"streams": [{"stream": {"name": "users", "json_schema": schema,
+        "supported_sync_modes": ["incremental"]}, "sync_mode": "incremental",
+        "destination_sync_mode": "append", "primary_key": [["i"]]}]});
+    let files = Files::new("dlq-debezium", &config, &catalog);
+    let delete = |i: usize, blob: usize| {
+        let data = json!({"i": i, "blob": "x".repeat(blob), "_ab_cdc_deleted_at": "2024-01-01T00:00:00Z"});
+        format!("{}\n", json!({"type": "RECORD", "record": {"stream": "users", "emitted_at": 1, "data": data}}))
+    };
+    let msgs = run_ok(&files.write_args(), &(delete(1, 1_100_000) + &delete(2, 1) + &state(1)));
+    assert_eq!(stats(&msgs), vec![json!({"recordCount": 2.0, "rejectedRecordCount": 1.0})]);
+    let letter = &read_back(&s.mock.bootstrap_servers(), "users_dlq", 1)[0];
+    assert_eq!(letter.key.as_deref(), Some(&br#"{"i":1}"#[..]));
+    // Record 2's delete event and its tombstone, and nothing for record 1 (read_back fails on a third message).
+    let users = read_back(&s.mock.bootstrap_servers(), "users", 2);
+    let keys: Vec<_> = users.iter().map(|m| (m.key.clone().unwrap(), m.value.is_none())).collect();
+    assert_eq!(keys, vec![(br#"{"i":2}"#.to_vec(), false), (br#"{"i":2}"#.to_vec(), true)]);
+}
+
 #[test]
 fn records_the_broker_refuses_keep_their_bytes_in_the_dead_letter_topic() {
     let s = Setup::with("dlq-refused", &["users"], &["users_dlq"], dead_letter(|c| c["sync_producer"] = json!(true)));

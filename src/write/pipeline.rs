@@ -199,9 +199,12 @@ impl<'a> Pipeline<'a> {
         let bytes = match self.encoders[stream].encode(record) {
             Ok(outgoing) => {
                 let (bytes, timestamp) = (outgoing.value.map_or(0, <[u8]>::len) as u64, outgoing.timestamp);
-                self.sink.produce(&outgoing, at)?;
-                if let Some(tombstone) = self.encoders[stream].follow_up(timestamp) {
-                    self.sink.produce(&tombstone, at)?;
+                // A delete event dead-lettered before it left has no tombstone: it would delete the key downstream
+                // though the event that says so is not there.
+                if self.sink.produce(&outgoing, at)? {
+                    if let Some(tombstone) = self.encoders[stream].follow_up(timestamp) {
+                        self.sink.produce(&tombstone, at)?;
+                    }
                 }
                 bytes
             }

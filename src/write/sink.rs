@@ -111,9 +111,9 @@ impl<'a> Sink<'a> {
         self.bytes_read += bytes as u64;
     }
 
-    /// Produces one record of the input.
-    pub fn produce(&mut self, record: &OutgoingRecord<'_>, at: InFlight) -> Result<()> {
-        self.send(record, at, true)?;
+    /// Produces one record of the input; whether it was sent (or, refused before it left, dead-lettered).
+    pub fn produce(&mut self, record: &OutgoingRecord<'_>, at: InFlight) -> Result<bool> {
+        let sent = self.send(record, at, true)?;
         if self.settings.sync_producer {
             // Java's meaning: each record acknowledged before the next is sent.
             let deadline = Instant::now() + self.settings.delivery_budget();
@@ -123,25 +123,24 @@ impl<'a> Sink<'a> {
             {
                 return Err(stopped());
             }
-            self.settle("sync producer")
+            self.settle("sync producer")?;
         } else if self.records.is_multiple_of(SERVE_EVERY) {
-            self.settle("producing")
-        } else {
-            Ok(())
+            self.settle("producing")?;
         }
+        Ok(sent)
     }
 
     /// A message of the connector's own (the progress record), in the open segment: its acknowledgement is waited
     /// for like a record's, and its failure fails the sync.
     pub fn produce_own(&mut self, record: &OutgoingRecord<'_>) -> Result<()> {
         let segment = self.tracker().open_segment();
-        self.send(record, InFlight { segment, line: 0, stream: 0, emitted_at: 0, dead_letter: false }, true)
+        self.send(record, InFlight { segment, line: 0, stream: 0, emitted_at: 0, dead_letter: false }, true).map(drop)
     }
 
     /// Hands a record to the producer; on a full queue, serves reports until it has room, for as long as the
     /// broker makes progress (`max_block_ms`) and no stop is asked for. `new`: a record of the input (not the
-    /// dead letter of one already counted).
-    fn send(&mut self, record: &OutgoingRecord<'_>, at: InFlight, new: bool) -> Result<()> {
+    /// dead letter of one already counted). Whether librdkafka took it (`false`: refused, it was dead-lettered).
+    fn send(&mut self, record: &OutgoingRecord<'_>, at: InFlight, new: bool) -> Result<bool> {
         let token = self.producer.listener().admit(at);
         let mut refused = None;
         // Done when librdkafka took it, or refused it (that is said below); a full queue is tried again.
@@ -187,14 +186,14 @@ impl<'a> Sink<'a> {
             // Refused before it left (larger than max_request_size): the record alone is at fault.
             if self.dead_letters && !at.dead_letter && !at.own() && error.failure().scope == Scope::Record {
                 let (key, value) = (record.key.map(<[u8]>::to_vec), record.value.map(<[u8]>::to_vec));
-                return self.dead_letter(at, key, value, &Rejection::refused(&error), new);
+                return self.dead_letter(at, key, value, &Rejection::refused(&error), new).map(|()| false);
             }
             return Err(error.at_line(at.line));
         }
         if new {
             self.records += 1;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Serves delivery reports, and dead-letters the records the broker refused on their own account.

@@ -29,7 +29,7 @@ impl Sink<'_> {
         }
         self.warn_rejected(&at, &error.to_string());
         let letter = letter(stream);
-        self.send(&letter.record(), InFlight { dead_letter: true, ..at }, true)
+        self.send(&letter.record(), InFlight { dead_letter: true, ..at }, true).map(drop)
     }
 
     fn warn_rejected(&self, at: &InFlight, why: &str) {
@@ -56,6 +56,6 @@ impl Sink<'_> {
             why,
             self.settings.max_request_size.max(0) as usize,
         );
-        self.send(&letter.record(), InFlight { dead_letter: true, ..at }, new)
+        self.send(&letter.record(), InFlight { dead_letter: true, ..at }, new).map(drop)
     }
 }
