@@ -63,7 +63,9 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     let dead_letters = settings.record_errors.dead_letter_pattern();
     let catalog = Arc::new(Catalog::load(catalog_path, &settings.topic_pattern, dead_letters, &mapping)?);
     let encoders = format::encoders(&settings.encoding, &catalog.streams)?;
-    let id = settings.exactly_once().then(|| transactional_id(settings, &catalog));
+    // Names this connection's transactions and, in the progress topic, its truncated generations.
+    let connection = transactional_id(settings, &catalog);
+    let id = settings.exactly_once().then(|| connection.clone());
     let detection = detection(settings, &channel, &catalog);
     let mut topics: Vec<Topic> =
         catalog.topics().iter().map(|t| Topic { name: t.name, compact: t.compact, configs: &[] }).collect();
@@ -82,11 +84,10 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     producer.ensure_topics(settings, &topics, settings.metadata_timeout())?;
     let mut sink = Sink::new(settings, &catalog.streams, producer, stop);
     release.start(&mut sink)?;
-    let truncations = match truncating {
-        true => {
-            truncate::prepare(&mut sink, &catalog, &transactional_id(settings, &catalog), &settings.progress_topic)?
-        }
-        false => Vec::new(),
+    let truncations = if truncating {
+        truncate::prepare(&mut sink, &catalog, &connection, &settings.progress_topic)?
+    } else {
+        Vec::new()
     };
     // stdin/sockets → parse → route, on a thread per source.
     let (sources, ledger) = match &channel.medium {
