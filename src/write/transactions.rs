@@ -183,14 +183,21 @@ impl ExactlyOnce {
     /// Ends the open transaction once every record sent is acknowledged, trying the call again while the broker
     /// answers with a retriable error, within the delivery budget.
     fn end_transaction(&mut self, sink: &mut Sink, ending: Ending) -> Result<()> {
-        let deadline = sink.wait_acknowledged(
-            "waiting for the acknowledgements before a commit",
-            "the transaction cannot be committed",
-        )?;
-        let (waiting, call) = match ending {
-            Ending::Commit => ("waiting for the broker to commit the transaction", "commit the transaction"),
-            Ending::Abort => ("waiting for the broker to abort the transaction", "abort the transaction"),
+        let (before, cannot, waiting, call) = match ending {
+            Ending::Commit => (
+                "waiting for the acknowledgements before a commit",
+                "the transaction cannot be committed",
+                "waiting for the broker to commit the transaction",
+                "commit the transaction",
+            ),
+            Ending::Abort => (
+                "waiting for the acknowledgements before an abort",
+                "the transaction cannot be aborted",
+                "waiting for the broker to abort the transaction",
+                "abort the transaction",
+            ),
         };
+        let deadline = sink.wait_acknowledged(before, cannot)?;
         let mut last = None;
         let end = |s: &mut Sink| {
             let result = match ending {
