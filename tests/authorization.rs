@@ -14,9 +14,8 @@ fn kafka() -> &'static Kafka {
 
 /// A config for `user` (PLAIN, on SASL_PLAINTEXT) writing to `acl_<name>_<stream>`.
 fn as_user(user: &str, name: &str) -> Value {
-    let mut config = java_config(&kafka().listener("sasl_plaintext"));
-    config["protocol"] = json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-        "sasl_username": user, "sasl_password": kafka().password(user)});
+    let mut config = java_config(&kafka().bootstrap());
+    kafka().as_plain_user(&mut config, user);
     config["topic_pattern"] = json!(format!("acl.{name}.{{stream}}"));
     config
 }

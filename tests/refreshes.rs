@@ -103,9 +103,7 @@ fn kafka_a_topic_shared_with_another_stream_is_not_truncated() {
 fn kafka_a_truncate_refresh_denied_delete_is_a_config_error_and_deletes_nothing() {
     let as_user = |user: &str, name: &str| {
         let mut config = config(&format!("{name}.{{stream}}"), false);
-        config["bootstrap_servers"] = json!(kafka().listener("sasl_plaintext"));
-        config["protocol"] = json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-            "sasl_username": user, "sasl_password": kafka().password(user)});
+        kafka().as_plain_user(&mut config, user);
         config
     };
     let denied = as_user("no-delete", "trunc_nodelete");

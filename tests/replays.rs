@@ -153,9 +153,8 @@ fn kafka_replay_detection_needs_no_group_acl() {
     use std::time::{Duration, Instant};
 
     let (user, password) = ("no-group", kafka().password("no-group"));
-    let mut config = config(&kafka().listener("sasl_plaintext"), "replay_nogroup");
-    config["protocol"] = json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-        "sasl_username": user, "sasl_password": password});
+    let mut config = config(&kafka().bootstrap(), "replay_nogroup");
+    kafka().as_plain_user(&mut config, user);
     let files = Files::new("replay_nogroup", &config, &catalog(&["users"]));
     first_attempt(&files, "replay_nogroup_users");
     let retry = records(3, 6) + &platform_state(2, 12) + &records(6, 9) + &platform_state(3, 13);

@@ -3,7 +3,7 @@
 //! its own topics); a three-node cluster belongs to the test that starts it. The launcher stops the brokers when
 //! its stdin closes, so a test process that ends (or dies) takes them with it.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -73,6 +73,13 @@ impl Kafka {
 
     pub fn password(&self, user: &str) -> String {
         self.info["users"][user].as_str().unwrap_or_else(|| panic!("no user {user}")).to_string()
+    }
+
+    /// `config` connecting as `user` (PLAIN) on the SASL_PLAINTEXT listener, where the users' ACLs apply.
+    pub fn as_plain_user(&self, config: &mut Value, user: &str) {
+        config["bootstrap_servers"] = json!(self.listener("sasl_plaintext"));
+        config["protocol"] = json!({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+            "sasl_username": user, "sasl_password": self.password(user)});
     }
 
     /// A node's process id.
