@@ -11,7 +11,7 @@ use std::path::Path;
 /// Top-level modules from the commands down; a module may use its own layer's and lower layers' modules.
 const LAYERS: &[&[&str]] = &[
     &["main", "check", "discover", "write"],
-    &["format"],
+    &["write::encoded", "format"],
     &["kafka"],
     &["config"],
     &["airbyte", "delivery"],
@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
 const STAGES: &[&[&str]] = &[
     &["write::input"],
     &["write::parse"],
-    &["format"],
+    &["write::encoded", "format"],
     &["kafka", "write::sink", "write::dead_letter"],
     &["write::acknowledge", "write::checkpoint"],
 ];

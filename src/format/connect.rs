@@ -81,6 +81,7 @@ pub fn object(data: &str) -> Result<Vec<Entry<'_>>, String> {
         .ok_or_else(|| "the record's data is not a JSON object, which a Connect struct needs".into())
 }
 
+#[derive(Clone)]
 pub struct ConnectJson {
     row: Row,
     /// `{"schema":…,"payload":` written once.

@@ -35,6 +35,7 @@ const POSITIONS: [(&str, &str, &[&str]); 4] = [
     ("_ab_cdc_cursor", "cursor", &["integer", "number"]),
 ];
 
+#[derive(Clone)]
 pub struct Debezium {
     row: Row,
     /// The primary key's columns: path, name in the key struct (and as JSON), type.

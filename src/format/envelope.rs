@@ -4,6 +4,7 @@
 
 use super::record::RecordIn;
 
+#[derive(Clone)]
 pub struct Envelope {
     /// The part that depends only on the stream, built once.
     stream_part: Vec<u8>,

@@ -10,6 +10,7 @@ use crate::naming;
 use std::io::Write as _;
 
 /// CloudEvents' attributes of a stream's events besides the per-record `ce_id` and `ce_time`.
+#[derive(Clone)]
 pub struct CloudEvents {
     /// `ce_source`.
     pub source: String,
@@ -18,6 +19,7 @@ pub struct CloudEvents {
 }
 
 /// The headers of one stream: the fixed ones once, the per-record ones refreshed for each record.
+#[derive(Clone)]
 pub struct Headers {
     list: Vec<Header>,
     /// Where `airbyte.emitted_at` and `airbyte.ab_id` are, with `headers: true`.

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use serde_json::Value;
 
 /// How one stream's keys are made.
+#[derive(Clone)]
 pub enum KeyEncoder {
     Uuid,
     Fields(Vec<FieldPath>),

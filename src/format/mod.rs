@@ -46,6 +46,7 @@ use uuid::Uuid;
 use v2::V2;
 
 /// The value of each message of a stream.
+#[derive(Clone)]
 enum Value {
     Envelope(Envelope),
     Json,
@@ -67,6 +68,7 @@ enum Value {
 }
 
 /// Encodes the records of one stream, into buffers reused from record to record.
+#[derive(Clone)]
 pub struct StreamEncoder {
     topic: String,
     key: KeyEncoder,

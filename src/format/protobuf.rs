@@ -43,6 +43,7 @@ struct Message {
     fields: Vec<(String, String, Kind)>,
 }
 
+#[derive(Clone)]
 pub struct Protobuf {
     message: Message,
     /// The registered schema's text and the message's full name (the subject strategies' record name).

@@ -6,6 +6,7 @@ use super::error::{EncodeError, Role};
 use super::fields::{self, FieldPath};
 use base64::Engine as _;
 
+#[derive(Clone)]
 pub struct Raw {
     field: [FieldPath; 1],
     base64: bool,

@@ -8,6 +8,7 @@ use crate::number::json_i64;
 use serde_json::Value;
 
 /// How one stream's message timestamps are made.
+#[derive(Clone)]
 pub enum Timestamp {
     ProduceTime,
     EmittedAt,

@@ -8,6 +8,7 @@ use super::fields::{self, FieldPath};
 use super::record::RecordIn;
 use crate::airbyte::catalog::Stream;
 
+#[derive(Clone)]
 pub struct V2 {
     /// `","_airbyte_extracted_at":` — then emitted_at.
     meta_head: Vec<u8>,

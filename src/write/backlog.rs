@@ -6,22 +6,24 @@
 //! partition. The backlog is bounded: past `LIMIT` chunks the wait is given up and the transaction ends at its
 //! bounds (`transaction_max_ms`, `transaction_max_records`), as on stdin.
 
+use super::encoded::Encoded;
 use super::parse::{Item, Parsed};
 use std::collections::VecDeque;
 
 /// Chunks held back, at most (each at most 1 MiB of input, or its Protobuf rendering).
 const LIMIT: usize = 16;
 
-/// What is left of a chunk: its text and the items not yet handled.
+/// What is left of a chunk: its text, the items not yet handled and their records' messages.
 pub struct Pending {
     pub chunk: String,
     pub items: std::vec::IntoIter<Item>,
+    pub encoded: Encoded,
     pub source: usize,
 }
 
-impl From<Parsed> for Pending {
-    fn from(parsed: Parsed) -> Pending {
-        Pending { chunk: parsed.chunk, items: parsed.items.into_iter(), source: parsed.source }
+impl Pending {
+    pub fn new(parsed: Parsed, encoded: Encoded) -> Pending {
+        Pending { chunk: parsed.chunk, items: parsed.items.into_iter(), encoded, source: parsed.source }
     }
 }
 

@@ -1,8 +1,8 @@
 //! `write`: stdin/sockets → parse → route → encode → produce → acknowledge → state.
 //!
 //! A thread per source (stdin, or Speed Mode's sockets: `sockets`) reads and parses (`input`, `parse`, `frames`);
-//! the main thread encodes and hands records to librdkafka
-//! without blocking (`pipeline`, `sink`) and serves delivery reports, which settle records in the checkpoints
+//! a few threads encode the parsed chunks (`workers`, `encoded`); the main thread takes them in input order and
+//! hands the messages to librdkafka without blocking (`pipeline`, `sink`) and serves delivery reports, which settle records in the checkpoints
 //! (`checkpoint`); a STATE goes out once every record before it is acknowledged (in Speed Mode: every record of
 //! its partitions, `partitions`), and, under the release policy of the delivery guarantee (`release`,
 //! `transactions`), committed.
@@ -11,6 +11,7 @@ mod acknowledge;
 mod backlog;
 mod checkpoint;
 mod dead_letter;
+mod encoded;
 mod frames;
 mod input;
 mod parse;
@@ -25,6 +26,7 @@ mod sink;
 mod sockets;
 mod transactions;
 mod truncate;
+mod workers;
 
 use crate::airbyte::catalog::Catalog;
 use crate::airbyte::mapping::Mapping;
@@ -47,6 +49,7 @@ use release::{AtLeastOnce, Release};
 use sink::Sink;
 use std::sync::Arc;
 use transactions::{Detection, ExactlyOnce};
+use workers::Workers;
 
 pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     for caveat in settings.caveats() {
@@ -107,8 +110,10 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
         move |block| parser.parse(block)
     };
     let input = Input::spawn(sources, channel.framing, limit, Head::is_record, parsers);
-    // encode → produce → acknowledge → state, here.
-    let mut pipeline = Pipeline::new(&catalog, encoders, sink, release, ledger, limit, stop);
+    // → encode, on a few threads of its own.
+    let input = Workers::spawn(input, &encoders);
+    // → produce → acknowledge → state, here.
+    let mut pipeline = Pipeline::new(&catalog, sink, release, ledger, limit, stop);
     let outcome = pipeline.consume(input);
     pipeline.finish(outcome)?;
     truncate::apply(settings, stop, &truncations)

@@ -1,20 +1,21 @@
-//! The main thread's loop: each parsed item in input order. A RECORD is encoded (its stream's encoder) and handed
-//! to the [`Sink`]; a STATE closes a checkpoint segment; the release policy hears of both, of input pausing and of
+//! The main thread's loop: each parsed item in input order. A RECORD's message (made by the encoding threads,
+//! `workers`) is handed to the [`Sink`]; a STATE closes a checkpoint segment; the release policy hears of both, of input pausing and of
 //! the end. At the end, what is in flight is waited for and the sync is summed up.
 
 use super::acknowledge::InFlight;
 use super::backlog::{Backlog, Pending};
 use super::checkpoint::Closing;
-use super::input::{Input, LineLimit, Next};
-use super::parse::{Item, Parsed};
+use super::encoded::Encoded;
+use super::input::{LineLimit, Next};
+use super::parse::Item;
 use super::partitions::Ledger;
 use super::release::Release;
 use super::sink::Sink;
+use super::workers::Workers;
 use crate::airbyte::catalog::Catalog;
 use crate::airbyte::message::now_ms;
 use crate::airbyte::state::{Additions, Counted, RecordCounts, State};
 use crate::error::{Error, Result};
-use crate::format::{RecordIn, StreamEncoder};
 use crate::stop::Stop;
 use std::time::Duration;
 
@@ -26,11 +27,12 @@ const UNKNOWN_LOGGED: u64 = 10;
 struct Tally {
     records: u64,
     bytes: u64,
+    /// Values the format had to null.
+    nulled: u64,
 }
 
 pub struct Pipeline<'a> {
     catalog: &'a Catalog,
-    encoders: Vec<StreamEncoder>,
     counts: RecordCounts,
     tallies: Vec<Tally>,
     unknown: u64,
@@ -50,7 +52,6 @@ pub struct Pipeline<'a> {
 impl<'a> Pipeline<'a> {
     pub fn new(
         catalog: &'a Catalog,
-        encoders: Vec<StreamEncoder>,
         sink: Sink<'a>,
         release: Box<dyn Release>,
         ledger: Option<Ledger>,
@@ -60,7 +61,6 @@ impl<'a> Pipeline<'a> {
         let n = catalog.streams.len();
         Pipeline {
             catalog,
-            encoders,
             counts: RecordCounts::new(n),
             tallies: vec![Tally::default(); n],
             unknown: 0,
@@ -76,7 +76,7 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Reads until end of input, a stop signal or the first failure.
-    pub fn consume(&mut self, input: Input<Parsed>) -> Result<()> {
+    pub fn consume(&mut self, mut input: Workers) -> Result<()> {
         let mut ended = false;
         loop {
             self.stop.check()?;
@@ -94,9 +94,8 @@ impl<'a> Pipeline<'a> {
                 None => {
                     let wait = if self.sink.tracker().lock().in_flight() > 0 { 10 } else { 200 };
                     match input.next(Duration::from_millis(wait))? {
-                        Next::Chunk(parsed) => {
-                            self.sink.read(parsed.chunk.len());
-                            let pending = Pending::from(parsed);
+                        Next::Chunk(pending) => {
+                            self.sink.read(pending.chunk.len());
                             if self.backlog.holds(pending.source) {
                                 self.backlog.hold(pending, false);
                                 continue;
@@ -115,8 +114,8 @@ impl<'a> Pipeline<'a> {
                     }
                 }
             };
-            if let Some(chunk) = self.handle(pending, holding, stuck)? {
-                input.recycle(chunk.into_bytes());
+            if let Some(spent) = self.handle(pending, holding, stuck)? {
+                input.recycle(spent);
             }
             self.close_due()?;
             self.sink.settle("reading input")?;
@@ -134,9 +133,8 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Handles the items of a chunk in order; `holding`: a record of a partition not begun, and what follows it,
-    /// go to the backlog instead (but the first item if `begin`). Returns the chunk's text once every item is
-    /// handled.
-    fn handle(&mut self, mut pending: Pending, holding: bool, mut begin: bool) -> Result<Option<String>> {
+    /// go to the backlog instead (but the first item if `begin`). Returns the chunk once every item is handled.
+    fn handle(&mut self, mut pending: Pending, holding: bool, mut begin: bool) -> Result<Option<Pending>> {
         while let Some(next) = pending.items.as_slice().first() {
             if let (true, false, Item::Record { partition: Some(p), .. }) = (holding, begin, next) {
                 let ledger = self.ledger.as_ref().expect("holding only in Speed Mode");
@@ -154,14 +152,14 @@ impl<'a> Pipeline<'a> {
                 let last = &mut self.last_ids[pending.source];
                 *last = (*last).max(state.partitioned.id.unwrap_or(0));
             }
-            self.item(item, &pending.chunk)?;
+            self.item(item, &pending.chunk, &mut pending.encoded)?;
         }
-        Ok(Some(pending.chunk))
+        Ok(Some(pending))
     }
 
-    fn item(&mut self, item: Item, chunk: &str) -> Result<()> {
+    fn item(&mut self, item: Item, chunk: &str, encoded: &mut Encoded) -> Result<()> {
         match item {
-            Item::Record { stream, emitted_at, data, meta, partition, line } => {
+            Item::Record { stream, emitted_at, data, partition, line, .. } => {
                 if let Some(ledger) = &mut self.ledger {
                     let Some(partition) = partition else {
                         return Err(Error::Input {
@@ -173,9 +171,8 @@ impl<'a> Pipeline<'a> {
                     };
                     ledger.read(&chunk[partition], stream, data.len() as u64)?;
                 }
-                let emitted_at = emitted_at.unwrap_or_else(now_ms);
-                let meta = meta.map(|m| &chunk[m]);
-                self.record(stream, line, &RecordIn { emitted_at, data: &chunk[data], meta })
+                let emitted_at = emitted_at.expect("the encoding thread set it");
+                self.record(stream, line, emitted_at, &chunk[data], encoded)
             }
             Item::State { counted, state } => self.state(counted, state),
             Item::Unknown { kind, line } => {
@@ -193,30 +190,32 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    fn record(&mut self, stream: usize, line: u64, record: &RecordIn<'_>) -> Result<()> {
+    fn record(&mut self, stream: usize, line: u64, emitted_at: i64, data: &str, encoded: &mut Encoded) -> Result<()> {
         let segment = self.sink.tracker().open_segment();
-        let at = InFlight { segment, line, stream, emitted_at: record.emitted_at, dead_letter: false };
-        let bytes = match self.encoders[stream].encode(record) {
+        let at = InFlight { segment, line, stream, emitted_at, dead_letter: false };
+        let taken = encoded.take(&self.catalog.streams[stream].topic);
+        let bytes = match taken.message {
             Ok(outgoing) => {
-                let (bytes, timestamp) = (outgoing.value.map_or(0, <[u8]>::len) as u64, outgoing.timestamp);
                 // A delete event dead-lettered before it left has no tombstone: it would delete the key downstream
                 // though the event that says so is not there.
                 if self.sink.produce(&outgoing, at)? {
-                    if let Some(tombstone) = self.encoders[stream].follow_up(timestamp) {
-                        self.sink.produce(&tombstone, at)?;
+                    if let Some(tombstone) = &taken.follow_up {
+                        self.sink.produce(tombstone, at)?;
                     }
                 }
-                bytes
+                outgoing.value.map_or(0, <[u8]>::len) as u64
             }
             Err(why) => {
-                self.sink.reject(at, record.data.as_bytes(), why.into())?;
+                self.sink.reject(at, data.as_bytes(), why.into())?;
                 0
             }
         };
         self.counts.record(stream);
-        self.tallies[stream].records += 1;
-        self.tallies[stream].bytes += bytes;
-        self.release.sent(&mut self.sink, &self.catalog.streams[stream], record.data)
+        let tally = &mut self.tallies[stream];
+        tally.records += 1;
+        tally.bytes += bytes;
+        tally.nulled += u64::from(taken.nulled);
+        self.release.sent(&mut self.sink, &self.catalog.streams[stream], data)
     }
 
     /// A STATE closes the open segment; it goes out once its records are acknowledged (and the policy allows).
@@ -329,7 +328,7 @@ impl<'a> Pipeline<'a> {
                 Some(topic) => format!(", {} rejected to `{topic}`", self.sink.tracker().lock().rejected_of(i)),
                 None => String::new(),
             };
-            let nulled = match self.encoders[i].nulled {
+            let nulled = match tally.nulled {
                 0 => String::new(),
                 n => format!(", {n} values nulled (they fit no type of the schema; see the `airbyte.changes` header)"),
             };

@@ -1,0 +1,278 @@
+//! The encode stage's threads: each parsed chunk goes to whichever of a few encoding threads is free (each with
+//! its own copy of the streams' encoders), and the main thread gets the chunks back in the order they were read, so
+//! the STATE promise is untouched. A chunk is taken up only when a thread is free: one that keeps up leaves the
+//! others idle. At most as many chunks as there are threads are being encoded or wait for the main thread (besides
+//! the one it is sending), so memory stays bounded.
+
+use super::backlog::Pending;
+use super::encoded::Encoded;
+use super::input::{Input, Next};
+use super::parse::{Item, Parsed};
+use crate::airbyte::message::now_ms;
+use crate::error::{Error, Result};
+use crate::format::{RecordIn, StreamEncoder};
+use std::collections::VecDeque;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Encoding threads at most: past this, the main thread's sending is the limit.
+const MAX_THREADS: usize = 4;
+
+type Job = (Parsed, SyncSender<Pending>);
+
+/// The input, encoded.
+pub struct Workers {
+    input: Input<Parsed>,
+    jobs: SyncSender<Job>,
+    /// Spent chunks' message buffers, for the threads to fill again.
+    spare: SyncSender<Vec<u8>>,
+    /// What was handed on, in input order: a chunk being encoded, or a source that ended after the chunks before.
+    waiting: VecDeque<Waiting>,
+    capacity: usize,
+    /// Sources not yet ended, as far as the chunks handed out go.
+    open: usize,
+    /// A failure of the input, told once the chunks read before it are handed out.
+    failed: Option<Error>,
+}
+
+enum Waiting {
+    Chunk(Receiver<Pending>),
+    SourceEnded,
+}
+
+impl Workers {
+    /// Starts the encoding threads: as many as the CPUs this process may use, at most [`MAX_THREADS`].
+    pub fn spawn(input: Input<Parsed>, encoders: &[StreamEncoder]) -> Workers {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, MAX_THREADS);
+        let (jobs, queue) = sync_channel::<Job>(1);
+        let queue = Arc::new(Mutex::new(queue));
+        let (spare, spares) = sync_channel(threads + 1);
+        let spares = Arc::new(Mutex::new(spares));
+        for i in 0..threads {
+            let (queue, spares, mut encoders) = (Arc::clone(&queue), Arc::clone(&spares), encoders.to_vec());
+            std::thread::Builder::new()
+                .name(format!("encode {i}"))
+                .spawn(move || loop {
+                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((parsed, done)) = job else { return };
+                    let bytes = spares.lock().unwrap_or_else(|e| e.into_inner()).try_recv().unwrap_or_default();
+                    let _ = done.send(encode(parsed, bytes, &mut encoders));
+                })
+                .expect("spawning an encoding thread");
+        }
+        let open = input.open();
+        Workers { input, jobs, spare, waiting: VecDeque::new(), capacity: threads, open, failed: None }
+    }
+
+    /// The next encoded chunk, `Idle` if none is ready within `wait`, `End` once every source has ended and every
+    /// chunk was handed out.
+    pub fn next(&mut self, wait: Duration) -> Result<Next<Pending>> {
+        loop {
+            while let Some(Waiting::SourceEnded) = self.waiting.front() {
+                self.waiting.pop_front();
+                self.open -= 1;
+            }
+            // Keep the threads busy: read ahead while there is room, without waiting when a chunk is on its way.
+            if self.failed.is_none() && self.input.open() > 0 && self.waiting.len() < self.capacity {
+                let open = self.input.open();
+                let next = self.input.next(if self.waiting.is_empty() { wait } else { Duration::ZERO });
+                let ended = open - self.input.open();
+                self.waiting.extend(std::iter::repeat_with(|| Waiting::SourceEnded).take(ended));
+                match next {
+                    Ok(Next::Chunk(parsed)) => {
+                        self.submit(parsed)?;
+                        continue;
+                    }
+                    // A source's end, not a wait: read on.
+                    Ok(Next::Idle) if ended > 0 => continue,
+                    Ok(Next::Idle | Next::End) => {}
+                    Err(e) => self.failed = Some(e),
+                }
+            }
+            return match self.waiting.front() {
+                Some(Waiting::SourceEnded) => continue,
+                Some(Waiting::Chunk(chunk)) => match chunk.recv_timeout(wait) {
+                    Ok(pending) => {
+                        self.waiting.pop_front();
+                        Ok(Next::Chunk(pending))
+                    }
+                    Err(RecvTimeoutError::Timeout) => Ok(Next::Idle),
+                    Err(RecvTimeoutError::Disconnected) => Err(stopped()),
+                },
+                None => match self.failed.take() {
+                    Some(e) => Err(e),
+                    None if self.input.open() == 0 => Ok(Next::End),
+                    None => Ok(Next::Idle),
+                },
+            };
+        }
+    }
+
+    fn submit(&mut self, parsed: Parsed) -> Result<()> {
+        let (done, chunk) = sync_channel(1);
+        self.jobs.send((parsed, done)).map_err(|_| stopped())?;
+        self.waiting.push_back(Waiting::Chunk(chunk));
+        Ok(())
+    }
+
+    /// Sources not yet ended, as far as the chunks handed out go.
+    pub fn open(&self) -> usize {
+        self.open
+    }
+
+    /// Gives a handled chunk's buffers back: its text to the readers, its messages' to the encoding threads.
+    pub fn recycle(&self, spent: Pending) {
+        self.input.recycle(spent.chunk.into_bytes());
+        let _ = self.spare.try_send(spent.encoded.into_bytes());
+    }
+}
+
+fn stopped() -> Error {
+    Error::System(
+        "a thread encoding records stopped (an internal error, logged above); records after the last one sent were \
+         not written"
+            .into(),
+    )
+}
+
+/// Encodes each record of a chunk with its stream's encoder. A record without its time gets it now, here, so the
+/// message and the record's later handling agree on it.
+/// `bytes`: a buffer for the messages.
+fn encode(mut parsed: Parsed, bytes: Vec<u8>, encoders: &mut [StreamEncoder]) -> Pending {
+    let mut encoded = Encoded::new(bytes, parsed.items.len());
+    for item in &mut parsed.items {
+        if let Item::Record { stream, emitted_at, data, meta, .. } = item {
+            let emitted_at = *emitted_at.get_or_insert_with(now_ms);
+            let meta = meta.clone().map(|m| &parsed.chunk[m]);
+            let record = RecordIn { emitted_at, data: &parsed.chunk[data.clone()], meta };
+            encoded.push(&mut encoders[*stream], &record);
+        }
+    }
+    Pending::new(parsed, encoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::airbyte::catalog::Catalog;
+    use crate::airbyte::message::Head;
+    use crate::config::channel::Framing;
+    use crate::config::tests::java_config;
+    use crate::config::Settings;
+    use crate::write::input::{LineLimit, Source};
+    use crate::write::parse::Parser;
+    use serde_json::json;
+    use std::io::Read;
+
+    /// A record as the main thread got it: its source, line, message value and time.
+    type Got = (usize, u64, String, i64);
+
+    /// Every record of `sources` (one text each), in the order the main thread gets them, and per chunk, its
+    /// source and the sources open once it was handed out.
+
+    fn run(sources: Vec<String>) -> (Vec<Got>, Vec<(usize, usize)>) {
+        let sources = sources.into_iter().map(|text| Box::new(std::io::Cursor::new(text)) as Box<dyn Read + Send>);
+        let mut workers = spawn(sources.collect());
+        let (mut records, mut open) = (Vec::new(), Vec::new());
+        loop {
+            match workers.next(Duration::from_secs(10)).unwrap() {
+                Next::Chunk(mut pending) => {
+                    for item in pending.items.by_ref() {
+                        if let Item::Record { line, emitted_at, .. } = item {
+                            let taken = pending.encoded.take("t");
+                            let value = taken.message.unwrap().value.map(|v| String::from_utf8(v.to_vec()).unwrap());
+                            records.push((pending.source, line, value.unwrap(), emitted_at.unwrap()));
+                        }
+                    }
+                    open.push((pending.source, workers.open()));
+                }
+                Next::Idle => panic!("the workers stalled"),
+                Next::End => return (records, open),
+            }
+        }
+    }
+
+    /// The encode stage of a sync of one stream `s` in format `json`, over `sources`.
+    fn spawn(sources: Vec<Box<dyn Read + Send>>) -> Workers {
+        let catalog = Arc::new(Catalog::from_value(&json!({"streams": [{"name": "s"}]}), "{stream}", None).unwrap());
+        let mut config = java_config();
+        config["format"] = json!({"type": "json"});
+        let settings = Settings::from_value(config).unwrap();
+        let encoders = crate::format::encoders(&settings.encoding, &catalog.streams).unwrap();
+        let sources =
+            sources.into_iter().enumerate().map(|(i, reader)| Source { name: format!("s{i}"), reader }).collect();
+        let mut index = 0;
+        let parsers = |name: &str| {
+            let mut parser = Parser::of_source(Arc::clone(&catalog), name, index);
+            index += 1;
+            move |block| parser.parse(block)
+        };
+        let limit = LineLimit::of(1 << 20);
+        let input = Input::spawn(sources, Framing::Jsonl, limit, Head::is_record, parsers);
+        Workers::spawn(input, &encoders)
+    }
+
+    fn lines(from: usize, to: usize, pad: usize) -> String {
+        (from..to)
+            .map(|i| {
+                let data = format!(r#"{{"i":{i},"pad":"{}"}}"#, "x".repeat(i % pad));
+                format!(r#"{{"type":"RECORD","record":{{"stream":"s","emitted_at":{i},"data":{data}}}}}"#) + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_come_out_in_input_order_whichever_thread_encoded_them() {
+        // Some 6 MB: chunks of 1 MB, encoded on as many threads as there are CPUs, of uneven cost.
+        let (records, _) = run(vec![lines(0, 20_000, 600)]);
+        assert_eq!(records.len(), 20_000);
+        for (n, (_, line, value, emitted_at)) in records.iter().enumerate() {
+            assert_eq!(*line, n as u64 + 1);
+            assert_eq!(*value, format!(r#"{{"i":{n},"pad":"{}"}}"#, "x".repeat(n % 600)));
+            assert_eq!(*emitted_at, n as i64);
+        }
+    }
+
+    #[test]
+    fn a_source_counts_as_ended_only_once_its_chunks_are_handed_out() {
+        // A short source ends long before the other: while its records are still to come, it is open.
+        let (records, open) = run(vec![lines(0, 10, 5), lines(0, 20_000, 600)]);
+        assert_eq!(records.iter().filter(|r| r.0 == 0).count(), 10);
+        assert_eq!(records.iter().filter(|r| r.0 == 1).count(), 20_000);
+        let short = open.iter().position(|c| c.0 == 0).unwrap();
+        assert!(open[..=short].iter().all(|c| c.1 == 2), "{open:?}");
+        // The long source's last chunk: the short one has ended, the long one not yet.
+        assert_eq!(open.last(), Some(&(1, 1)), "{open:?}");
+    }
+
+    #[test]
+    fn a_record_without_its_time_gets_one_and_keeps_it() {
+        let line = r#"{"type":"RECORD","record":{"stream":"s","data":{"a":1}}}"#;
+        let before = now_ms();
+        let (records, _) = run(vec![format!("{line}\n")]);
+        assert!(records[0].3 >= before && records[0].3 <= now_ms());
+    }
+
+    #[test]
+    fn a_read_failure_comes_after_the_chunks_read_before_it() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("the pipe broke"))
+            }
+        }
+        let mut workers = spawn(vec![Box::new(std::io::Cursor::new(lines(0, 20_000, 600)).chain(Failing))]);
+        let mut records = 0;
+        let error = loop {
+            match workers.next(Duration::from_secs(10)) {
+                Ok(Next::Chunk(pending)) => records += pending.items.len(),
+                Ok(Next::Idle) => panic!("the workers stalled"),
+                Ok(Next::End) => panic!("the input ended without its failure"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert_eq!(records, 20_000);
+        assert!(error.contains("cannot read s0") && error.contains("the pipe broke"), "{error}");
+    }
+}
