@@ -81,6 +81,33 @@ def test_sync_400_times_the_dataset(tmp_path, broker, name):
     assert_topics_hold(broker, records_of(big), java_topic)
 
 
+@pytest.mark.parametrize("threads", ["0", "3"])
+def test_encoding_threads_keep_the_input_order(tmp_path, broker, threads):
+    """Some 8 MB (chunks of 1 MB) encoded on the main thread, then on three threads (more than CI's CPUs): every
+    record in its topic in input order, every state out with the records since the one before."""
+    catalog, lines = dataset("exchange_rate")
+    originals = records_of(lines)
+    big, expected_counts, since = [], [], 0
+    for i in range(30_000):
+        record = copy.deepcopy(originals[i % len(originals)])
+        record["data"]["seq"] = i
+        big.append(json.dumps({"type": "RECORD", "record": record}))
+        since += 1
+        if i % 997 == 996:
+            big.append(json.dumps({"type": "STATE", "state": {"type": "LEGACY", "data": {"seq": i}}}))
+            expected_counts.append(since)
+            since = 0
+    config = java_acceptance_config(broker)
+    config.update(sync_producer=False, topic_pattern=f"{broker.prefix}.threads{threads}_{{stream}}")
+    result = run(["write"], "\n".join(big) + "\n", tmp_path=tmp_path, config=config,
+                 catalog=configured_catalog(catalog), env={"DESTINATION_KAFKA_ENCODE_THREADS": threads})
+    assert result.returncode == 0, result.of_type("TRACE")
+    states = result.of_type("STATE")
+    assert [s["state"]["data"]["seq"] for s in states] == [996 + 997 * n for n in range(len(expected_counts))]
+    assert [s["state"]["destinationStats"]["recordCount"] for s in states] == expected_counts
+    assert_topics_hold(broker, records_of(big), lambda r: f"threads{threads}_{r['stream']}")
+
+
 def test_line_breaks_round_trip(tmp_path, broker):
     catalog = {"streams": [{"name": "exchange_rate", "json_schema": {}}]}
     lines = [

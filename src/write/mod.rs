@@ -56,7 +56,16 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
         tracing::warn!("{caveat}");
     }
     let channel = Channel::from_env()?;
-    tracing::info!("reading {}", channel.describe());
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = workers::threads(std::env::var(workers::THREADS_VARIABLE).ok().as_deref(), cpus)?;
+    tracing::info!(
+        "reading {}; encoding on {}",
+        channel.describe(),
+        match threads {
+            0 => "the main thread".to_string(),
+            n => format!("{n} threads of their own"),
+        }
+    );
     // The catalog: the streams of this sync and their topics, which must exist before the first record. In Speed
     // Mode the platform hands over the source's names, and the destination maps them.
     let mapping = match &channel.namespace_mapping {
@@ -111,7 +120,7 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     };
     let input = Input::spawn(sources, channel.framing, limit, Head::is_record, parsers);
     // → encode, on a few threads of its own.
-    let input = Workers::spawn(input, &encoders);
+    let input = Workers::spawn(input, &encoders, threads);
     // → produce → acknowledge → state, here.
     let mut pipeline = Pipeline::new(&catalog, sink, release, ledger, limit, stop);
     let outcome = pipeline.consume(input);

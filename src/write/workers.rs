@@ -2,7 +2,8 @@
 //! its own copy of the streams' encoders), and the main thread gets the chunks back in the order they were read, so
 //! the STATE promise is untouched. A chunk is taken up only when a thread is free: one that keeps up leaves the
 //! others idle. At most as many chunks as there are threads are being encoded or wait for the main thread (besides
-//! the one it is sending), so memory stays bounded.
+//! the one it is sending), so memory stays bounded. With no thread to spare (one CPU), the main thread encodes
+//! each chunk itself, the same way.
 
 use super::backlog::Pending;
 use super::encoded::Encoded;
@@ -19,15 +20,21 @@ use std::time::Duration;
 /// Encoding threads at most: past this, the main thread's sending is the limit.
 const MAX_THREADS: usize = 4;
 
+/// Sets the number of encoding threads (0: the main thread encodes), for tuning and benchmarks.
+pub const THREADS_VARIABLE: &str = "DESTINATION_KAFKA_ENCODE_THREADS";
+
 type Job = (Parsed, SyncSender<Pending>);
+type Shared<T> = Arc<Mutex<T>>;
 
 /// The input, encoded.
 pub struct Workers {
     input: Input<Parsed>,
-    jobs: SyncSender<Job>,
-    /// Spent chunks' message buffers, for the threads to fill again.
+    encoding: Encoding,
+    /// Spent chunks' message buffers, to be filled again.
     spare: SyncSender<Vec<u8>>,
-    /// What was handed on, in input order: a chunk being encoded, or a source that ended after the chunks before.
+    spares: Shared<Receiver<Vec<u8>>>,
+    /// What was handed on, in input order: a chunk being encoded or encoded, or a source that ended after the
+    /// chunks before.
     waiting: VecDeque<Waiting>,
     capacity: usize,
     /// Sources not yet ended, as far as the chunks handed out go.
@@ -36,33 +43,42 @@ pub struct Workers {
     failed: Option<Error>,
 }
 
+/// Where chunks are encoded.
+enum Encoding {
+    Threads(SyncSender<Job>),
+    /// On the main thread, with these encoders.
+    Here(Vec<StreamEncoder>),
+}
+
 enum Waiting {
     Chunk(Receiver<Pending>),
+    Encoded(Pending),
     SourceEnded,
 }
 
+/// How many encoding threads: `configured` (the variable's value) if set, else one per CPU the process may use
+/// beyond the one the main thread and librdkafka need; none with one CPU, where a thread would only take turns
+/// with the main thread.
+pub fn threads(configured: Option<&str>, cpus: usize) -> Result<usize> {
+    match configured {
+        None => Ok(cpus.saturating_sub(1).min(MAX_THREADS)),
+        Some(text) => text.trim().parse().ok().filter(|n| *n <= MAX_THREADS).ok_or_else(|| {
+            Error::Config(format!("{THREADS_VARIABLE} is `{text}`: it must be a number from 0 to {MAX_THREADS}"))
+        }),
+    }
+}
+
 impl Workers {
-    /// Starts the encoding threads: as many as the CPUs this process may use, at most [`MAX_THREADS`].
-    pub fn spawn(input: Input<Parsed>, encoders: &[StreamEncoder]) -> Workers {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, MAX_THREADS);
-        let (jobs, queue) = sync_channel::<Job>(1);
-        let queue = Arc::new(Mutex::new(queue));
-        let (spare, spares) = sync_channel(threads + 1);
+    /// Starts `threads` encoding threads (0: the main thread encodes).
+    pub fn spawn(input: Input<Parsed>, encoders: &[StreamEncoder], threads: usize) -> Workers {
+        let (spare, spares) = sync_channel(threads.max(1));
         let spares = Arc::new(Mutex::new(spares));
-        for i in 0..threads {
-            let (queue, spares, mut encoders) = (Arc::clone(&queue), Arc::clone(&spares), encoders.to_vec());
-            std::thread::Builder::new()
-                .name(format!("encode {i}"))
-                .spawn(move || loop {
-                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((parsed, done)) = job else { return };
-                    let bytes = spares.lock().unwrap_or_else(|e| e.into_inner()).try_recv().unwrap_or_default();
-                    let _ = done.send(encode(parsed, bytes, &mut encoders));
-                })
-                .expect("spawning an encoding thread");
-        }
-        let open = input.open();
-        Workers { input, jobs, spare, waiting: VecDeque::new(), capacity: threads, open, failed: None }
+        let encoding = match threads {
+            0 => Encoding::Here(encoders.to_vec()),
+            _ => Encoding::Threads(start(threads, encoders, &spares)),
+        };
+        let (waiting, capacity, open) = (VecDeque::new(), threads.max(1), input.open());
+        Workers { input, encoding, spare, spares, waiting, capacity, open, failed: None }
     }
 
     /// The next encoded chunk, `Idle` if none is ready within `wait`, `End` once every source has ended and every
@@ -92,6 +108,10 @@ impl Workers {
             }
             return match self.waiting.front() {
                 Some(Waiting::SourceEnded) => continue,
+                Some(Waiting::Encoded(_)) => match self.waiting.pop_front() {
+                    Some(Waiting::Encoded(pending)) => Ok(Next::Chunk(pending)),
+                    _ => unreachable!("the front was an encoded chunk"),
+                },
                 Some(Waiting::Chunk(chunk)) => match chunk.recv_timeout(wait) {
                     Ok(pending) => {
                         self.waiting.pop_front();
@@ -110,9 +130,17 @@ impl Workers {
     }
 
     fn submit(&mut self, parsed: Parsed) -> Result<()> {
-        let (done, chunk) = sync_channel(1);
-        self.jobs.send((parsed, done)).map_err(|_| stopped())?;
-        self.waiting.push_back(Waiting::Chunk(chunk));
+        match &mut self.encoding {
+            Encoding::Threads(jobs) => {
+                let (done, chunk) = sync_channel(1);
+                jobs.send((parsed, done)).map_err(|_| stopped())?;
+                self.waiting.push_back(Waiting::Chunk(chunk));
+            }
+            Encoding::Here(encoders) => {
+                let bytes = take_spare(&self.spares);
+                self.waiting.push_back(Waiting::Encoded(encode(parsed, bytes, encoders)));
+            }
+        }
         Ok(())
     }
 
@@ -126,6 +154,29 @@ impl Workers {
         self.input.recycle(spent.chunk.into_bytes());
         let _ = self.spare.try_send(spent.encoded.into_bytes());
     }
+}
+
+/// Starts the encoding threads, each with its own copy of the encoders.
+fn start(threads: usize, encoders: &[StreamEncoder], spares: &Shared<Receiver<Vec<u8>>>) -> SyncSender<Job> {
+    let (jobs, queue) = sync_channel::<Job>(1);
+    let queue = Arc::new(Mutex::new(queue));
+    for i in 0..threads {
+        let (queue, spares, mut encoders) = (Arc::clone(&queue), Arc::clone(spares), encoders.to_vec());
+        std::thread::Builder::new()
+            .name(format!("encode {i}"))
+            .spawn(move || loop {
+                let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                let Ok((parsed, done)) = job else { return };
+                let _ = done.send(encode(parsed, take_spare(&spares), &mut encoders));
+            })
+            .expect("spawning an encoding thread");
+    }
+    jobs
+}
+
+/// A spent chunk's message buffer, if one is back, or a new one.
+fn take_spare(spares: &Shared<Receiver<Vec<u8>>>) -> Vec<u8> {
+    spares.lock().unwrap_or_else(|e| e.into_inner()).try_recv().unwrap_or_default()
 }
 
 fn stopped() -> Error {
@@ -170,10 +221,9 @@ mod tests {
 
     /// Every record of `sources` (one text each), in the order the main thread gets them, and per chunk, its
     /// source and the sources open once it was handed out.
-
-    fn run(sources: Vec<String>) -> (Vec<Got>, Vec<(usize, usize)>) {
+    fn run(sources: Vec<String>, threads: usize) -> (Vec<Got>, Vec<(usize, usize)>) {
         let sources = sources.into_iter().map(|text| Box::new(std::io::Cursor::new(text)) as Box<dyn Read + Send>);
-        let mut workers = spawn(sources.collect());
+        let mut workers = spawn(sources.collect(), threads);
         let (mut records, mut open) = (Vec::new(), Vec::new());
         loop {
             match workers.next(Duration::from_secs(10)).unwrap() {
@@ -194,7 +244,7 @@ mod tests {
     }
 
     /// The encode stage of a sync of one stream `s` in format `json`, over `sources`.
-    fn spawn(sources: Vec<Box<dyn Read + Send>>) -> Workers {
+    fn spawn(sources: Vec<Box<dyn Read + Send>>, threads: usize) -> Workers {
         let catalog = Arc::new(Catalog::from_value(&json!({"streams": [{"name": "s"}]}), "{stream}", None).unwrap());
         let mut config = java_config();
         config["format"] = json!({"type": "json"});
@@ -210,7 +260,7 @@ mod tests {
         };
         let limit = LineLimit::of(1 << 20);
         let input = Input::spawn(sources, Framing::Jsonl, limit, Head::is_record, parsers);
-        Workers::spawn(input, &encoders)
+        Workers::spawn(input, &encoders, threads)
     }
 
     fn lines(from: usize, to: usize, pad: usize) -> String {
@@ -222,36 +272,45 @@ mod tests {
             .collect()
     }
 
+    /// On the main thread, on one thread, and on more threads than this machine may have CPUs.
+    const THREADS: [usize; 3] = [0, 1, 3];
+
     #[test]
     fn chunks_come_out_in_input_order_whichever_thread_encoded_them() {
-        // Some 6 MB: chunks of 1 MB, encoded on as many threads as there are CPUs, of uneven cost.
-        let (records, _) = run(vec![lines(0, 20_000, 600)]);
-        assert_eq!(records.len(), 20_000);
-        for (n, (_, line, value, emitted_at)) in records.iter().enumerate() {
-            assert_eq!(*line, n as u64 + 1);
-            assert_eq!(*value, format!(r#"{{"i":{n},"pad":"{}"}}"#, "x".repeat(n % 600)));
-            assert_eq!(*emitted_at, n as i64);
+        // Some 6 MB: chunks of 1 MB, of uneven cost.
+        for threads in THREADS {
+            let (records, _) = run(vec![lines(0, 20_000, 600)], threads);
+            assert_eq!(records.len(), 20_000);
+            for (n, (_, line, value, emitted_at)) in records.iter().enumerate() {
+                assert_eq!(*line, n as u64 + 1, "{threads} threads");
+                assert_eq!(*value, format!(r#"{{"i":{n},"pad":"{}"}}"#, "x".repeat(n % 600)));
+                assert_eq!(*emitted_at, n as i64);
+            }
         }
     }
 
     #[test]
     fn a_source_counts_as_ended_only_once_its_chunks_are_handed_out() {
         // A short source ends long before the other: while its records are still to come, it is open.
-        let (records, open) = run(vec![lines(0, 10, 5), lines(0, 20_000, 600)]);
-        assert_eq!(records.iter().filter(|r| r.0 == 0).count(), 10);
-        assert_eq!(records.iter().filter(|r| r.0 == 1).count(), 20_000);
-        let short = open.iter().position(|c| c.0 == 0).unwrap();
-        assert!(open[..=short].iter().all(|c| c.1 == 2), "{open:?}");
-        // The long source's last chunk: the short one has ended, the long one not yet.
-        assert_eq!(open.last(), Some(&(1, 1)), "{open:?}");
+        for threads in THREADS {
+            let (records, open) = run(vec![lines(0, 10, 5), lines(0, 20_000, 600)], threads);
+            assert_eq!(records.iter().filter(|r| r.0 == 0).count(), 10);
+            assert_eq!(records.iter().filter(|r| r.0 == 1).count(), 20_000);
+            let short = open.iter().position(|c| c.0 == 0).unwrap();
+            assert!(open[..=short].iter().all(|c| c.1 == 2), "{threads} threads: {open:?}");
+            // The long source's last chunk: the short one has ended, the long one not yet.
+            assert_eq!(open.last(), Some(&(1, 1)), "{threads} threads: {open:?}");
+        }
     }
 
     #[test]
     fn a_record_without_its_time_gets_one_and_keeps_it() {
         let line = r#"{"type":"RECORD","record":{"stream":"s","data":{"a":1}}}"#;
-        let before = now_ms();
-        let (records, _) = run(vec![format!("{line}\n")]);
-        assert!(records[0].3 >= before && records[0].3 <= now_ms());
+        for threads in THREADS {
+            let before = now_ms();
+            let (records, _) = run(vec![format!("{line}\n")], threads);
+            assert!(records[0].3 >= before && records[0].3 <= now_ms());
+        }
     }
 
     #[test]
@@ -262,17 +321,45 @@ mod tests {
                 Err(std::io::Error::other("the pipe broke"))
             }
         }
-        let mut workers = spawn(vec![Box::new(std::io::Cursor::new(lines(0, 20_000, 600)).chain(Failing))]);
-        let mut records = 0;
-        let error = loop {
-            match workers.next(Duration::from_secs(10)) {
-                Ok(Next::Chunk(pending)) => records += pending.items.len(),
-                Ok(Next::Idle) => panic!("the workers stalled"),
-                Ok(Next::End) => panic!("the input ended without its failure"),
-                Err(e) => break e.to_string(),
+        for threads in THREADS {
+            let input = std::io::Cursor::new(lines(0, 20_000, 600)).chain(Failing);
+            let mut workers = spawn(vec![Box::new(input)], threads);
+            let mut records = 0;
+            let error = loop {
+                match workers.next(Duration::from_secs(10)) {
+                    Ok(Next::Chunk(pending)) => records += pending.items.len(),
+                    Ok(Next::Idle) => panic!("the workers stalled"),
+                    Ok(Next::End) => panic!("the input ended without its failure"),
+                    Err(e) => break e.to_string(),
+                }
+            };
+            assert_eq!(records, 20_000, "{threads} threads");
+            assert!(error.contains("cannot read s0") && error.contains("the pipe broke"), "{error}");
+        }
+    }
+
+    #[test]
+    fn one_thread_per_cpu_beyond_the_first_unless_set() {
+        // (configured, CPUs) → threads, or the refusal.
+        let table: [(Option<&str>, usize, Option<usize>); 8] = [
+            (None, 1, Some(0)),
+            (None, 2, Some(1)),
+            (None, 4, Some(3)),
+            (None, 64, Some(4)),
+            (Some("0"), 8, Some(0)),
+            (Some(" 2 "), 1, Some(2)),
+            (Some("5"), 8, None),
+            (Some("two"), 8, None),
+        ];
+        for (configured, cpus, expected) in table {
+            match (threads(configured, cpus), expected) {
+                (Ok(n), Some(e)) => assert_eq!(n, e, "{configured:?} on {cpus} CPUs"),
+                (Err(e), None) => {
+                    let text = e.to_string();
+                    assert!(text.contains(THREADS_VARIABLE) && text.contains("from 0 to 4"), "{text}");
+                }
+                (got, _) => panic!("{configured:?} on {cpus} CPUs: {got:?}"),
             }
-        };
-        assert_eq!(records, 20_000);
-        assert!(error.contains("cannot read s0") && error.contains("the pipe broke"), "{error}");
+        }
     }
 }
