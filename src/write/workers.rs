@@ -1,9 +1,9 @@
 //! The encode stage's threads: each parsed chunk goes to whichever of a few encoding threads is free (each with
 //! its own copy of the streams' encoders), and the main thread gets the chunks back in the order they were read, so
-//! the STATE promise is untouched. A chunk is taken up only when a thread is free: one that keeps up leaves the
-//! others idle. At most as many chunks as there are threads are being encoded or wait for the main thread (besides
-//! the one it is sending), so memory stays bounded. With no thread to spare (one CPU), the main thread encodes
-//! each chunk itself, the same way.
+//! the STATE promise is untouched. While the main thread sends one chunk, up to one more than there are threads
+//! are being encoded or wait for it, so a thread always has the next chunk to encode and memory stays bounded (in
+//! chunks: a chunk holds its messages too, which some formats make larger than its input). With no thread to spare
+//! (one CPU), the main thread encodes each chunk itself, the same way.
 
 use super::backlog::Pending;
 use super::encoded::Encoded;
@@ -13,7 +13,7 @@ use crate::airbyte::message::now_ms;
 use crate::error::{Error, Result};
 use crate::format::{RecordIn, StreamEncoder};
 use std::collections::VecDeque;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,19 +77,21 @@ impl Workers {
             0 => Encoding::Here(encoders.to_vec()),
             _ => Encoding::Threads(start(threads, encoders, &spares)),
         };
-        let (waiting, capacity, open) = (VecDeque::new(), threads.max(1), input.open());
+        let capacity = if threads == 0 { 1 } else { threads + 1 };
+        let (waiting, open) = (VecDeque::new(), input.open());
         Workers { input, encoding, spare, spares, waiting, capacity, open, failed: None }
     }
 
-    /// The next encoded chunk, `Idle` if none is ready within `wait`, `End` once every source has ended and every
-    /// chunk was handed out.
+    /// The next encoded chunk, `Idle` if the input had none within `wait`, `End` once every source has ended and
+    /// every chunk was handed out. A chunk being encoded is waited for: it takes milliseconds, and the input is not
+    /// idle meanwhile.
     pub fn next(&mut self, wait: Duration) -> Result<Next<Pending>> {
         loop {
             while let Some(Waiting::SourceEnded) = self.waiting.front() {
                 self.waiting.pop_front();
                 self.open -= 1;
             }
-            // Keep the threads busy: read ahead while there is room, without waiting when a chunk is on its way.
+            // Read ahead while there is room, without waiting when a chunk is on its way.
             if self.failed.is_none() && self.input.open() > 0 && self.waiting.len() < self.capacity {
                 let open = self.input.open();
                 let next = self.input.next(if self.waiting.is_empty() { wait } else { Duration::ZERO });
@@ -112,14 +114,11 @@ impl Workers {
                     Some(Waiting::Encoded(pending)) => Ok(Next::Chunk(pending)),
                     _ => unreachable!("the front was an encoded chunk"),
                 },
-                Some(Waiting::Chunk(chunk)) => match chunk.recv_timeout(wait) {
-                    Ok(pending) => {
-                        self.waiting.pop_front();
-                        Ok(Next::Chunk(pending))
-                    }
-                    Err(RecvTimeoutError::Timeout) => Ok(Next::Idle),
-                    Err(RecvTimeoutError::Disconnected) => Err(stopped()),
-                },
+                Some(Waiting::Chunk(chunk)) => {
+                    let pending = chunk.recv().map_err(|_| stopped())?;
+                    self.waiting.pop_front();
+                    Ok(Next::Chunk(pending))
+                }
                 None => match self.failed.take() {
                     Some(e) => Err(e),
                     None if self.input.open() == 0 => Ok(Next::End),
