@@ -13,7 +13,9 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const CHUNK: usize = 1 << 20;
+/// Bytes read at once, at most: a chunk and its messages, times the chunks between the stages, stay well within
+/// the memory the connector may use (a pipe gives 64 KB at a time anyway).
+const CHUNK: usize = 512 << 10;
 const DEPTH: usize = 2;
 /// Bytes of an over-long line kept, for the stage to tell what it was.
 pub const HEAD: usize = 64 << 10;
