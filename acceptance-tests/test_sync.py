@@ -83,7 +83,7 @@ def test_sync_400_times_the_dataset(tmp_path, broker, name):
 
 @pytest.mark.parametrize("threads", ["0", "3"])
 def test_encoding_threads_keep_the_input_order(tmp_path, broker, threads):
-    """Some 8 MB (chunks of 1 MB) encoded on the main thread, then on three threads (more than CI's CPUs): every
+    """Some 8 MB (chunks of 256 KB) encoded on the main thread, then on three threads (more than CI's CPUs): every
     record in its topic in input order, every state out with the records since the one before."""
     catalog, lines = dataset("exchange_rate")
     originals = records_of(lines)

@@ -10,7 +10,7 @@ use super::encoded::Encoded;
 use super::parse::{Item, Parsed};
 use std::collections::VecDeque;
 
-/// Chunks held back, at most (each at most 512 KiB of input, or its Protobuf rendering, and its messages).
+/// Chunks held back, at most (each at most 256 KiB of input, or its Protobuf rendering, and its messages).
 const LIMIT: usize = 16;
 
 /// What is left of a chunk: its text, the items not yet handled and their records' messages.

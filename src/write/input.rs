@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// Bytes read at once, at most: a chunk and its messages, times the chunks between the stages, stay well within
 /// the memory the connector may use (a pipe gives 64 KB at a time anyway).
-const CHUNK: usize = 512 << 10;
+const CHUNK: usize = 256 << 10;
 const DEPTH: usize = 2;
 /// Bytes of an over-long line kept, for the stage to tell what it was.
 pub const HEAD: usize = 64 << 10;

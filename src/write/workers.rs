@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn chunks_come_out_in_input_order_whichever_thread_encoded_them() {
-        // Some 6 MB: a dozen chunks, of uneven cost.
+        // Some 6 MB: a few dozen chunks, of uneven cost.
         for threads in THREADS {
             let (records, _) = run(vec![lines(0, 20_000, 600)], threads);
             assert_eq!(records.len(), 20_000);
