@@ -63,6 +63,7 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
         channel.describe(),
         match threads {
             0 => "the main thread".to_string(),
+            1 => "a thread of its own".to_string(),
             n => format!("{n} threads of their own"),
         }
     );
