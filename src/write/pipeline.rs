@@ -78,31 +78,41 @@ impl<'a> Pipeline<'a> {
     /// Reads until end of input, a stop signal or the first failure.
     pub fn consume(&mut self, mut input: Workers) -> Result<()> {
         let mut ended = false;
+        // The input had nothing for a moment, and no partition was begun since.
+        let mut idle = false;
         loop {
             self.stop.check()?;
             let holding = !ended && self.holding();
-            // Holding, with every socket waiting: the one furthest behind begins its next partition.
-            let stuck = holding && self.backlog.sources() >= input.open();
-            let waiting = match (holding, stuck) {
-                (false, _) => self.backlog.next(),
-                (true, true) => self.backlog.next_by(|source| self.last_ids.get(source).copied().unwrap_or(0)),
-                (true, false) => None,
+            let waiting = match &self.ledger {
+                Some(ledger) if holding => {
+                    // Every socket waits in the backlog, or one sends nothing: waiting on would only end at the bounds.
+                    let stuck = idle || self.backlog.sources() >= input.open();
+                    let last_ids = &self.last_ids;
+                    let behind = |source: usize| last_ids.get(source).copied().unwrap_or(0);
+                    self.backlog.next_holding(stuck, |head| begins_partition(ledger, head), behind)
+                }
+                _ => self.backlog.next().map(|pending| (pending, false)),
             };
-            let pending = match waiting {
-                Some(pending) => pending,
+            let (pending, begin) = match waiting {
+                Some(waiting) => {
+                    idle &= !waiting.1;
+                    waiting
+                }
                 None if ended => return self.ledger.as_ref().map_or(Ok(()), Ledger::end),
                 None => {
                     let wait = if self.sink.tracker().lock().in_flight() > 0 { 10 } else { 200 };
                     match input.next(Duration::from_millis(wait))? {
                         Next::Chunk(pending) => {
+                            idle = false;
                             self.sink.read(pending.chunk.len());
                             if self.backlog.holds(pending.source) {
                                 self.backlog.hold(pending, false);
                                 continue;
                             }
-                            pending
+                            (pending, false)
                         }
                         Next::Idle => {
+                            idle = true;
                             self.release.idle(&mut self.sink)?;
                             self.sink.settle("waiting for input")?;
                             continue;
@@ -114,7 +124,7 @@ impl<'a> Pipeline<'a> {
                     }
                 }
             };
-            if let Some(spent) = self.handle(pending, holding, stuck)? {
+            if let Some(spent) = self.handle(pending, holding, begin)? {
                 input.recycle(spent);
             }
             self.close_due()?;
@@ -135,13 +145,13 @@ impl<'a> Pipeline<'a> {
     /// Handles the items of a chunk in order; `holding`: a record of a partition not begun, and what follows it,
     /// go to the backlog instead (but the first item if `begin`). Returns the chunk once every item is handled.
     fn handle(&mut self, mut pending: Pending, holding: bool, mut begin: bool) -> Result<Option<Pending>> {
-        while let Some(next) = pending.items.as_slice().first() {
-            if let (true, false, Item::Record { partition: Some(p), .. }) = (holding, begin, next) {
-                let ledger = self.ledger.as_ref().expect("holding only in Speed Mode");
-                if !ledger.is_open(&pending.chunk[p.clone()]) {
-                    self.backlog.hold(pending, true);
-                    return Ok(None);
-                }
+        while !pending.items.as_slice().is_empty() {
+            if holding
+                && !begin
+                && begins_partition(self.ledger.as_ref().expect("holding only in Speed Mode"), &pending)
+            {
+                self.backlog.hold(pending, true);
+                return Ok(None);
             }
             begin = false;
             let item = pending.items.next().expect("looked at above");
@@ -346,5 +356,13 @@ impl<'a> Pipeline<'a> {
         if let Some(line) = self.release.summary() {
             tracing::info!("{line}");
         }
+    }
+}
+
+/// Whether the next item of `pending` is a record of a partition not begun yet.
+fn begins_partition(ledger: &Ledger, pending: &Pending) -> bool {
+    match pending.items.as_slice().first() {
+        Some(Item::Record { partition: Some(p), .. }) => !ledger.is_open(&pending.chunk[p.clone()]),
+        _ => false,
     }
 }
