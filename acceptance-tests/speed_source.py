@@ -106,9 +106,16 @@ class Pause:
         self.seconds = seconds
 
 
+class Mark:
+    """A step of a script: the socket sets `reached` when it gets there (everything before it written)."""
+
+    def __init__(self):
+        self.reached = threading.Event()
+
+
 class Source:
-    """Serves `scripts[i]` on socket i: a list of messages (dicts), bytes written as they are, `Pause`s and
-    `threading.Event`s to wait for before going on. A socket whose reader went away (a killed connector) stops."""
+    """Serves `scripts[i]` on socket i: a list of messages (dicts), bytes written as they are, `Pause`s, `Mark`s
+    and `threading.Event`s to wait for before going on. A socket whose reader went away (a killed connector) stops."""
 
     def __init__(self, directory, scripts, framing, schemas):
         self.paths = [str(pathlib.Path(directory) / f"airbyte_socket_{i}.sock") for i in range(len(scripts))]
@@ -133,6 +140,8 @@ class Source:
                         assert step.wait(60), "the test never let this socket go on"
                     elif isinstance(step, Pause):
                         time.sleep(step.seconds)
+                    elif isinstance(step, Mark):
+                        step.reached.set()
                     elif isinstance(step, bytes):
                         conn.sendall(step)
                     else:

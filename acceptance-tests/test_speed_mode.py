@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, configured_catalog, consume, java_acceptance_config, run, validate
-from speed_source import Pause, Source, unused_path
+from speed_source import Mark, Pause, Source, unused_path
 
 SCHEMAS = {
     "orders": {"type": "object", "properties": {
@@ -354,50 +354,62 @@ def test_kill_9_mid_sync_then_a_rerun(tmp_path, broker, sockets_dir):
 
 def test_exactly_once_commits_only_whole_partitions(tmp_path, broker, sockets_dir):
     """exactly_once over two sockets, each sending partitions one after another (records, then their state), out of
-    step, so that one is mostly in the middle of a partition when the other ends one: killed with -9 mid-sync, a
-    `read_committed` reader sees every partition whole or not at all, so a rerun from the last states writes nothing
-    twice."""
+    step, so that one is mostly in the middle of a partition when the other ends one. First 20 partitions each, then
+    the sockets wait (both between partitions: the connector must commit there); then 30 more and 6 records of the
+    next, where they stop until after the kill. Killed with -9 then, a `read_committed` reader sees every partition
+    whole or not at all, so a rerun from the last states writes nothing twice.
+
+    The stop in the middle of a partition is for good: no boundary can come after it, and `transaction_max_ms`, whose
+    bound commits part-read partitions too (rather than have the broker abort the transaction), is set past the
+    test's length. The wait between partitions is what makes commits certain before the stop on a slow machine,
+    where a slow commit lets the sockets write everything up to it before the connector reads on."""
     namespace = broker.prefix
     schema = {"type": "object", "properties": {"id": {"type": "integer"}, "p": {"type": "string"}}}
     catalog = configured_catalog({"streams": [{"name": "parts", "namespace": namespace, "json_schema": schema}]})
-    size, per_socket = 40, 100
+    size, first, last = 40, 20, 50
+    gate, hold, marks = threading.Event(), threading.Event(), [Mark(), Mark()]
     scripts = [[], []]
     for i in (0, 1):
-        for k in range(per_socket):
+        for k in range(last + 1):
+            if k == first:
+                scripts[i].append(gate)
             partition = f"s{i}k{k}"
-            for j in range(size):
-                # The two sockets out of step: they pause at different points of their partitions.
-                offset = 5 if i else 0
+            for j in range(size if k < last else 6):
                 scripts[i].append({"type": "RECORD", "record": {"namespace": namespace, "stream": "parts", "emitted_at": 1,
                                    "data": {"id": j, "p": partition}, "partition_id": partition}})
-                if (j + offset) % 10 == 0:
+                # The two sockets out of step: they pause at different points of their partitions.
+                if (j + 5 * i) % 10 == 0:
                     scripts[i].append(Pause(0.01))
-            scripts[i].append({"type": "STATE", "state": {"type": "STREAM", "stream": {
-                "stream_descriptor": {"name": "parts", "namespace": namespace}, "stream_state": {"k": k}},
-                "partition_id": partition, "id": 2 * k + i + 1, "sourceStats": {"recordCount": float(size)}}})
-    # Each socket stops halfway, in the middle of a partition, until after the kill: the sync cannot end before it
-    # (on a slow machine the source may have written everything before the first commit).
-    hold = threading.Event()
-    for script in scripts:
-        script.insert(len(script) // 2 + 7, hold)
-    config = config_of(broker, "eos", delivery_guarantee="exactly_once", transaction_commit_interval_ms=20)
+            if k < last:
+                scripts[i].append({"type": "STATE", "state": {"type": "STREAM", "stream": {
+                    "stream_descriptor": {"name": "parts", "namespace": namespace}, "stream_state": {"k": k}},
+                    "partition_id": partition, "id": 2 * k + i + 1, "sourceStats": {"recordCount": float(size)}}})
+        scripts[i] += [marks[i], hold]
+    config = config_of(broker, "eos", delivery_guarantee="exactly_once", transaction_commit_interval_ms=20,
+                       transaction_max_ms=300_000)
     source = Source(sockets_dir, scripts, "PROTOBUF", {"parts": schema})
     connector = Running(tmp_path, config, catalog, source.env("PROTOBUF"))
     try:
-        # Killed once some states are out, whatever the machine's speed.
-        states = connector.states_within(60, enough=4)
+        before = connector.states_within(60, enough=2 * first)
+        assert len(before) == 2 * first, ("the first partitions were not all committed", connector.messages[-20:])
+        gate.set()
+        # At least one commit while the sockets are out of step, then the stop in the middle of partitions.
+        states = connector.states_within(60, enough=2 * first + 1)
+        assert len(states) > 2 * first, ("nothing committed after the wait", connector.messages[-20:])
+        assert all(mark.reached.wait(60) for mark in marks), "the sockets did not get to the stop"
+        states = connector.states_within(1)
         assert connector.process.poll() is None, ("the sync ended before the kill", connector.messages[-20:])
         connector.process.send_signal(signal.SIGKILL)
         connector.process.wait(30)
     finally:
+        gate.set()
         hold.set()
         connector.process.kill()
-    assert len(states) >= 4, ("the sync was killed before it committed anything", connector.messages[-20:])
     counts = committed_partitions(broker, f"{broker.prefix}_eos_parts")
-    assert counts, "nothing committed"
     assert all(n == size for n in counts.values()), {p: n for p, n in counts.items() if n != size}
     emitted = {s["state"]["partition_id"] for s in states}
     assert emitted <= set(counts), "every emitted state's records are committed"
+    assert {"s0k50", "s1k50"}.isdisjoint(counts), "the partitions stopped in the middle are not committed"
 
 
 def committed_partitions(broker, topic):
