@@ -1,9 +1,9 @@
 //! `write`: stdin/sockets → parse → route → encode → produce → acknowledge → state.
 //!
 //! A thread per source (stdin, or Speed Mode's sockets: `sockets`) reads and parses (`input`, `parse`, `frames`);
-//! a few threads encode the parsed chunks (`workers`, `encoded`); the main thread takes them in input order and
-//! hands the messages to librdkafka without blocking (`pipeline`, `sink`) and serves delivery reports, which settle records in the checkpoints
-//! (`checkpoint`); a STATE goes out once every record before it is acknowledged (in Speed Mode: every record of
+//! a few threads encode the parsed chunks (`workers`, `encoded`); the main thread takes them in input order, hands
+//! the messages to librdkafka without blocking (`pipeline`, `sink`) and serves delivery reports, which settle
+//! records in the checkpoints (`checkpoint`); a STATE goes out once every record before it is acknowledged (in Speed Mode: every record of
 //! its partitions, `partitions`), and, under the release policy of the delivery guarantee (`release`,
 //! `transactions`), committed.
 
@@ -121,7 +121,7 @@ pub fn run(settings: &Settings, catalog_path: &str, stop: &Stop) -> Result<()> {
     };
     let input = Input::spawn(sources, channel.framing, limit, Head::is_record, parsers);
     // → encode, on a few threads of its own.
-    let input = Workers::spawn(input, &encoders, threads);
+    let input = Workers::spawn(input, encoders, threads);
     // → produce → acknowledge → state, here.
     let mut pipeline = Pipeline::new(&catalog, sink, release, ledger, limit, stop);
     let outcome = pipeline.consume(input);

@@ -1,6 +1,6 @@
-//! The main thread's loop: each parsed item in input order. A RECORD's message (made by the encoding threads,
-//! `workers`) is handed to the [`Sink`]; a STATE closes a checkpoint segment; the release policy hears of both, of input pausing and of
-//! the end. At the end, what is in flight is waited for and the sync is summed up.
+//! The main thread's loop: each parsed item in input order. A RECORD's message (made by the encode stage,
+//! `workers`) is handed to the [`Sink`]; a STATE closes a checkpoint segment; the release policy hears of both, of
+//! input pausing and of the end. At the end, what is in flight is waited for and the sync is summed up.
 
 use super::acknowledge::InFlight;
 use super::backlog::{Backlog, Pending};
@@ -181,7 +181,7 @@ impl<'a> Pipeline<'a> {
                     };
                     ledger.read(&chunk[partition], stream, data.len() as u64)?;
                 }
-                let emitted_at = emitted_at.expect("the encoding thread set it");
+                let emitted_at = emitted_at.expect("the encode stage set it");
                 self.record(stream, line, emitted_at, &chunk[data], encoded)
             }
             Item::State { counted, state } => self.state(counted, state),

@@ -70,12 +70,12 @@ pub fn threads(configured: Option<&str>, cpus: usize) -> Result<usize> {
 
 impl Workers {
     /// Starts `threads` encoding threads (0: the main thread encodes).
-    pub fn spawn(input: Input<Parsed>, encoders: &[StreamEncoder], threads: usize) -> Workers {
+    pub fn spawn(input: Input<Parsed>, encoders: Vec<StreamEncoder>, threads: usize) -> Workers {
         let (spare, spares) = sync_channel(threads.max(1));
         let spares = Arc::new(Mutex::new(spares));
         let encoding = match threads {
-            0 => Encoding::Here(encoders.to_vec()),
-            _ => Encoding::Threads(start(threads, encoders, &spares)),
+            0 => Encoding::Here(encoders),
+            _ => Encoding::Threads(start(threads, &encoders, &spares)),
         };
         let capacity = if threads == 0 { 1 } else { threads + 1 };
         let (waiting, open) = (VecDeque::new(), input.open());
@@ -87,10 +87,6 @@ impl Workers {
     /// idle meanwhile.
     pub fn next(&mut self, wait: Duration) -> Result<Next<Pending>> {
         loop {
-            while let Some(Waiting::SourceEnded) = self.waiting.front() {
-                self.waiting.pop_front();
-                self.open -= 1;
-            }
             // Read ahead while there is room, without waiting when a chunk is on its way.
             if self.failed.is_none() && self.input.open() > 0 && self.waiting.len() < self.capacity {
                 let open = self.input.open();
@@ -108,17 +104,13 @@ impl Workers {
                     Err(e) => self.failed = Some(e),
                 }
             }
-            return match self.waiting.front() {
-                Some(Waiting::SourceEnded) => continue,
-                Some(Waiting::Encoded(_)) => match self.waiting.pop_front() {
-                    Some(Waiting::Encoded(pending)) => Ok(Next::Chunk(pending)),
-                    _ => unreachable!("the front was an encoded chunk"),
-                },
-                Some(Waiting::Chunk(chunk)) => {
-                    let pending = chunk.recv().map_err(|_| stopped())?;
-                    self.waiting.pop_front();
-                    Ok(Next::Chunk(pending))
+            return match self.waiting.pop_front() {
+                Some(Waiting::SourceEnded) => {
+                    self.open -= 1;
+                    continue;
                 }
+                Some(Waiting::Encoded(pending)) => Ok(Next::Chunk(pending)),
+                Some(Waiting::Chunk(chunk)) => chunk.recv().map(Next::Chunk).map_err(|_| stopped()),
                 None => match self.failed.take() {
                     Some(e) => Err(e),
                     None if self.input.open() == 0 => Ok(Next::End),
@@ -259,7 +251,7 @@ mod tests {
         };
         let limit = LineLimit::of(1 << 20);
         let input = Input::spawn(sources, Framing::Jsonl, limit, Head::is_record, parsers);
-        Workers::spawn(input, &encoders, threads)
+        Workers::spawn(input, encoders, threads)
     }
 
     fn lines(from: usize, to: usize, pad: usize) -> String {
