@@ -362,7 +362,10 @@ def test_exactly_once_commits_only_whole_partitions(tmp_path, broker, sockets_di
     The stop in the middle of a partition is for good: no boundary can come after it, and `transaction_max_ms`, whose
     bound commits part-read partitions too (rather than have the broker abort the transaction), is set past the
     test's length. The wait between partitions is what makes commits certain before the stop on a slow machine,
-    where a slow commit lets the sockets write everything up to it before the connector reads on."""
+    where a slow commit lets the sockets write everything up to it before the connector reads on. Socket 1 pauses
+    before its last two partitions there, so that socket 0 has sent all it has, its last state waiting for a
+    partition of socket 1's held back: the connector must see that waiting on cannot help and begin that partition
+    (it used to wait until the bound)."""
     namespace = broker.prefix
     schema = {"type": "object", "properties": {"id": {"type": "integer"}, "p": {"type": "string"}}}
     catalog = configured_catalog({"streams": [{"name": "parts", "namespace": namespace, "json_schema": schema}]})
@@ -373,6 +376,9 @@ def test_exactly_once_commits_only_whole_partitions(tmp_path, broker, sockets_di
         for k in range(last + 1):
             if k == first:
                 scripts[i].append(gate)
+            if (i, k) == (1, first - 2):
+                # Socket 0 gets to the wait first, its last state waiting for one of socket 1's partitions.
+                scripts[i].append(Pause(0.3))
             partition = f"s{i}k{k}"
             for j in range(size if k < last else 6):
                 scripts[i].append({"type": "RECORD", "record": {"namespace": namespace, "stream": "parts", "emitted_at": 1,

@@ -2,10 +2,10 @@
 //! Once the release policy wants a boundary, a record of a partition not yet begun is not produced: it and
 //! everything after it from the same socket wait here (each socket's order kept) until the commit, while the other
 //! sockets finish the partitions they began. States go out in `id` order, so a begun partition may need one not yet
-//! begun to close first: when every socket waits, or the input pauses (a socket that sends nothing may be the one
-//! whose partition is needed, or may send nothing for long), the one whose states are furthest behind begins its
-//! next partition, one per pause. The backlog is bounded: past `LIMIT` chunks the wait is given up and the
-//! transaction ends at its bounds (`transaction_max_ms`, `transaction_max_records`), as on stdin.
+//! begun to close first: when every socket waits, or every part-read partition is whole and waits only for an
+//! earlier state (the sockets still sending cannot help: a socket not held may have sent all it has), the one whose
+//! states are furthest behind begins its next partition. The backlog is bounded: past `LIMIT` chunks the wait is
+//! given up and the transaction ends at its bounds (`transaction_max_ms`, `transaction_max_records`), as on stdin.
 
 use super::encoded::Encoded;
 use super::parse::{Item, Parsed};
@@ -65,19 +65,19 @@ impl Backlog {
     }
 
     /// While a boundary is waited for: the head of a source that goes on with what it began (`begins` tells a
-    /// head that would begin a partition), else, if `stuck`, the head of the source whose states are furthest behind
-    /// (`behind`: least first), which begins its next partition (`true`). A head that goes on must not wait for the
-    /// others: its partition's state may be the one every boundary needs.
+    /// head that would begin a partition), else, if `stuck()`, the head of the source whose states are furthest
+    /// behind (`behind`: least first), which begins its next partition (`true`). A head that goes on must not wait
+    /// for the others: its partition's state may be the one every boundary needs.
     pub fn next_holding(
         &mut self,
-        stuck: bool,
+        stuck: impl FnOnce() -> bool,
         begins: impl Fn(&Pending) -> bool,
         behind: impl Fn(usize) -> i64,
     ) -> Option<(Pending, bool)> {
         let heads = || self.held.iter().enumerate().filter_map(|(i, q)| Some((i, q.front()?)));
         let (source, begin) = match heads().find(|(_, head)| !begins(head)) {
             Some((source, _)) => (source, false),
-            None if stuck => (heads().min_by_key(|(i, _)| behind(*i))?.0, true),
+            None if stuck() => (heads().min_by_key(|(i, _)| behind(*i))?.0, true),
             None => return None,
         };
         Some((self.held[source].pop_front()?, begin))
@@ -103,7 +103,7 @@ mod tests {
     }
 
     fn next(backlog: &mut Backlog, stuck: bool, behind: [i64; 3]) -> Option<(usize, String, bool)> {
-        let (p, begin) = backlog.next_holding(stuck, begins, |source| behind[source])?;
+        let (p, begin) = backlog.next_holding(|| stuck, begins, |source| behind[source])?;
         Some((p.source, p.chunk, begin))
     }
 

@@ -145,6 +145,18 @@ impl Ledger {
         self.partitions.get(partition).is_some_and(|p| p.records > 0 && p.counted_by.is_none())
     }
 
+    /// Whether every part-read partition has all its records read and its state waits only for one earlier in
+    /// `id` order: then no boundary comes until a partition not begun is (the earlier state's may be one), however
+    /// long the sockets that are not held are waited for.
+    pub fn waits_for_order(&self) -> bool {
+        let complete = self.sequences.values().flat_map(|queue| queue.held.values()).filter_map(|held| {
+            let names = &held.state.partitioned.partitions;
+            (read_of(&self.partitions, names).0 == held.records).then_some(names)
+        });
+        let read = |p: &String| self.partitions.get(p).is_some_and(|entry| entry.records > 0);
+        complete.flatten().filter(|p| read(p)).count() >= self.open
+    }
+
     /// The states whose records have all been read, next in their sequence, in the order to close segments with;
     /// `close` also hears whether no partition is left part-read.
     pub fn due(&mut self, mut close: impl FnMut(Closing, bool) -> Result<()>) -> Result<()> {
@@ -300,6 +312,30 @@ mod tests {
             })
             .unwrap();
         out
+    }
+
+    #[test]
+    fn it_waits_for_order_only_when_every_part_read_partition_is_complete() {
+        let mut ledger = Ledger::new(catalog());
+        assert!(ledger.waits_for_order(), "nothing part-read");
+        // Partition q is read whole and its state (2) waits for state 1, whose partition p is not begun.
+        ledger.read("q", 0, 10).unwrap();
+        assert!(!ledger.waits_for_order(), "q's state has not come: it may have more records");
+        ledger.hold(Counted::Stream(Some(0)), stream_state("a", 2, "q", 1)).unwrap();
+        assert!(due(&mut ledger).is_empty());
+        assert!(ledger.waits_for_order(), "only p, not begun, can let state 2 out");
+        // p begun, not whole: its socket is waited for.
+        ledger.read("p", 0, 5).unwrap();
+        assert!(!ledger.waits_for_order(), "p is part-read");
+        ledger.hold(Counted::Stream(Some(0)), stream_state("a", 1, "p", 2)).unwrap();
+        assert!(!ledger.waits_for_order(), "p has 1 of its 2 records");
+        ledger.read("p", 0, 5).unwrap();
+        assert_eq!(due(&mut ledger).len(), 2);
+        assert!(ledger.waits_for_order(), "everything handed on");
+        // A state of stream b whose count is over what was read keeps its partition open.
+        ledger.read("r", 1, 5).unwrap();
+        ledger.hold(Counted::Stream(Some(1)), stream_state("b", 2, "r", 3)).unwrap();
+        assert!(!ledger.waits_for_order(), "r has 1 of its 3 records");
     }
 
     #[test]

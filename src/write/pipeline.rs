@@ -78,15 +78,15 @@ impl<'a> Pipeline<'a> {
     /// Reads until end of input, a stop signal or the first failure.
     pub fn consume(&mut self, mut input: Workers) -> Result<()> {
         let mut ended = false;
-        // The input had nothing for a moment, and no partition was begun since.
-        let mut idle = false;
         loop {
             self.stop.check()?;
             let holding = !ended && self.holding();
             let waiting = match &self.ledger {
                 Some(ledger) if holding => {
-                    // Every socket waits in the backlog, or one sends nothing: waiting on would only end at the bounds.
-                    let stuck = idle || self.backlog.sources() >= input.open();
+                    // Every socket waits in the backlog, or what was read waits for a partition not begun: waiting
+                    // on would only end at the bounds.
+                    let every_socket_waits = self.backlog.sources() >= input.open();
+                    let stuck = || every_socket_waits || ledger.waits_for_order();
                     let last_ids = &self.last_ids;
                     let behind = |source: usize| last_ids.get(source).copied().unwrap_or(0);
                     self.backlog.next_holding(stuck, |head| begins_partition(ledger, head), behind)
@@ -94,16 +94,12 @@ impl<'a> Pipeline<'a> {
                 _ => self.backlog.next().map(|pending| (pending, false)),
             };
             let (pending, begin) = match waiting {
-                Some(waiting) => {
-                    idle &= !waiting.1;
-                    waiting
-                }
+                Some(waiting) => waiting,
                 None if ended => return self.ledger.as_ref().map_or(Ok(()), Ledger::end),
                 None => {
                     let wait = if self.sink.tracker().lock().in_flight() > 0 { 10 } else { 200 };
                     match input.next(Duration::from_millis(wait))? {
                         Next::Chunk(pending) => {
-                            idle = false;
                             self.sink.read(pending.chunk.len());
                             if self.backlog.holds(pending.source) {
                                 self.backlog.hold(pending, false);
@@ -112,7 +108,6 @@ impl<'a> Pipeline<'a> {
                             (pending, false)
                         }
                         Next::Idle => {
-                            idle = true;
                             self.release.idle(&mut self.sink)?;
                             self.sink.settle("waiting for input")?;
                             continue;
