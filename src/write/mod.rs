@@ -3,9 +3,9 @@
 //! A thread per source (stdin, or Speed Mode's sockets: `sockets`) reads and parses (`input`, `parse`, `frames`);
 //! a few threads encode the parsed chunks (`workers`, `encoded`); the main thread takes them in input order, hands
 //! the messages to librdkafka without blocking (`pipeline`, `sink`) and serves delivery reports, which settle
-//! records in the checkpoints (`checkpoint`); a STATE goes out once every record before it is acknowledged (in Speed Mode: every record of
-//! its partitions, `partitions`), and, under the release policy of the delivery guarantee (`release`,
-//! `transactions`), committed.
+//! records in the checkpoints (`checkpoint`); a STATE goes out once every record before it is acknowledged (in
+//! Speed Mode: every record of its partitions, `partitions`), and, under the release policy of the delivery
+//! guarantee (`release`, `transactions`), committed.
 
 mod acknowledge;
 mod backlog;
