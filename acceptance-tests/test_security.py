@@ -67,3 +67,22 @@ def test_scram_and_plain_logins(tmp_path, broker):
     assert check(tmp_path, config(broker, "sasl_ssl", plain))["status"] == "SUCCEEDED"
     status = check(tmp_path, config(broker, "sasl_ssl", dict(plain, sasl_password="wrong")))
     assert status["status"] == "FAILED" and "authentication failed" in status["message"], status
+
+
+def test_a_ca_given_in_kafka_properties_reaches_the_progress_topic_reader(tmp_path, broker):
+    """`kafka_properties` says how to reach the brokers for every client of the sync, not only the producer: here
+    the only CA is `ssl.ca.location` there, and exactly-once with replay detection reads the progress topic before
+    it writes. The same listener refuses the sync without it."""
+    cfg = config(broker, "ssl", {"security_protocol": "SSL"})
+    cfg.update({"delivery_guarantee": "exactly_once", "replay_detection": True,
+                "progress_topic": f"{broker.prefix}_progress",
+                # A producer-only property beside it: the reader must leave it out, not warn about it.
+                "kafka_properties": {"ssl.ca.location": broker.info["tls"]["ca"], "sticky.partitioning.linger.ms": 5}})
+    write_and_read(tmp_path, broker, cfg)
+    result = run(["write"], "", tmp_path=tmp_path, config=cfg,
+                 catalog=configured_catalog({"streams": [{"name": "users", "json_schema": {}}]}))
+    assert result.returncode == 0, result.messages
+    assert not any("sticky.partitioning" in json.dumps(m) for m in result.messages), result.messages
+    del cfg["kafka_properties"]
+    status = check(tmp_path, cfg)
+    assert status["status"] == "FAILED" and "certificate" in status["message"].lower(), status

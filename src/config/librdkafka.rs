@@ -4,6 +4,40 @@ use super::properties::Properties;
 use super::Settings;
 use crate::error::Result;
 
+/// librdkafka's producer properties (its CONFIGURATION.md, scope `P`): a consumer warns about them and ignores them.
+const PRODUCER_ONLY: [&str; 30] = [
+    "transactional.id",
+    "transaction.timeout.ms",
+    "enable.idempotence",
+    "enable.gapless.guarantee",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.ms",
+    "linger.ms",
+    "message.send.max.retries",
+    "retries",
+    "queue.buffering.backpressure.threshold",
+    "compression.codec",
+    "compression.type",
+    "compression.level",
+    "batch.num.messages",
+    "batch.size",
+    "delivery.report.only.error",
+    "dr_cb",
+    "dr_msg_cb",
+    "sticky.partitioning.linger.ms",
+    "request.required.acks",
+    "acks",
+    "request.timeout.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "queuing.strategy",
+    "produce.offset.report",
+    "partitioner",
+    "partitioner_cb",
+    "msg_order_cmp",
+];
+
 impl Settings {
     /// Bytes of records librdkafka may hold: `buffer_memory`, but never less than `max_request_size`. A record
     /// the size limit allows but the queue could never hold would wait for room forever.
@@ -41,6 +75,16 @@ impl Settings {
         // Java's default partitioner hashes the key with murmur2: keep records on the same partitions.
         props.set("partitioner", "murmur2_random", "partitioner");
         for (key, value) in &self.kafka_properties {
+            props.pass_through(key, value)?;
+        }
+        Ok(props)
+    }
+
+    /// The properties of the progress topic's reader: the connection's, and every `kafka_properties` entry a
+    /// consumer reads too (a CA, a DNS or socket setting the brokers need is the user's for every client).
+    pub fn reader_properties(&self) -> Result<Properties> {
+        let mut props = self.connection_properties()?;
+        for (key, value) in self.kafka_properties.iter().filter(|(key, _)| !PRODUCER_ONLY.contains(&key.as_str())) {
             props.pass_through(key, value)?;
         }
         Ok(props)
@@ -135,9 +179,15 @@ mod tests {
             "kafka_properties",
             json!({"socket.keepalive.enable": true, "partitioner": "consistent_random", "sticky.partitioning.linger.ms": 5}),
         );
-        let props = Settings::from_value(c).unwrap().properties().unwrap();
+        let settings = Settings::from_value(c).unwrap();
+        let props = settings.properties().unwrap();
         assert_eq!(props.get("socket.keepalive.enable"), Some("true"));
         assert_eq!(props.get("partitioner"), Some("consistent_random"));
+        // The progress topic's reader gets the connection's entries, not the producer's (scope `P` in
+        // librdkafka's CONFIGURATION.md).
+        let reader = settings.reader_properties().unwrap();
+        let got = ["socket.keepalive.enable", "partitioner", "sticky.partitioning.linger.ms"].map(|k| reader.get(k));
+        assert_eq!(got, [Some("true"), None, None]);
         assert!(!format!("{props:?}").contains("consistent_random"), "values are treated as secrets");
         for (key, value, why) in [
             ("acks", json!("0"), "set from `acks`"),

@@ -39,7 +39,7 @@ pub fn latest(
     seen: Seen,
     stop: &Stop,
 ) -> Result<Vec<Option<Vec<u8>>>> {
-    let mut props = settings.connection_properties()?;
+    let mut props = settings.reader_properties()?;
     let isolation = if seen == Seen::Committed { "read_committed" } else { "read_uncommitted" };
     props.set("isolation.level", isolation, "progress_topic");
     props.set("enable.partition.eof", true, "progress_topic");
