@@ -6,27 +6,38 @@
 use super::parse::{Item, Parsed, Parser};
 use crate::airbyte::protobuf::{render_data, render_meta, wire, Fields};
 use crate::error::Error;
+use prost::bytes::Bytes;
 use prost::Message as _;
-use wire::airbyte_message_protobuf::Type;
+use std::mem::take;
+use wire::airbyte_message_frame::Type;
 
 impl Parser {
     /// `frames`: whole length-delimited messages (the reader cut the chunk at a frame boundary).
-    pub(super) fn frames(&mut self, mut frames: &[u8]) -> Parsed {
+    pub(super) fn frames(&mut self, frames: Vec<u8>) -> Parsed {
+        // Decoded from `Bytes`, a record and a value's embedded JSON are slices of the chunk, not copies.
+        let mut frames = Bytes::from(frames);
         let mut arena = String::with_capacity(frames.len() * 2);
         let mut items = Vec::with_capacity(frames.len() / 64);
         let mut nulled = Vec::new();
+        let mut record = wire::AirbyteRecordMessageProtobuf::default();
         while !frames.is_empty() {
             self.line_no += 1;
-            let message = match wire::AirbyteMessageProtobuf::decode_length_delimited(&mut frames) {
-                Ok(message) => message,
+            let line = self.line_no;
+            let malformed = |e: prost::DecodeError| {
+                Item::Failure(Error::Input { line, reason: format!("not an AirbyteMessageProtobuf: {e}") })
+            };
+            let frame = match wire::AirbyteMessageFrame::decode_length_delimited(&mut frames) {
+                Ok(frame) => frame,
                 Err(e) => {
-                    let reason = format!("not an AirbyteMessageProtobuf: {e}");
-                    items.push(Item::Failure(Error::Input { line: self.line_no, reason }));
+                    items.push(malformed(e));
                     break;
                 }
             };
-            let item = match message.r#type {
-                Some(Type::Record(record)) => self.record(record, &mut arena, &mut nulled),
+            let item = match frame.r#type {
+                Some(Type::Record(bytes)) => match emptied(&mut record).merge(bytes) {
+                    Ok(()) => self.record(&record, &mut arena, &mut nulled),
+                    Err(e) => malformed(e),
+                },
                 Some(Type::AirbyteProtocolMessage(json)) => {
                     let start = arena.len();
                     arena.push_str(json.trim_ascii());
@@ -38,7 +49,7 @@ impl Parser {
                 }
                 Some(Type::Probe(_)) => continue,
                 None => Item::Failure(Error::Input {
-                    line: self.line_no,
+                    line,
                     reason: "an AirbyteMessageProtobuf with no message in it (none of record, \
                              airbyte_protocol_message, probe)"
                         .into(),
@@ -55,7 +66,7 @@ impl Parser {
 
     fn record(
         &mut self,
-        record: wire::AirbyteRecordMessageProtobuf,
+        record: &wire::AirbyteRecordMessageProtobuf,
         arena: &mut String,
         nulled: &mut Vec<String>,
     ) -> Item {
@@ -80,6 +91,18 @@ impl Parser {
     }
 }
 
+/// `record` emptied for the next one but keeping what it allocated (its list of values, its names' text): what
+/// the next record leaves out must read as the default, not as the last record's.
+fn emptied(record: &mut wire::AirbyteRecordMessageProtobuf) -> &mut wire::AirbyteRecordMessageProtobuf {
+    let (mut data, mut stream_name, mut partition_id) =
+        (take(&mut record.data), take(&mut record.stream_name), take(&mut record.partition_id));
+    data.clear();
+    stream_name.clear();
+    partition_id.clear();
+    *record = wire::AirbyteRecordMessageProtobuf { data, stream_name, partition_id, ..Default::default() };
+    record
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,7 +113,8 @@ mod tests {
 
     /// Bytes written out by hand from the field numbers (not by the generated encoder), so a mistake in the
     /// `.proto` shows here: a record of stream `s` (`partition_id` "p1", `emitted_at_ms` 5) with values
-    /// [integer -2 (zigzag 3), string "x", is_null], then a probe, then a JSON state.
+    /// [integer -2 (zigzag 3), string "x", is_null], then a probe, then a JSON state, then a record of `s` with
+    /// only a string "y" (no partition, no time, two values fewer: none of the first record's may show).
     #[test]
     fn frames_become_the_items_a_json_line_gives() {
         let value_integer = [0x18, 0x03]; // field 3 (sint64), varint 3 = zigzag(-2)
@@ -108,8 +132,9 @@ mod tests {
         let state = br#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"s"}},"partition_id":"p1","id":1}}"#;
         let mut state_message = vec![0x12, state.len() as u8];
         state_message.extend_from_slice(state);
+        let second = [0x0a, 0x08, 0x12, 0x01, b's', 0x2a, 0x03, 0x12, 0x01, b'y'];
         let mut frames = Vec::new();
-        for m in [&message[..], &probe[..], &state_message[..]] {
+        for m in [&message[..], &probe[..], &state_message[..], &second[..]] {
             frames.push(m.len() as u8);
             frames.extend_from_slice(m);
         }
@@ -119,11 +144,12 @@ mod tests {
         let mut parser = Parser::new(Arc::new(catalog.unwrap()));
         let parsed = parser.parse(Block::Frames(frames));
         match &parsed.items[..] {
-            [Item::Record { stream: 0, emitted_at: Some(5), data, meta: None, partition: Some(p), line: 1 }, Item::State { state, .. }] =>
+            [Item::Record { stream: 0, emitted_at: Some(5), data, meta: None, partition: Some(p), line: 1 }, Item::State { state, .. }, Item::Record { stream: 0, emitted_at: None, data: second, meta: None, partition: None, line: 4 }] =>
             {
                 assert_eq!(&parsed.chunk[data.clone()], r#"{"a":-2,"b":"x","c":null}"#);
                 assert_eq!(&parsed.chunk[p.clone()], "p1");
                 assert_eq!(state.partitioned.id, Some(1));
+                assert_eq!(&parsed.chunk[second.clone()], r#"{"a":"y","b":null,"c":null}"#);
             }
             _ => panic!("unexpected items: {}", parsed.items.len()),
         }

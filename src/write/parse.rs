@@ -94,7 +94,7 @@ impl Parser {
     fn parse_block(&mut self, block: Block) -> Parsed {
         match block {
             Block::Lines(chunk) => self.lines(chunk),
-            Block::Frames(frames) => self.frames(&frames),
+            Block::Frames(frames) => self.frames(frames),
             Block::Broken(reason) => {
                 let item = Item::Failure(Error::Input { line: self.line_no + 1, reason });
                 Parsed { chunk: String::new(), items: vec![item], source: 0 }
