@@ -499,6 +499,9 @@ def main():
     if args.speed_mode:
         import speed_mode
 
+        if args.instructions:
+            return speed_mode.instructions(args.records if args.records != 1_000_000 else 100_000, args.state_every,
+                                           args.speed_mode)
         return speed_mode.compare(n, args.state_every, args.repeat, args.speed_mode)
     if args.formats:
         return formats(n, args.state_every, args.repeat, args.only.split(",") if args.only else None)

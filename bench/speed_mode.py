@@ -2,6 +2,7 @@
 and PROTOBUF). The sockets are served from pre-encoded files by `sendfile` (the kernel copies; the server costs next
 to no CPU), so what is measured is the connector: records/s, its user+sys CPU and its peak RSS."""
 
+import json
 import os
 import shutil
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import tempfile
 import threading
 
-from bench import OUT, RECORD_SCHEMA, REPO, Kafka, generate, print_table, run_connector
+from bench import BIN, CONFIG, OUT, RECORD_SCHEMA, REPO, Kafka, callgrind, catalog, generate, print_table, run_connector
 
 SOCKETS = [1, 2, 4]
 
@@ -91,3 +92,36 @@ def compare(n, every, repeat, python):
     rows = {name: rows[name] for name, _, _ in cases}
     print_table(f"Speed Mode: {n:,} records, a STATE every {every:,} records (per socket), Apache Kafka on the same "
                 f"cores, median of {repeat}", "input", "STDIO", rows, n)
+
+
+def instructions(n, every, python):
+    """Instructions per record (callgrind, every thread) of `write` on stdin and on one socket, JSONL and PROTOBUF:
+    what reading Speed Mode's framings costs, repeatable where seconds are not."""
+    kafka = Kafka()
+    rows = {}
+    try:
+        for name, framing in (("STDIO, JSONL", None), ("1 socket, JSONL", "JSONL"), ("1 socket, PROTOBUF", "PROTOBUF")):
+            prefix = kafka.prefix()
+            cfg = OUT / "config.json"
+            cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap,
+                                           topic_pattern=f"{prefix}.{{stream}}")))
+            argv = [BIN, "write", "--config", cfg, "--catalog", catalog(RECORD_SCHEMA)]
+            tag = f"speed-{framing.lower() if framing else 'stdio'}"
+            if framing is None:
+                rows[name] = callgrind(tag, argv, generate(n, every))
+            else:
+                served = Served(encoded(n, 1, framing, every, python)[0])
+                try:
+                    rows[name] = callgrind(tag, argv, env=served.env(framing))
+                finally:
+                    served.close()
+            kafka.drop(prefix)
+    finally:
+        kafka.stop()
+    print(f"\n## Speed Mode instructions (valgrind --tool=callgrind): {n:,} records, a STATE every {every:,}, "
+          "every thread")
+    print("| input | instructions | per record | ÷ STDIO | profile |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    base = rows["STDIO, JSONL"][0]
+    for name, (total, out) in rows.items():
+        print(f"| {name} | {total:,} | {total / n:,.0f} | {total / base:.2f} | {out.relative_to(REPO)} |")
