@@ -56,7 +56,7 @@ def value_of(value, schema):
     elif isinstance(value, (int, float)) and "number" in kinds:
         out.number = float(value)
     elif isinstance(value, str) and "string" in kinds:
-        out.string = value
+        out.string = value.encode()  # `bytes` in proto/ (the CDK's `string`: the same bytes)
     else:
         out.json = json.dumps(value, separators=(",", ":")).encode()
     return out

@@ -58,7 +58,7 @@ def main():
                 elif isinstance(value, float):
                     v.number = value
                 elif isinstance(value, str):
-                    v.string = value
+                    v.string = value.encode()  # `bytes` in proto/ (the CDK's `string`: the same bytes)
                 else:
                     v.json = json.dumps(value, separators=(",", ":")).encode()
             return frame(m)

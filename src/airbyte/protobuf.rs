@@ -4,8 +4,9 @@
 //!
 //! Values take their names from the stream's JSON schema: its top-level properties sorted by name (by UTF-16 code
 //! unit, as Kotlin sorts them); a missing trailing value is null, values beyond the schema are ignored. A value
-//! that cannot be rendered (a NaN, a date out of range, bytes that are not JSON) is written as null and reported
-//! as Airbyte reports it: a `NULLED` change with reason `DESTINATION_SERIALIZATION_ERROR` in the record's `meta`.
+//! that cannot be rendered (a NaN, a date out of range, bytes that are not JSON, a string that is not UTF-8) is
+//! written as null and reported as Airbyte reports it: a `NULLED` change with reason
+//! `DESTINATION_SERIALIZATION_ERROR` in the record's `meta`.
 
 use super::scan::Scanner;
 use chrono::{DateTime, Duration, NaiveDate, Timelike};
@@ -96,7 +97,7 @@ pub fn render_meta(meta: Option<&wire::AirbyteRecordMessageMeta>, nulled: &[Stri
 fn render(value: &V, out: &mut String) -> Option<()> {
     match value {
         V::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-        V::String(s) => json_string(out, s),
+        V::String(bytes) => json_string(out, std::str::from_utf8(bytes).ok()?),
         V::Integer(n) => out.push_str(itoa::Buffer::new().format(*n)),
         V::BigInteger(text) => out.push_str(&integer(text)?),
         V::Number(n) => write!(out, "{}", serde_json::Number::from_f64(*n)?).ok()?,
