@@ -84,7 +84,10 @@ impl Settings {
     /// consumer reads too (a CA, a DNS or socket setting the brokers need is the user's for every client).
     pub fn reader_properties(&self) -> Result<Properties> {
         let mut props = self.connection_properties()?;
-        for (key, value) in self.kafka_properties.iter().filter(|(key, _)| !PRODUCER_ONLY.contains(&key.as_str())) {
+        // Not `receive.message.max.bytes` either: a consumer refuses it below `fetch.max.bytes` + 512, which the
+        // user cannot set (a consumer property).
+        let for_the_reader = |key: &str| !PRODUCER_ONLY.contains(&key) && key != "receive.message.max.bytes";
+        for (key, value) in self.kafka_properties.iter().filter(|(key, _)| for_the_reader(key)) {
             props.pass_through(key, value)?;
         }
         Ok(props)
@@ -177,7 +180,8 @@ mod tests {
         let c = with(
             java_config(),
             "kafka_properties",
-            json!({"socket.keepalive.enable": true, "partitioner": "consistent_random", "sticky.partitioning.linger.ms": 5}),
+            json!({"socket.keepalive.enable": true, "partitioner": "consistent_random", "sticky.partitioning.linger.ms": 5,
+                   "receive.message.max.bytes": 10_000_000}),
         );
         let settings = Settings::from_value(c).unwrap();
         let props = settings.properties().unwrap();
@@ -186,8 +190,10 @@ mod tests {
         // The progress topic's reader gets the connection's entries, not the producer's (scope `P` in
         // librdkafka's CONFIGURATION.md).
         let reader = settings.reader_properties().unwrap();
-        let got = ["socket.keepalive.enable", "partitioner", "sticky.partitioning.linger.ms"].map(|k| reader.get(k));
-        assert_eq!(got, [Some("true"), None, None]);
+        let keys =
+            ["socket.keepalive.enable", "partitioner", "sticky.partitioning.linger.ms", "receive.message.max.bytes"];
+        assert_eq!(keys.map(|k| reader.get(k)), [Some("true"), None, None, None]);
+        assert_eq!(props.get("receive.message.max.bytes"), Some("10000000"));
         assert!(!format!("{props:?}").contains("consistent_random"), "values are treated as secrets");
         for (key, value, why) in [
             ("acks", json!("0"), "set from `acks`"),
@@ -197,6 +203,7 @@ mod tests {
             ("delivery.report.only.error", json!(true), "delivery report of every record"),
             ("enable.auto.commit", json!(true), "consumer property"),
             ("fetch.max.bytes", json!(1), "consumer property"),
+            ("group.protocol", json!("consumer"), "consumer property"),
             ("socket.keepalive.enable", json!([1]), "is not of types"),
         ] {
             let jaas = "x.PlainLoginModule required username=\"u\" password=\"p\";";

@@ -68,22 +68,35 @@ impl Properties {
 /// Properties the spec sets that `kafka_properties` may still change: not a promise, only a default.
 const OVERRIDABLE: [&str; 3] = ["partitioner", "queue.buffering.max.messages", "debug"];
 
-/// Consumer properties: meaningless for a producer, so surely a mistake.
-const CONSUMER_ONLY: [&str; 14] = [
+/// librdkafka's consumer properties (its CONFIGURATION.md, scope `C`; `fetch.*` and `queued.*` are refused by
+/// prefix): meaningless for the producer, and the one consumer, the progress topic's reader, sets its own.
+const CONSUMER_ONLY: [&str; 26] = [
     "group.id",
     "group.instance.id",
+    "group.protocol",
+    "group.protocol.type",
+    "group.remote.assignor",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
     "enable.auto.commit",
+    "auto.commit.enable",
     "auto.commit.interval.ms",
     "enable.auto.offset.store",
     "auto.offset.reset",
+    "offset.store.method",
+    "offset.store.path",
+    "offset.store.sync.interval.ms",
+    "max.partition.fetch.bytes",
     "isolation.level",
-    "session.timeout.ms",
-    "heartbeat.interval.ms",
-    "max.poll.interval.ms",
-    "partition.assignment.strategy",
     "enable.partition.eof",
     "check.crcs",
-    "fetch.wait.max.ms",
+    "consume.callback.max.messages",
+    "consume_cb",
+    "rebalance_cb",
+    "offset_commit_cb",
 ];
 
 impl Properties {
@@ -102,7 +115,9 @@ impl Properties {
             return refuse("the connector needs the delivery report of every record to emit STATEs".into());
         }
         if CONSUMER_ONLY.contains(&key) || key.starts_with("fetch.") || key.starts_with("queued.") {
-            return refuse("a consumer property; this connector only produces".into());
+            return refuse(
+                "a consumer property; the connector produces, and its reader of the progress topic sets its own".into(),
+            );
         }
         // The spec allows strings, numbers and booleans: a number or boolean as JSON writes it.
         let value = value.as_str().map_or_else(|| value.to_string(), str::to_string);
