@@ -7,8 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed=proto/{file}.proto");
     }
     let descriptors = protox::compile(files, ["proto"])?;
-    // `bytes` fields (a value's embedded JSON) as `Bytes`: decoded from the chunk's `Bytes`, they are slices of
-    // it, not copies.
+    // `bytes` fields (a frame's record, a value's string and embedded JSON) as `Bytes`: decoded from the chunk's
+    // `Bytes`, they are slices of it, not copies.
     prost_build::Config::new().bytes(["."]).compile_fds(descriptors)?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use wire::airbyte_message_frame::Type;
 impl Parser {
     /// `frames`: whole length-delimited messages (the reader cut the chunk at a frame boundary).
     pub(super) fn frames(&mut self, frames: Vec<u8>) -> Parsed {
-        // Decoded from `Bytes`, a record and a value's embedded JSON are slices of the chunk, not copies.
+        // Decoded from `Bytes`, a record and its values' strings and embedded JSON are slices of the chunk, not copies.
         let mut frames = Bytes::from(frames);
         let mut arena = String::with_capacity(frames.len() * 2);
         let mut items = Vec::with_capacity(frames.len() / 64);
