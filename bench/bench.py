@@ -110,17 +110,36 @@ def warm(path):
             pass
 
 
+def machine_busy():
+    """The whole machine's busy CPU seconds so far, from /proc/stat: every process, the broker included."""
+    with open("/proc/stat") as f:
+        ticks = [int(t) for t in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+# The machine's columns: how many of its cores were busy during the run (the broker, the producer and anything else),
+# and its CPU per record; cores ÷ that is the most records/s the machine could give at that cost, every core busy.
+MACHINE_COLUMNS = "machine: cores busy | machine: CPU s per 1M records"
+
+
+def machine_cells(wall, busy, n):
+    return f"{busy / wall:.2f} of {os.cpu_count()} | {busy / n * 1e6:.2f}"
+
+
 def timed(argv, stdin_path=None, env=None, stdout=subprocess.DEVNULL):
-    """Runs argv under GNU time: (wall s, user+sys s, peak RSS MB)."""
+    """Runs argv under GNU time: (wall s, user+sys s, peak RSS MB, the machine's busy CPU s over the run: what the
+    broker and the producer took together, which says how close to full the cores were)."""
     fmt = "%e %U %S %M"
+    busy_before = machine_busy()
     with open(stdin_path or os.devnull, "rb") as stdin:
         proc = subprocess.run(["/usr/bin/time", "-f", fmt, "--"] + [str(a) for a in argv], stdin=stdin,
                               stdout=stdout, stderr=subprocess.PIPE, env=env)
+    busy = machine_busy() - busy_before
     last = proc.stderr.decode().strip().splitlines()[-1]
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
     wall, user, sys_, rss = last.split()
-    return float(wall), float(user) + float(sys_), int(rss) / 1024
+    return float(wall), float(user) + float(sys_), int(rss) / 1024, busy
 
 
 def generate(n, every):
@@ -272,13 +291,14 @@ def median_runs(runs):
 def report(title, n, size, payload, rows):
     print(f"\n## {title}: {n:,} records, input {size / 1e6:.0f} MB, Kafka key+value bytes {payload / 1e6:.0f} MB "
           f"({payload / n:.0f} per message)")
-    print("| producer | records/s | MB/s (key+value) | wall s | user+sys CPU s | CPU s per 1M records | peak RSS MB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, (wall, cpu, rss) in rows.items():
+    print(f"| producer | records/s | MB/s (key+value) | wall s | user+sys CPU s | CPU s per 1M records | peak RSS MB | "
+          f"{MACHINE_COLUMNS} |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, (wall, cpu, rss, busy) in rows.items():
         print(f"| {name} | {n / wall:,.0f} | {payload / 1e6 / wall:.0f} | {wall:.2f} | {cpu:.2f} | "
-              f"{cpu / n * 1e6:.2f} | {rss:.0f} |")
-    wall, cpu, _ = rows["destination-kafka"]
-    for name, (w, c, _) in rows.items():
+              f"{cpu / n * 1e6:.2f} | {rss:.0f} | {machine_cells(wall, busy, n)} |")
+    wall, cpu, _, _ = rows["destination-kafka"]
+    for name, (w, c, _, _) in rows.items():
         if name != "destination-kafka":
             print(f"connector ÷ {name}: records/s {w / wall:.2f}, CPU per record {cpu / c:.2f}")
 
@@ -420,13 +440,15 @@ def compare(title, n, every, repeat, cases, json_schema=None):
 def print_table(heading, first, base_name, rows, n):
     """One row per case (in `rows`' order) from its median run by wall time, with its ratio to the first row."""
     print(f"\n## {heading}")
-    print(f"| {first} | records/s | wall s | user+sys CPU s | CPU s per 1M records | peak RSS MB | ÷ {base_name} records/s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| {first} | records/s | wall s | user+sys CPU s | CPU s per 1M records | peak RSS MB | {MACHINE_COLUMNS} | "
+          f"÷ {base_name} records/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     base = None
     for name, runs in rows.items():
-        wall, cpu, rss = sorted(runs)[len(runs) // 2]
+        wall, cpu, rss, busy = sorted(runs)[len(runs) // 2]
         base = base or wall
-        print(f"| {name} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {cpu / n * 1e6:.2f} | {rss:.0f} | {base / wall:.2f} |")
+        print(f"| {name} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {cpu / n * 1e6:.2f} | {rss:.0f} | "
+              f"{machine_cells(wall, busy, n)} | {base / wall:.2f} |")
 
 
 def exactly_once(n, repeat):
