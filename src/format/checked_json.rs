@@ -90,7 +90,7 @@ fn name(quoted: &str, escaped: bool) -> Cow<'_, str> {
     }
 }
 
-fn ws(b: &[u8], mut at: usize) -> usize {
+pub(super) fn ws(b: &[u8], mut at: usize) -> usize {
     while at < b.len() && matches!(b[at], b' ' | b'\t' | b'\n' | b'\r') {
         at += 1;
     }
@@ -100,7 +100,7 @@ fn ws(b: &[u8], mut at: usize) -> usize {
 /// Past the string whose opening quote is at `at`, and whether it has escapes. A byte loop: the strings of records
 /// are mostly a few bytes long, where a vectorised search costs more to set up than it saves (measured: memchr2 and
 /// the parse stage's SSE2 search both cost more instructions per record).
-fn string_end(b: &[u8], at: usize) -> (usize, bool) {
+pub(super) fn string_end(b: &[u8], at: usize) -> (usize, bool) {
     let (mut i, mut escaped) = (at + 1, false);
     while i < b.len() {
         match b[i] {
@@ -113,7 +113,7 @@ fn string_end(b: &[u8], at: usize) -> (usize, bool) {
 }
 
 /// Past the value that starts at `at`.
-fn skip(b: &[u8], mut at: usize) -> usize {
+pub(super) fn skip(b: &[u8], mut at: usize) -> usize {
     match b.get(at) {
         Some(b'"') => string_end(b, at).0,
         Some(b'{' | b'[') => {

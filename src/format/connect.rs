@@ -96,15 +96,97 @@ impl ConnectJson {
         ConnectJson { row, head, out: Vec::new() }
     }
 
-    /// The message value of one record's data.
+    /// The message value of one record's data: written in one walk of its text, or, where the walk declines, from
+    /// its entries.
     pub fn encode(&mut self, data: &str) -> Result<&[u8], String> {
-        let data = object(data)?;
         self.out.clear();
         self.out.extend_from_slice(self.head.as_bytes());
-        self.row.write_payload(&data, |_| true, &mut self.out)?;
+        let start = checked_json::ws(data.as_bytes(), 0);
+        let walked = data.as_bytes().get(start) == Some(&b'{')
+            && walk_struct(data, start, &self.row.fields, &mut self.out).is_some();
+        if !walked {
+            self.out.truncate(self.head.len());
+            self.row.write_payload(&object(data)?, |_| true, &mut self.out)?;
+        }
         self.out.push(b'}');
         Ok(&self.out)
     }
+}
+
+/// Writes the value at `at` of valid JSON `text` as its Connect type reads it, converting while it walks the text
+/// once, nested structs and arrays included (finding entries first, then converting, walks nested values twice and
+/// allocates for each). `None`, with `out` part written, for what it leaves to the reading by entries: a name with
+/// escapes, a repeated name (its last value wins, in its first place), a value that does not fit (the refusal
+/// names the field). Where the value ends when it is written.
+fn walk(text: &str, at: usize, kind: &Kind, out: &mut Vec<u8>) -> Option<usize> {
+    let b = text.as_bytes();
+    match (kind, *b.get(at)?) {
+        (Kind::Struct(fields), b'{') => walk_struct(text, at, fields, out),
+        (Kind::Array(item), b'[') => {
+            out.push(b'[');
+            let (mut at, mut first) = (checked_json::ws(b, at + 1), true);
+            while *b.get(at)? != b']' {
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
+                }
+                at = checked_json::ws(b, walk(text, at, item, out)?);
+                if b.get(at) == Some(&b',') {
+                    at = checked_json::ws(b, at + 1);
+                }
+            }
+            out.push(b']');
+            Some(at + 1)
+        }
+        _ => {
+            let end = checked_json::skip(b, at);
+            write_value(&text[at..end], kind, &String::new, out).ok()?;
+            Some(end)
+        }
+    }
+}
+
+/// [`walk`] of an object (at its `{`) as a struct of `fields`: the names it does not know copied with their values.
+fn walk_struct(text: &str, at: usize, fields: &[(String, Kind)], out: &mut Vec<u8>) -> Option<usize> {
+    let b = text.as_bytes();
+    // The fields met so far, one bit each, and the names the schema does not have: a name met twice is declined.
+    let (mut known, mut others, mut n_others) = (0u64, [""; 8], 0);
+    if fields.len() > 64 {
+        return None;
+    }
+    let mut next = 0;
+    out.push(b'{');
+    let mut at = checked_json::ws(b, at + 1);
+    while b.get(at) == Some(&b'"') {
+        let (end, escaped) = checked_json::string_end(b, at);
+        let name = text.get(at + 1..end.checked_sub(1)?).filter(|_| !escaped)?;
+        if known != 0 || n_others != 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&b[at..end]);
+        out.push(b':');
+        at = checked_json::ws(b, checked_json::ws(b, end) + 1);
+        let at_next = fields.get(next).filter(|(field, _)| field == name).map(|_| next);
+        at = match at_next.or_else(|| fields.iter().position(|(field, _)| field == name)) {
+            Some(i) if known & 1 << i == 0 => {
+                (known, next) = (known | 1 << i, i + 1);
+                walk(text, at, &fields[i].1, out)?
+            }
+            Some(_) => return None,
+            None if n_others < others.len() && !others[..n_others].contains(&name) => {
+                (others[n_others], n_others) = (name, n_others + 1);
+                let end = checked_json::skip(b, at);
+                out.extend_from_slice(&b[at..end]);
+                end
+            }
+            None => return None,
+        };
+        at = checked_json::ws(b, at);
+        if b.get(at) == Some(&b',') {
+            at = checked_json::ws(b, at + 1);
+        }
+    }
+    out.push(b'}');
+    Some(at + 1)
 }
 
 /// The Connect type of a JSON schema (its `null` alternative dropped: every field is optional).
@@ -305,6 +387,74 @@ mod tests {
                    "tags": ["a"], "address": {"city": "Oslo", "zip": "0150"}, "extra": "{\"k\":[1]}", "either": "7",
                    "unknown": "kept"})
         );
+    }
+
+    /// The schema of the first test, with an array of structs.
+    fn every_kind() -> ConnectJson {
+        ConnectJson::new(
+            &json!({"properties": {
+                "id": {"type": "integer"}, "price": {"type": "number"}, "ok": {"type": "boolean"},
+                "name": {"type": "string"}, "day": {"type": "string", "format": "date"},
+                "at": {"type": "string", "format": "date-time"}, "tags": {"type": "array", "items": {"type": "string"}},
+                "address": {"type": "object", "properties": {"city": {"type": "string"}}}, "extra": {"type": "object"},
+                "xs": {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "number"}}}}}}),
+            "s",
+        )
+    }
+
+    /// What the entries give: the reading `encode` leaves the records to that the walk declines.
+    fn by_entries(c: &ConnectJson, data: &str) -> Result<Vec<u8>, String> {
+        let mut out = c.head.as_bytes().to_vec();
+        c.row.write_payload(&object(data)?, |_| true, &mut out)?;
+        out.push(b'}');
+        Ok(out)
+    }
+
+    #[test]
+    fn the_walk_declines_what_the_entries_must_read() {
+        let c = every_kind();
+        let walked = |data: &str| walk_struct(data, 0, &c.row.fields, &mut Vec::new()).is_some();
+        assert!(walked(
+            r#"{"id":1,"address":{"city":"Oslo","zip":"0150"},"xs":[{"n":1},{"n":null}],"other":{"a":[1]}}"#
+        ));
+        assert!(walked("{ }") && walked(r#"{"tags" : [ "a" , "b" ] , "at" : null}"#));
+        for declined in [
+            r#"{"id":1,"id":2}"#,
+            r#"{"other":1,"other":2}"#,
+            r#"{"address":{"city":"a","city":"b"}}"#,
+            r#"{"na\u006de":"x"}"#,
+            r#"{"id":"1"}"#,
+            r#"{"xs":[{"n":true}]}"#,
+        ] {
+            assert!(!walked(declined), "{declined}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the data, walked or not, `encode` gives what the entries give: the same bytes or the same
+        /// refusal.
+        #[test]
+        fn encoding_walked_is_encoding_by_entries(
+            entries in proptest::collection::vec((0..14usize, 0..17usize, proptest::bool::weighted(0.1)), 0..10),
+            spaced in proptest::bool::ANY,
+        ) {
+            const NAMES: [&str; 14] = ["id", "price", "ok", "name", "day", "at", "tags", "address", "extra", "xs",
+                "other", "more", r#"q\"x"#, "id"];
+            const VALUES: [&str; 17] = ["1", "-2", "1.5e3", r#""s""#, r#""a\"b""#, "true", "null", r#""2024-01-02""#,
+                r#""2024-01-01T00:00:01.5Z""#, "[1,2]", r#"["a","b"]"#, r#"{"city":"x","zip":1}"#,
+                r#"{"k":[1,{"c":2}]}"#, r#"[{"n":1},{"n":"x"}]"#, "[]", "{}", r#"[{"n":2,"n":3}]"#];
+            // Values that fit each name (most records fit; one value in ten is any value): indexes into VALUES.
+            const FITS: [&[usize]; 14] = [&[0, 1, 6], &[0, 1, 2, 6], &[5, 6], &[3, 4, 6], &[7, 6], &[8, 6],
+                &[10, 14, 6], &[11, 15, 6], &[12, 9, 3], &[14, 16, 6], &[12, 13], &[0, 11], &[3], &[1]];
+            let value = |n: usize, v: usize, any: bool| if any { VALUES[v] } else { VALUES[FITS[n][v % FITS[n].len()]] };
+            let body: Vec<String> =
+                entries.iter().map(|&(n, v, any)| format!(r#""{}":{}"#, NAMES[n], value(n, v, any))).collect();
+            let sep = if spaced { " , " } else { "," };
+            let data = format!("{{{}}}", body.join(sep));
+            let mut c = every_kind();
+            let expected = by_entries(&c, &data);
+            proptest::prop_assert_eq!(c.encode(&data).map(<[u8]>::to_vec), expected);
+        }
     }
 
     #[test]
