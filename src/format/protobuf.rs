@@ -88,7 +88,7 @@ impl Protobuf {
         string(1, id, out);
         encode_key(2, WireType::Varint, out);
         encode_varint(emitted_at as u64, out);
-        fields(&self.message, &mut data, "", out)?;
+        fields(&self.message, &mut data, &String::new, FIRST_DATA_FIELD, out)?;
         if !data.is_empty() {
             string(ADDITIONAL_FIELD, &Value::Object(data).to_string(), out);
         }
@@ -180,32 +180,46 @@ fn write_message(out: &mut String, message: &Message, depth: usize, top: bool) {
     let _ = writeln!(out, "{pad}}}");
 }
 
-/// The message's fields taken out of `data` and encoded; what `data` keeps is not in the schema.
-fn fields(message: &Message, data: &mut Map<String, Value>, at: &str, out: &mut Vec<u8>) -> Result<(), String> {
-    let first = if at.is_empty() { FIRST_DATA_FIELD } else { 1 };
+/// A field's or a message's name in a refusal, made only then (most records have none).
+type Path<'a> = &'a dyn Fn() -> String;
+
+/// The message's fields taken out of `data` and encoded, numbered from `first`; what `data` keeps is not in the
+/// schema. `at` names the message.
+fn fields(
+    message: &Message,
+    data: &mut Map<String, Value>,
+    at: Path,
+    first: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     for (i, (key, _, kind)) in message.fields.iter().enumerate() {
         let Some(value) = data.remove(key) else { continue };
-        let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+        let path = || match at() {
+            at if at.is_empty() => key.clone(),
+            at => format!("{at}.{key}"),
+        };
         let number = first + i as u32;
         match (kind, value) {
             (_, Value::Null) => {}
             (Kind::Repeated(item), Value::Array(items)) => {
                 for item_value in items {
                     if item_value.is_null() {
-                        return Err(format!("field `{path}` holds a null, which a repeated Protobuf field cannot"));
+                        return Err(format!("field `{}` holds a null, which a repeated Protobuf field cannot", path()));
                     }
                     value_of(item, item_value, number, &path, out)?;
                 }
             }
-            (Kind::Repeated(_), _) => return Err(format!("field `{path}` is not an array, which its schema declares")),
+            (Kind::Repeated(_), _) => {
+                return Err(format!("field `{}` is not an array, which its schema declares", path()));
+            }
             (kind, value) => value_of(kind, value, number, &path, out)?,
         }
     }
     Ok(())
 }
 
-fn value_of(kind: &Kind, value: Value, number: u32, path: &str, out: &mut Vec<u8>) -> Result<(), String> {
-    let unfit = |what: &str| format!("field `{path}` is not {what}, which its schema declares");
+fn value_of(kind: &Kind, value: Value, number: u32, path: Path, out: &mut Vec<u8>) -> Result<(), String> {
+    let unfit = |what: &str| format!("field `{}` is not {what}, which its schema declares", path());
     match (kind, value) {
         (Kind::Json, value) => string(number, &value.to_string(), out),
         (Kind::Int64, Value::Number(n)) => {
@@ -224,7 +238,7 @@ fn value_of(kind: &Kind, value: Value, number: u32, path: &str, out: &mut Vec<u8
         (Kind::String, Value::String(s)) => string(number, &s, out),
         (Kind::Message(message), Value::Object(mut object)) => {
             let mut nested = Vec::new();
-            fields(message, &mut object, path, &mut nested)?;
+            fields(message, &mut object, path, 1, &mut nested)?;
             encode_key(number, WireType::LengthDelimited, out);
             encode_varint(nested.len() as u64, out);
             out.extend_from_slice(&nested);
@@ -285,6 +299,14 @@ mod tests {
         expected.extend_from_slice(br#"{"x":1}"#);
         assert_eq!(out, expected);
         assert!(p.encode("u", 1, r#"{"id":"7"}"#).unwrap_err().contains("field `id` is not a 64-bit integer"));
+        assert!(p
+            .encode("u", 1, r#"{"address":{"city":1}}"#)
+            .unwrap_err()
+            .contains("field `address.city` is not a string"));
         assert!(p.encode("u", 1, "[]").unwrap_err().contains("not a JSON object"));
+        let mut p =
+            Protobuf::new(&json!({"properties": {"xs": {"type": "array", "items": {"type": "integer"}}}}), "s", None);
+        assert!(p.encode("u", 1, r#"{"xs":[1,null]}"#).unwrap_err().contains("field `xs` holds a null"));
+        assert!(p.encode("u", 1, r#"{"xs":1}"#).unwrap_err().contains("field `xs` is not an array"));
     }
 }
