@@ -75,8 +75,9 @@ class Kafka:
     """Apache Kafka from the project's launcher; it stops when its stdin closes."""
 
     def __init__(self):
-        # The JVM options Kafka's own start scripts give a broker: with the tests' 512 MB heap it took 1.5-2 x the CPU
-        # per record on the same records (measured 2026-12-06), which weighed most on the formats of the most bytes.
+        # The JVM options Kafka's own start scripts give a broker: with the tests' 512 MB heap it took up to about
+        # twice the CPU per record on the same records (measured 2026-12-06), which weighed most on the formats of
+        # the most bytes.
         self.proc = subprocess.Popen([REPO / "scripts" / "kafka-broker", "--start-script-jvm"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         self.info = json.loads(self.proc.stdout.readline())
