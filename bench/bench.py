@@ -478,31 +478,67 @@ RECORD_SCHEMA = {"type": "object", "properties": {
     "tags": {"type": "array", "items": {"type": "string"}}}}
 
 
-def formats(n, every, repeat, only=None):
+def format_cases(url, every, only):
+    """(name, state interval, config) of the envelope and the value formats (`only`: the envelope and the formats
+    whose names start with these), the registry formats registering at `url`."""
+    cases = [
+        ("airbyte_json (the Java envelope)", every, {}),
+        ("json", every, {"format": {"type": "json"}}),
+        ("airbyte_v2_json", every, {"format": {"type": "airbyte_v2_json"}}),
+        ("connect_json", every, {"format": {"type": "connect_json"}}),
+        ("raw (the `name` field)", every, {"format": {"type": "raw", "field": "name"}}),
+        ("debezium_json", every, {"format": {"type": "debezium_json"}}),
+        ("avro", every, {"format": {"type": "avro", "schema_registry_url": url}}),
+        ("json_schema", every, {"format": {"type": "json_schema", "schema_registry_url": url}}),
+        ("protobuf", every, {"format": {"type": "protobuf", "schema_registry_url": url}})]
+    unknown = set(only or []) - {name.split()[0] for name, _, _ in cases}
+    if unknown:
+        sys.exit(f"--only: no format named {', '.join(sorted(unknown))}")
+    return [cases[0]] + [c for c in cases[1:] if not only or c[0].split()[0] in only]
+
+
+def formats(n, every, repeat, only=None, count_instructions=False):
     """The value formats on the same input, Avro and JSON Schema registering with Apicurio Registry (once per
-    stream, before the first record); `only`: the envelope and the formats whose names start with these."""
+    stream, before the first record): records/s over `repeat` runs, or (`count_instructions`) callgrind's
+    instructions per record of one run each."""
     registry = subprocess.Popen([REPO / "scripts" / "schema-registry"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True)
     url = json.loads(registry.stdout.readline())["url"]
     try:
-        cases = [
-            ("airbyte_json (the Java envelope)", every, {}),
-            ("json", every, {"format": {"type": "json"}}),
-            ("airbyte_v2_json", every, {"format": {"type": "airbyte_v2_json"}}),
-            ("connect_json", every, {"format": {"type": "connect_json"}}),
-            ("raw (the `name` field)", every, {"format": {"type": "raw", "field": "name"}}),
-            ("debezium_json", every, {"format": {"type": "debezium_json"}}),
-            ("avro", every, {"format": {"type": "avro", "schema_registry_url": url}}),
-            ("json_schema", every, {"format": {"type": "json_schema", "schema_registry_url": url}}),
-            ("protobuf", every, {"format": {"type": "protobuf", "schema_registry_url": url}})]
-        unknown = set(only or []) - {name.split()[0] for name, _, _ in cases}
-        if unknown:
-            sys.exit(f"--only: no format named {', '.join(sorted(unknown))}")
-        cases = [cases[0]] + [c for c in cases[1:] if not only or c[0].split()[0] in only]
-        compare(f"formats, a STATE every {every:,}, acks=1", n, every, repeat, cases, RECORD_SCHEMA)
+        cases = format_cases(url, every, only)
+        if count_instructions:
+            format_instructions(n, every, cases)
+        else:
+            compare(f"formats, a STATE every {every:,}, acks=1", n, every, repeat, cases, RECORD_SCHEMA)
     finally:
         registry.stdin.close()
         registry.wait()
+
+
+def format_instructions(n, every, cases):
+    """`write` under callgrind once per format on the same input: instructions per record, every thread."""
+    path = generate(n, every)
+    kafka = Kafka()
+    rows = {}
+    try:
+        for name, _, extra in cases:
+            prefix = kafka.prefix()
+            cfg = OUT / "config.json"
+            cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap,
+                                           topic_pattern=f"{prefix}.{{stream}}", **extra)))
+            tag = name.split()[0]
+            rows[name] = callgrind(f"format-{tag}", [BIN, "write", "--config", cfg, "--catalog",
+                                                     catalog(RECORD_SCHEMA)], path)
+            kafka.drop(prefix)
+    finally:
+        kafka.stop()
+    print(f"\n## instructions per format (valgrind --tool=callgrind): {n:,} records, a STATE every {every:,}, "
+          "every thread")
+    print("| format | instructions | per record | ÷ envelope | profile |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    base = next(iter(rows.values()))[0]
+    for name, (total, out) in rows.items():
+        print(f"| {name} | {total:,} | {total / n:,.0f} | {total / base:.2f} | {out.relative_to(REPO)} |")
 
 
 def main():
@@ -529,7 +565,9 @@ def main():
                                            args.speed_mode)
         return speed_mode.compare(n, args.state_every, args.repeat, args.speed_mode)
     if args.formats:
-        return formats(n, args.state_every, args.repeat, args.only.split(",") if args.only else None)
+        records = args.records if args.records != 1_000_000 or not args.instructions else 100_000
+        return formats(records, args.state_every, args.repeat, args.only.split(",") if args.only else None,
+                       args.instructions)
     if args.exactly_once:
         return exactly_once(n, args.repeat)
     if args.instructions:
