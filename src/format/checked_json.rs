@@ -80,6 +80,13 @@ pub fn items(json: &str) -> Option<Vec<&str>> {
     Some(items)
 }
 
+/// Which of `pairs` is named `name`: looked for at `next` first, as sources mostly write fields in the schema's
+/// order (so a record's fields are found in one step each).
+pub fn named<N: AsRef<str>, V>(pairs: &[(N, V)], next: usize, name: &str) -> Option<usize> {
+    let at_next = pairs.get(next).filter(|(n, _)| n.as_ref() == name).map(|_| next);
+    at_next.or_else(|| pairs.iter().position(|(n, _)| n.as_ref() == name))
+}
+
 /// A name's text: borrowed unless it has escapes.
 fn name(quoted: &str, escaped: bool) -> Cow<'_, str> {
     let inner = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or(quoted);

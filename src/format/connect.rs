@@ -170,7 +170,7 @@ fn walk_struct(text: &str, at: usize, fields: &[(String, Kind)], out: &mut Vec<u
             return None;
         }
         at = checked_json::ws(b, colon + 1);
-        at = match field_index(fields, next, name) {
+        at = match checked_json::named(fields, next, name) {
             Some(i) if known & 1 << i == 0 => {
                 (known, next) = (known | 1 << i, i + 1);
                 walk(text, at, &fields[i].1, out)?
@@ -243,12 +243,6 @@ pub fn connect_schema(kind: &Kind) -> Value {
     }
 }
 
-/// Which of `fields` is named `name`: looked for at `next` first, as sources mostly write fields in the schema's order.
-fn field_index(fields: &[(String, Kind)], next: usize, name: &str) -> Option<usize> {
-    let at_next = fields.get(next).filter(|(field, _)| field == name).map(|_| next);
-    at_next.or_else(|| fields.iter().position(|(field, _)| field == name))
-}
-
 /// Writes an object's entries, converting the values of the fields the schema names. `at` names the object in a
 /// refusal.
 fn write_struct(
@@ -276,7 +270,7 @@ fn write_struct(
                 out.push(b':');
             }
         }
-        match field_index(fields, next, name) {
+        match checked_json::named(fields, next, name) {
             Some(i) => {
                 next = i + 1;
                 let path = || match at() {
