@@ -8,12 +8,14 @@ implementation. A test double (registry_double.py) is kept only for what Apicuri
 basic credentials, and failing on purpose (429, 5xx)."""
 
 import datetime
+import http.server
 import importlib.util
 import io
 import json
 import pathlib
 import ssl
 import subprocess
+import threading
 import time
 import unicodedata
 
@@ -316,8 +318,35 @@ def test_registry_over_tls_with_its_ca(tmp_path, broker):
         assert result.returncode == 0, result.of_type("TRACE")
         context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
         assert f"{broker.topic('users')}-value" in RealRegistry(url, context).subjects
+        # An http:// URL that redirects to the registry: the connector builds its TLS settings (the CA given)
+        # only when the redirect needs them, and `check` (a GET, which redirects are followed for) succeeds.
+        redirect = http.server.ThreadingHTTPServer(("127.0.0.1", 0), redirect_to(url))
+        redirect.redirected = False
+        threading.Thread(target=redirect.serve_forever, daemon=True).start()
+        try:
+            fmt["schema_registry_url"] = f"http://127.0.0.1:{redirect.server_port}"
+            (status,) = run(["check"], tmp_path=tmp_path, config=config_for(broker, fmt)).of_type("CONNECTION_STATUS")
+            assert status["connectionStatus"]["status"] == "SUCCEEDED", status
+            assert redirect.redirected, "the check did not go through the redirect"
+        finally:
+            redirect.shutdown()
     finally:
         secure.stop()
+
+
+def redirect_to(base):
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.server.redirected = True
+            self.send_response(301)
+            self.send_header("Location", base + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    return Redirect
 
 
 def test_connect_json_read_by_a_kafka_connect_worker(tmp_path, broker):

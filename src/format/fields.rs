@@ -183,7 +183,7 @@ mod tests {
         assert!(matches!(string(r#""plain""#), Some(Cow::Borrowed("plain"))));
         assert_eq!(string(r#""a\"b""#).as_deref(), Some("a\"b"));
         assert_eq!(string("12"), None);
-        // What the quick check must leave to serde: text that is not one JSON string, or not valid JSON.
+        // The quick check takes plain text, and leaves to serde what is not one JSON string, or not valid JSON.
         assert!(matches!(string("\"é €\""), Some(Cow::Borrowed("é €"))));
         assert_eq!(
             (string(r#""a"b""#), string("\"a\u{1}\""), string("\""), string(r#""" "#).as_deref()),

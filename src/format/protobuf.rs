@@ -80,7 +80,8 @@ impl Protobuf {
         self.framed.push(0);
     }
 
-    /// `data` is valid JSON (the parse stage checked it), read once as spans: no tree, no copy of its strings.
+    /// `data` is valid JSON (the parse stage checked it), read as spans of its text: no tree, and strings without
+    /// escapes not copied (only values kept as JSON text, and unknown names, are read into `serde_json` values).
     pub fn encode(&mut self, id: &str, emitted_at: i64, data: &str) -> Result<&[u8], String> {
         let entries = checked_json::entries(data)
             .ok_or("the record's data is not a JSON object, which a Protobuf message needs")?;
