@@ -20,6 +20,8 @@ fn every_case_written_out() {
         (V::Boolean(false), Some("false")),
         (V::String("a\"b\\\n\u{1}é".into()), Some(r#""a\"b\\\n\u0001é""#)),
         (V::String(b"a\xff"[..].into()), None),
+        (V::String("plain ASCII, 7-bit".into()), Some(r#""plain ASCII, 7-bit""#)),
+        (V::String("tab\tquote\"".into()), Some(r#""tab\tquote\"""#)),
         (V::Integer(-42), Some("-42")),
         (V::BigInteger("123456789012345678901234567890".into()), Some("123456789012345678901234567890")),
         (V::BigInteger("-007".into()), Some("-7")),
