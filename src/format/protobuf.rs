@@ -328,6 +328,46 @@ mod tests {
         assert!(p.encode("u", 1, r#"{"xs":1}"#).unwrap_err().contains("field `xs` is not an array"));
     }
 
+    /// Values of every kind for the names of `spaced_schema` (and others): fitting or not, nested, escaped.
+    fn spaced_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            "[a\"\\\n é]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(vec!["n", "s", "q"]), inner), 0..4)
+                    .prop_map(|e| Value::Object(e.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Where the data's text has spaces changes nothing: the spans find the same values as in compact text,
+        /// nested and in arrays, and give the same bytes or the same refusal.
+        #[test]
+        fn spacing_changes_nothing(
+            entries in proptest::collection::vec(
+                (proptest::sample::select(vec!["i", "d", "b", "s", "j", "m", "r", "x"]), spaced_value()), 0..8),
+        ) {
+            let schema = json!({"properties": {"i": {"type": "integer"}, "d": {"type": "number"},
+                "b": {"type": "boolean"}, "s": {"type": "string"}, "j": {"type": ["string", "integer"]},
+                "m": {"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string"}}},
+                "r": {"type": "array", "items": {"type": "object", "properties": {"s": {"type": "string"}}}}}});
+            let data = Value::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+            let mut p = Protobuf::new(&schema, "s", None);
+            p.framed_by(vec![0, 0, 0, 0, 1]);
+            let compact = p.encode("u", 1, &data.to_string()).map(<[u8]>::to_vec);
+            let pretty = p.encode("u", 1, &serde_json::to_string_pretty(&data).unwrap()).map(<[u8]>::to_vec);
+            proptest::prop_assert_eq!(compact, pretty);
+        }
+    }
+
     /// Spaced text, escapes, a repeated name, nested messages in an array and unknown names, written out by hand:
     /// the unknown names of the record (not of nested messages) kept compact in their order, the last of a repeated
     /// name taken.
