@@ -188,12 +188,18 @@ def catalog(json_schema=None):
     return path
 
 
-def run_connector(kafka, prefix, path, n, every, json_schema=None, env=None, states=None, **extra):
-    """`path`: stdin (None: Speed Mode's sockets, which `env` names); `states`: how many must come out (default: one
-    per `every` records)."""
+def connector_config(kafka, prefix, **extra):
+    """The connector's config file: the shared producer settings, this broker, topics under `prefix`, and `extra`."""
     cfg = OUT / "config.json"
     cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap, topic_pattern=f"{prefix}.{{stream}}",
                                    **extra)))
+    return cfg
+
+
+def run_connector(kafka, prefix, path, n, every, json_schema=None, env=None, states=None, **extra):
+    """`path`: stdin (None: Speed Mode's sockets, which `env` names); `states`: how many must come out (default: one
+    per `every` records)."""
+    cfg = connector_config(kafka, prefix, **extra)
     out = OUT / "connector-out.jsonl"
     if path:
         warm(path)
@@ -328,8 +334,7 @@ def instructions(n, venv):
     rows = {}
     try:
         prefix = kafka.prefix()
-        cfg = OUT / "config.json"
-        cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap, topic_pattern=f"{prefix}.{{stream}}")))
+        cfg = connector_config(kafka, prefix)
         rows["destination-kafka"] = callgrind("connector", [BIN, "write", "--config", cfg, "--catalog", catalog()], path)
         dump, size = dump_connector_bytes(kafka, prefix, n)
         kafka.create_topic(f"{prefix}_kcat", len(STREAMS))
@@ -369,8 +374,7 @@ def soak(n, every, freezes, freeze_seconds):
     kafka = Kafka()
     try:
         prefix = kafka.prefix()
-        cfg = OUT / "config.json"
-        cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap, topic_pattern=f"{prefix}.{{stream}}")))
+        cfg = connector_config(kafka, prefix)
         out_path = OUT / "soak-out.jsonl"
         started = time.monotonic()
         with open(path, "rb") as stdin, open(out_path, "wb") as stdout:
@@ -523,9 +527,7 @@ def format_instructions(n, every, cases):
     try:
         for name, _, extra in cases:
             prefix = kafka.prefix()
-            cfg = OUT / "config.json"
-            cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap,
-                                           topic_pattern=f"{prefix}.{{stream}}", **extra)))
+            cfg = connector_config(kafka, prefix, **extra)
             tag = name.split()[0]
             rows[name] = callgrind(f"format-{tag}", [BIN, "write", "--config", cfg, "--catalog",
                                                      catalog(RECORD_SCHEMA)], path)

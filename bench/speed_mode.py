@@ -2,7 +2,6 @@
 and PROTOBUF). The sockets are served from pre-encoded files by `sendfile` (the kernel copies; the server costs next
 to no CPU), so what is measured is the connector: records/s, its user+sys CPU and its peak RSS."""
 
-import json
 import os
 import shutil
 import socket
@@ -10,7 +9,8 @@ import subprocess
 import tempfile
 import threading
 
-from bench import BIN, CONFIG, OUT, RECORD_SCHEMA, REPO, Kafka, callgrind, catalog, generate, print_table, run_connector
+from bench import (BIN, OUT, RECORD_SCHEMA, REPO, Kafka, callgrind, catalog, connector_config, generate,
+                   print_table, run_connector)
 
 SOCKETS = [1, 2, 4]
 
@@ -102,10 +102,7 @@ def instructions(n, every, python):
     try:
         for name, framing in (("STDIO, JSONL", None), ("1 socket, JSONL", "JSONL"), ("1 socket, PROTOBUF", "PROTOBUF")):
             prefix = kafka.prefix()
-            cfg = OUT / "config.json"
-            cfg.write_text(json.dumps(dict(CONFIG, bootstrap_servers=kafka.bootstrap,
-                                           topic_pattern=f"{prefix}.{{stream}}")))
-            argv = [BIN, "write", "--config", cfg, "--catalog", catalog(RECORD_SCHEMA)]
+            argv = [BIN, "write", "--config", connector_config(kafka, prefix), "--catalog", catalog(RECORD_SCHEMA)]
             tag = f"speed-{framing.lower() if framing else 'stdio'}"
             if framing is None:
                 rows[name] = callgrind(tag, argv, generate(n, every))
