@@ -5,6 +5,7 @@
 use super::input::Source;
 use crate::error::{Error, Result};
 use crate::stop::Stop;
+use std::io::ErrorKind;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,18 +18,24 @@ pub fn connect(paths: &[PathBuf], wait: Duration, stop: &Stop) -> Result<Vec<Sou
     for path in paths {
         let name = format!("socket {}", path.display());
         let started = Instant::now();
-        while !path.exists() {
-            stop.check()?;
-            if started.elapsed() >= wait {
+        let stream = loop {
+            if path.exists() {
+                match UnixStream::connect(path) {
+                    Ok(stream) => break stream,
+                    // A source binds its socket (the file appears) a moment before it listens: refused until then.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused && started.elapsed() < wait => {}
+                    Err(e) => return Err(Error::io(format!("cannot connect to {name}"), e)),
+                }
+            } else if started.elapsed() >= wait {
                 return Err(Error::System(format!(
                     "Socket file {} not created after {} ms (`socket_wait_ms`): the source never served it",
                     path.display(),
                     wait.as_millis()
                 )));
             }
+            stop.check()?;
             std::thread::sleep(POLL.min(wait.saturating_sub(started.elapsed())));
-        }
-        let stream = UnixStream::connect(path).map_err(|e| Error::io(format!("cannot connect to {name}"), e))?;
+        };
         tracing::info!("connected to {name}");
         sources.push(Source { name, reader: Box::new(stream) });
     }
@@ -60,6 +67,27 @@ mod tests {
             (format!("socket {}", path.display()).as_str(), "hello\n")
         );
         source.join().unwrap();
+
+        // A file that refuses connections (as a socket does between its bind and its listen) is tried again until
+        // the source listens there; one that still refuses when the wait is over fails the sync, naming it.
+        let refusing = dir.join("refusing.sock");
+        std::fs::write(&refusing, b"").unwrap();
+        let served = refusing.clone();
+        let source = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::remove_file(&served).unwrap();
+            let listener = UnixListener::bind(&served).unwrap();
+            listener.accept().unwrap().0.write_all(b"late\n").unwrap();
+        });
+        let mut sources = connect(std::slice::from_ref(&refusing), Duration::from_secs(10), &Stop::default()).unwrap();
+        let mut text = String::new();
+        sources[0].reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "late\n");
+        source.join().unwrap();
+        let stale = dir.join("stale.sock");
+        std::fs::write(&stale, b"").unwrap();
+        let error = connect(&[stale], Duration::from_millis(200), &Stop::default()).err().unwrap();
+        assert!(error.to_string().contains("cannot connect to socket") && error.to_string().contains("stale.sock"));
 
         let never = dir.join("never.sock");
         let error = connect(&[never], Duration::from_millis(200), &Stop::default()).err().unwrap();
