@@ -78,11 +78,12 @@ class Kafka:
         # The JVM options Kafka's own start scripts give a broker: with the tests' 512 MB heap it took up to about
         # twice the CPU per record on the same records (measured 2026-12-06), which weighed most on the formats of
         # the most bytes.
-        self.proc = subprocess.Popen([REPO / "scripts" / "kafka-broker", "--start-script-jvm"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([REPO / "scripts" / "kafka-broker", "--start-script-jvm", "--delete-at-once"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.info = json.loads(self.proc.stdout.readline())
         self.bootstrap = self.info["bootstrap"]
         self.pid = self.info["nodes"][0]["pid"]
+        self.log_dir = pathlib.Path(self.info["nodes"][0]["log_dir"])
         self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
         self.runs = 0
 
@@ -96,10 +97,20 @@ class Kafka:
             future.result()
 
     def drop(self, prefix):
+        """Deletes a run's topics and waits until their files are gone and the disk has what the run wrote: a run
+        must not pay for an earlier one's (a broker deletes files 60 s after the topic unless --delete-at-once, and
+        the kernel writes dirty pages back some 30 s later; measured 2026-12-06: the broker's system time per run
+        grew from 0.7 to 3.4 s over a formats bench, connect_json's records/s halved)."""
         topics = [t for t in self.admin.list_topics(timeout=10).topics if t.startswith(prefix)]
         if topics:
             for future in self.admin.delete_topics(topics).values():
                 future.result()
+        deadline = time.monotonic() + 120
+        while any(d.name.startswith(f"{t}-") for d in self.log_dir.iterdir() for t in topics):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the broker still holds files of {topics} two minutes after their deletion")
+            time.sleep(0.05)
+        os.sync()
 
     def stop(self):
         self.proc.stdin.close()
