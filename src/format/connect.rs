@@ -84,28 +84,28 @@ pub fn object(data: &str) -> Result<Vec<Entry<'_>>, String> {
 #[derive(Clone)]
 pub struct ConnectJson {
     row: Row,
-    /// `{"schema":…,"payload":` written once.
-    head: String,
+    /// The length of `{"schema":…,"payload":`, written once at the start of `out` and kept there: it is most of a
+    /// message's bytes.
+    head: usize,
     out: Vec<u8>,
 }
 
 impl ConnectJson {
     pub fn new(json_schema: &Value, stream: &str) -> ConnectJson {
         let row = Row::of(json_schema);
-        let head = format!("{{\"schema\":{},\"payload\":", row.schema(stream, false));
-        ConnectJson { row, head, out: Vec::new() }
+        let out = format!("{{\"schema\":{},\"payload\":", row.schema(stream, false)).into_bytes();
+        ConnectJson { row, head: out.len(), out }
     }
 
     /// The message value of one record's data: written in one walk of its text, or, where the walk declines, from
     /// its entries.
     pub fn encode(&mut self, data: &str) -> Result<&[u8], String> {
-        self.out.clear();
-        self.out.extend_from_slice(self.head.as_bytes());
+        self.out.truncate(self.head);
         let start = checked_json::ws(data.as_bytes(), 0);
         let walked = data.as_bytes().get(start) == Some(&b'{')
             && walk_struct(data, start, &self.row.fields, &mut self.out).is_some();
         if !walked {
-            self.out.truncate(self.head.len());
+            self.out.truncate(self.head);
             self.row.write_payload(&object(data)?, |_| true, &mut self.out)?;
         }
         self.out.push(b'}');
@@ -407,7 +407,7 @@ mod tests {
 
     /// What the entries give: the reading `encode` leaves the records to that the walk declines.
     fn by_entries(c: &ConnectJson, data: &str) -> Result<Vec<u8>, String> {
-        let mut out = c.head.as_bytes().to_vec();
+        let mut out = c.out[..c.head].to_vec();
         c.row.write_payload(&object(data)?, |_| true, &mut out)?;
         out.push(b'}');
         Ok(out)
