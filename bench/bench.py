@@ -524,7 +524,8 @@ def formats(n, every, repeat, only=None, count_instructions=False):
         if count_instructions:
             format_instructions(n, every, cases)
         else:
-            compare(f"formats, a STATE every {every:,}, acks=1", n, every, repeat, cases, RECORD_SCHEMA)
+            compare(f"formats, a STATE every {every:,}, acks=1, compression {CONFIG['compression_type']}", n, every,
+                    repeat, cases, RECORD_SCHEMA)
     finally:
         registry.stdin.close()
         registry.wait()
@@ -568,7 +569,10 @@ def main():
     p.add_argument("--only", help="with --formats: the envelope and these formats (comma-separated)")
     p.add_argument("--instructions", action="store_true", help="callgrind's instructions per record, with peers")
     p.add_argument("--speed-mode", metavar="PYTHON", help="STDIO vs Speed Mode's sockets (PYTHON has grpcio-tools)")
+    p.add_argument("--compression", choices=["none", "gzip", "snappy", "lz4", "zstd"], default="none",
+                   help="every producer's compression (default none, the Java connector's)")
     args = p.parse_args()
+    CONFIG["compression_type"] = LIBRDKAFKA["compression.type"] = JAVA["compression.type"] = args.compression
     n = 10_000_000 if args.big else args.records
     if args.speed_mode:
         import speed_mode
@@ -591,7 +595,7 @@ def main():
         stale.unlink()  # kcat replays bytes this run's connector produced, never an older build's
     kafka = Kafka()
     print(f"machine: {os.cpu_count()} cores; Apache Kafka {kafka.info['kafka_version']} (one node) on 127.0.0.1, on "
-          f"the same cores; median of {args.repeat} runs (the Python peer runs once)")
+          f"the same cores; compression {args.compression}; median of {args.repeat} runs (the Python peer runs once)")
     runs = {args.state_every: [], 0: []}
     peers = ["kcat", "rdkafka_performance", "Kafka's Java producer"]
     try:
