@@ -475,7 +475,7 @@ def exactly_once(n, repeat):
     # retry: the progress topic holds nothing for its transactional id).
     eos = {"acks": "all", "delivery_guarantee": "exactly_once"}
     replays = dict(eos, replay_detection=True, progress_topic="bench-progress")
-    compare("exactly-once (acks=all)", n, 10_000, repeat, [
+    compare(f"exactly-once (acks=all), compression {CONFIG['compression_type']}", n, 10_000, repeat, [
         ("at_least_once, a STATE every 10,000", 10_000, {"acks": "all"}),
         ("exactly_once, a STATE every 10,000", 10_000, eos),
         ("exactly_once, a STATE every 1,000", 1_000, eos),
