@@ -352,7 +352,8 @@ def redirect_to(base):
 def test_connect_json_read_by_a_kafka_connect_worker(tmp_path, broker):
     """`connect_json`, read by Kafka Connect itself: a standalone worker (scripts/kafka-connect) with JsonConverter
     (`schemas.enable=true`) and the file sink writes each value as Connect understood it. The expected lines are
-    written out by hand from Connect's `Struct.toString` (null fields left out, dates as java.util.Date in UTC)."""
+    written out by hand from Connect's `Struct.toString` (null fields left out, dates as java.util.Date in UTC).
+    Compressed with lz4, as docs/formats.md advises for this format (the worker's client decompresses)."""
     schema = {"type": "object", "properties": {
         "id": {"type": "integer"}, "name": {"type": ["null", "string"]},
         "day": {"type": "string", "format": "date"},
@@ -365,7 +366,7 @@ def test_connect_json_read_by_a_kafka_connect_worker(tmp_path, broker):
         {"id": 1, "name": "Ada", "day": "2024-01-02", "at": "2024-01-01T01:00:01.500+01:00", "tags": ["a", "b"],
          "address": {"city": "Oslo", "zip": "0150"}, "extra": {"k": 1}, "price": 9.5},
         {"id": 2, "name": None}]]
-    config = config_for(broker, {"type": "connect_json"})
+    config = config_for(broker, {"type": "connect_json"}, compression_type="lz4")
     assert write(tmp_path, config, catalog, lines).returncode == 0
     got, log = read_by_kafka_connect(broker, broker.topic("users"), tmp_path / "connect.txt", 2, timeout=60)
     assert got == [
