@@ -457,7 +457,7 @@ def compare(title, n, every, repeat, cases, json_schema=None):
 
 def print_table(heading, first, base_name, rows, n):
     """One row per case (in `rows`' order) from its median run by wall time, with its ratio to the first row."""
-    print(f"\n## {heading}")
+    print(f"\n## {heading}, compression {CONFIG['compression_type']}")
     print(f"| {first} | records/s | wall s | user+sys CPU s | CPU s per 1M records | peak RSS MB | {MACHINE_COLUMNS} | "
           f"÷ {base_name} records/s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -475,7 +475,7 @@ def exactly_once(n, repeat):
     # retry: the progress topic holds nothing for its transactional id).
     eos = {"acks": "all", "delivery_guarantee": "exactly_once"}
     replays = dict(eos, replay_detection=True, progress_topic="bench-progress")
-    compare(f"exactly-once (acks=all), compression {CONFIG['compression_type']}", n, 10_000, repeat, [
+    compare("exactly-once (acks=all)", n, 10_000, repeat, [
         ("at_least_once, a STATE every 10,000", 10_000, {"acks": "all"}),
         ("exactly_once, a STATE every 10,000", 10_000, eos),
         ("exactly_once, a STATE every 1,000", 1_000, eos),
@@ -524,8 +524,7 @@ def formats(n, every, repeat, only=None, count_instructions=False):
         if count_instructions:
             format_instructions(n, every, cases)
         else:
-            compare(f"formats, a STATE every {every:,}, acks=1, compression {CONFIG['compression_type']}", n, every,
-                    repeat, cases, RECORD_SCHEMA)
+            compare(f"formats, a STATE every {every:,}, acks=1", n, every, repeat, cases, RECORD_SCHEMA)
     finally:
         registry.stdin.close()
         registry.wait()

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import threading
 
-from bench import (BIN, CONFIG, OUT, RECORD_SCHEMA, REPO, Kafka, callgrind, catalog, connector_config, generate,
+from bench import (BIN, OUT, RECORD_SCHEMA, REPO, Kafka, callgrind, catalog, connector_config, generate,
                    print_table, run_connector)
 
 SOCKETS = [1, 2, 4]
@@ -90,9 +90,8 @@ def compare(n, every, repeat, python):
     finally:
         kafka.stop()
     rows = {name: rows[name] for name, _, _ in cases}
-    print_table(f"Speed Mode: {n:,} records, a STATE every {every:,} records (per socket), compression "
-                f"{CONFIG['compression_type']}, Apache Kafka on the same cores, median of {repeat}", "input", "STDIO",
-                rows, n)
+    print_table(f"Speed Mode: {n:,} records, a STATE every {every:,} records (per socket), Apache Kafka on the same "
+                f"cores, median of {repeat}", "input", "STDIO", rows, n)
 
 
 def instructions(n, every, python):
